@@ -1,0 +1,110 @@
+//! The append-only audit log and the `changes` rows written with every mutation.
+
+use super::{now_secs, ts, Actor, Backend, Result, Store};
+use crate::model::AuditEvent;
+use sqlx::{Any, Transaction};
+
+/// What a mutation did, for the audit log; `kind` names the `changes` feed entry.
+pub struct Audit {
+    pub action: &'static str,
+    pub kind: &'static str,
+    pub object: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl Audit {
+    pub fn new(action: &'static str, kind: &'static str, object: impl Into<String>) -> Audit {
+        Audit {
+            action,
+            kind,
+            object: object.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn before(mut self, s: impl Into<String>) -> Audit {
+        self.before = Some(s.into());
+        self
+    }
+
+    pub fn after(mut self, s: impl Into<String>) -> Audit {
+        self.after = Some(s.into());
+        self
+    }
+}
+
+impl Store {
+    /// Appends the audit event and the change row, then commits: the mutation, its audit
+    /// event and its change become visible together or not at all.
+    pub(crate) async fn finish(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        actor: &Actor,
+        audit: Audit,
+    ) -> Result<()> {
+        let now = now_secs();
+        sqlx::query(
+            "INSERT INTO audit (at, actor, source, action, object, before_summary, after_summary) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(now)
+        .bind(&actor.name)
+        .bind(&actor.source)
+        .bind(audit.action)
+        .bind(&audit.object)
+        .bind(&audit.before)
+        .bind(&audit.after)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO changes (at, kind, object) VALUES ($1, $2, $3)")
+            .bind(now)
+            .bind(audit.kind)
+            .bind(&audit.object)
+            .execute(&mut *tx)
+            .await?;
+        if self.backend == Backend::Postgres {
+            // Delivered on commit to every `serve` listening (SPEC §3 change feed).
+            sqlx::query("NOTIFY frontdesk_changes")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest audit events, newest first.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEvent>> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, at, actor, source, action, object, before_summary, after_summary FROM audit ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at, actor, source, action, object, before, after)| AuditEvent {
+                    id,
+                    at: ts(at),
+                    actor,
+                    source,
+                    action,
+                    object,
+                    before,
+                    after,
+                },
+            )
+            .collect())
+    }
+}

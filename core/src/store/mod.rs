@@ -1,0 +1,345 @@
+//! Storage on SQLite (embedded default) and PostgreSQL, through one implementation.
+//!
+//! Design: every query is written once in the SQL both engines accept (`$1` placeholders,
+//! `RETURNING`, `ON CONFLICT`), run through sqlx's `Any` driver with runtime queries; the only
+//! per-backend parts are the migrations (core/migrations/{sqlite,postgres}) and a few
+//! statements selected by [`Backend`]. This keeps SQLite and PostgreSQL behaviour identical by
+//! construction and the whole test suite runs against both.
+//!
+//! Every mutation writes its change, an audit event and a `changes` row in one transaction.
+
+mod audit;
+mod feed;
+mod import;
+mod members;
+mod records;
+mod site;
+
+pub use audit::Audit;
+pub use feed::SqlChangeFeed;
+pub use import::{ImportRow, ImportSummary};
+pub use members::{MemberFilter, NewMember};
+pub use records::{NewNas, Resolved};
+
+use crate::secrets::{SecretKey, SecretsError};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {0} does not exist: create it with `frontdesk init --site NAME --timezone ZONE` (or try `frontdesk serve --demo`)")]
+    Missing(String),
+    #[error(
+        "database {0} is not initialised: run `frontdesk init --site NAME --timezone ZONE` first"
+    )]
+    NotInitialised(String),
+    #[error("unsupported database URL {0:?}: use sqlite:PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("the secrets key is not loaded")]
+    Locked,
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Whether opening may create the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    Create,
+    Existing,
+}
+
+/// Who performs a mutation, for the audit log.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub name: String,
+    /// `cli`, `console`, `api`, `scheduler`, …
+    pub source: String,
+}
+
+impl Actor {
+    pub fn cli() -> Actor {
+        let user = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into());
+        Actor {
+            name: format!("cli:{user}"),
+            source: "cli".into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+    key: Option<SecretKey>,
+}
+
+/// The file behind a `sqlite:` URL.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+pub fn backend_of(url: &str) -> Result<Backend> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// A URL safe to print: the password of a PostgreSQL URL masked.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Store {
+    pub async fn open(url: &str, mode: OpenMode) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        let mut connect_url = url.to_string();
+        if backend == Backend::Sqlite {
+            let path = sqlite_path(url).ok_or_else(|| StoreError::BadUrl(url.to_string()))?;
+            if mode == OpenMode::Existing && !path.exists() {
+                return Err(StoreError::Missing(path.display().to_string()));
+            }
+            if mode == OpenMode::Create && !url.contains("mode=") {
+                connect_url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+        }
+        let options = AnyConnectOptions::from_str(&connect_url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets `serve` read while the CLI writes; wait for locks, don't fail.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let store = Store {
+            pool,
+            backend,
+            url: url.to_string(),
+            key: None,
+        };
+        if mode == OpenMode::Existing && !store.has_schema().await? {
+            return Err(StoreError::NotInitialised(redact_url(url)));
+        }
+        match backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&store.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&store.pool)
+                    .await?
+            }
+        }
+        Ok(store)
+    }
+
+    async fn has_schema(&self) -> Result<bool> {
+        let q = match self.backend {
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sites'",
+            Backend::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'sites'",
+        };
+        let (n,): (i64,) = sqlx::query_as(q).fetch_one(&self.pool).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let (sites,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sites")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(sites > 0)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_as::<_, (String,)>("SELECT value FROM meta WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.0),
+        )
+    }
+
+    /// Whether the database already has a secrets key (check value) recorded.
+    pub async fn has_secrets_key(&self) -> Result<bool> {
+        Ok(self.meta("secrets_check").await?.is_some())
+    }
+
+    /// Loads the key, verifying it belongs to this database.
+    pub async fn unlock(&mut self, key: SecretKey, path_for_errors: &str) -> Result<()> {
+        match self.meta("secrets_check").await? {
+            Some(check) if key.matches(&check) => {}
+            Some(_) => return Err(SecretsError::WrongKey(path_for_errors.to_string()).into()),
+            None => {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2)")
+                    .bind("secrets_check")
+                    .bind(key.check_value())
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        self.key = Some(key);
+        Ok(())
+    }
+
+    pub(crate) fn key(&self) -> Result<&SecretKey> {
+        self.key.as_ref().ok_or(StoreError::Locked)
+    }
+
+    /// A write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so two
+    /// processes writing at once wait on the busy timeout instead of failing to upgrade.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Every table's rows, sorted, as text: compares database contents independent of file
+    /// layout (tests use it to prove a failed command changed nothing).
+    pub async fn logical_dump(&self) -> Result<String> {
+        let tables: [(&str, &str); 14] = [
+            ("meta", "key, value"),
+            ("sites", "id, name, timezone"),
+            ("opening_hours", "site_id, weekday, open_at, close_at"),
+            ("closures", "id, from_date, to_date, reason, all_windows"),
+            ("plans", "id, name, vlan, wifi_window, door_window, device_limit, door_groups, ssids, mac_only, validity_days"),
+            ("teams", "id, name, vlan"),
+            ("members", "id, name, email, status, team_id, wifi_username, nt_hash, password_enc"),
+            ("assignments", "id, member_id, plan_id, valid_from, valid_until"),
+            ("devices", "id, mac, member_id, plan_id, name"),
+            ("vouchers", "code, plan_id, valid_secs, devices, sponsor_id, first_used_at"),
+            ("nas", "id, name, address, secret_enc, vendor, disconnect_port, coa_port, require_message_authenticator"),
+            ("admins", "id, email, role, password_hash"),
+            ("audit", "id, actor, action, object, before_summary, after_summary"),
+            ("changes", "seq, kind, object"),
+        ];
+        let mut out = String::new();
+        for (table, cols) in tables {
+            // Cast everything to text so one decoder reads every column on both engines.
+            let select: Vec<String> = cols
+                .split(", ")
+                .map(|c| format!("COALESCE(CAST({c} AS TEXT), '∅')"))
+                .collect();
+            let sql = format!(
+                "SELECT {} AS row FROM {table} ORDER BY 1",
+                select.join(" || '|' || ")
+            );
+            let rows: Vec<(String,)> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+            out.push_str(&format!("## {table}\n"));
+            for (r,) in rows {
+                out.push_str(&r);
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+
+    /// SQLite online backup into a new file (`VACUUM INTO`).
+    pub async fn vacuum_into(&self, path: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Invalid(
+                "backup of a PostgreSQL database: use pg_dump (and keep a copy of the secrets key file)".into(),
+            ));
+        }
+        let p = path
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid("backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(p)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn ts(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+/// Maps a unique-constraint violation to a readable duplicate error.
+pub(crate) fn dup(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Duplicate(what),
+        _ => StoreError::Db(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;
