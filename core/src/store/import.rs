@@ -30,6 +30,9 @@ pub struct ImportSummary {
 /// Rows per multi-row INSERT: few round trips, well under both engines' parameter limits.
 const CHUNK: usize = 500;
 
+/// id, email, wifi_username, name, team_id, nt_hash of a member already stored.
+type Existing = (String, String, String, String, Option<i64>, String);
+
 struct Prepared {
     id: String,
     name: String,
@@ -64,8 +67,8 @@ impl Store {
             .map(|t| (t.name, t.id))
             .collect();
         // Existing members by email: id, username, and their current (plan, until).
-        let existing_rows: Vec<(String, String, String, String, Option<i64>)> =
-            sqlx::query_as("SELECT id, email, wifi_username, name, team_id FROM members")
+        let existing_rows: Vec<Existing> =
+            sqlx::query_as("SELECT id, email, wifi_username, name, team_id, nt_hash FROM members")
                 .fetch_all(&self.pool)
                 .await?;
         let current: Vec<(String, i64, Option<String>)> = sqlx::query_as(
@@ -76,7 +79,7 @@ impl Store {
         .await?;
         let current: HashMap<String, (i64, Option<String>)> =
             current.into_iter().map(|(m, p, u)| (m, (p, u))).collect();
-        let by_email: HashMap<&str, &(String, String, String, String, Option<i64>)> =
+        let by_email: HashMap<&str, &Existing> =
             existing_rows.iter().map(|r| (r.1.as_str(), r)).collect();
         let mut usernames: HashMap<String, String> = existing_rows
             .iter()
@@ -144,14 +147,17 @@ impl Store {
                         until,
                     });
                 }
-                Some(&(id, _, old_username, old_name, old_team)) => {
+                Some(&(id, _, old_username, old_name, old_team, old_nt)) => {
                     let until_s = until.map(|d| d.to_string());
                     let same_plan = current.get(id) == Some(&(plan_id, until_s));
                     let same = same_plan
                         && *old_name == row.name.trim()
                         && *old_team == team_id
                         && *old_username == username
-                        && row.wifi_password.is_none();
+                        && row
+                            .wifi_password
+                            .as_ref()
+                            .is_none_or(|p| hex::encode(nt_hash(p)) == *old_nt);
                     if same {
                         unchanged += 1;
                         continue;

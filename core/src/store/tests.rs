@@ -1,1 +1,544 @@
+//! The storage suite, run on SQLite and on PostgreSQL (each test in its own schema).
 
+use super::*;
+use crate::decide::{decide, Reason, Resource, Subject};
+use crate::model::{MemberStatus, Role, Vendor};
+use crate::ports::ChangeFeed;
+use crate::schedule::DaySet;
+use chrono::{NaiveDate, TimeZone, Utc};
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh database for one test; dropped (PostgreSQL schema) by `cleanup`.
+pub(crate) struct TestDb {
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let store = Store::open(&url, OpenMode::Create).await.unwrap();
+        TestDb {
+            store,
+            _dir: Some(dir),
+            pg_schema: None,
+        }
+    }
+
+    /// PostgreSQL must be reachable: CI runs it and an unreachable server fails the suite.
+    /// Set FRONTDESK_SKIP_POSTGRES=1 to skip (loudly) on a machine without it.
+    pub async fn postgres() -> Option<TestDb> {
+        if std::env::var("FRONTDESK_SKIP_POSTGRES").is_ok_and(|v| v == "1")
+            && std::env::var("CI").is_err()
+        {
+            eprintln!("SKIPPED: PostgreSQL storage test (FRONTDESK_SKIP_POSTGRES=1)");
+            return None;
+        }
+        sqlx::any::install_default_drivers();
+        let base = std::env::var("FRONTDESK_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_PG.into());
+        let schema = format!("fd_test_{}", uuid::Uuid::now_v7().simple());
+        let admin = sqlx::AnyPool::connect(&base).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {base} is unreachable ({e}); start it, set FRONTDESK_TEST_POSTGRES, or FRONTDESK_SKIP_POSTGRES=1 outside CI")
+        });
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let store = Store::open(&url, OpenMode::Create).await.unwrap();
+        Some(TestDb {
+            store,
+            _dir: None,
+            pg_schema: Some((base, schema)),
+        })
+    }
+
+    pub async fn cleanup(self) {
+        self.store.close().await;
+        if let Some((base, schema)) = self.pg_schema {
+            let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+    }
+}
+
+/// Runs one async test body on SQLite and on PostgreSQL.
+macro_rules! both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let db = TestDb::sqlite().await;
+                $body(&db.store).await;
+                db.cleanup().await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = TestDb::postgres().await {
+                    $body(&db.store).await;
+                    db.cleanup().await;
+                }
+            }
+        }
+    };
+}
+
+fn actor() -> Actor {
+    Actor {
+        name: "test".into(),
+        source: "test".into(),
+    }
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
+}
+
+async fn ready(store: &Store) -> Store {
+    let mut s = store.clone();
+    s.init_site("Berlin", "Europe/Berlin", &actor())
+        .await
+        .unwrap();
+    s.unlock(crate::secrets::SecretKey::generate(), "test-key")
+        .await
+        .unwrap();
+    s
+}
+
+fn new_member(email: &str, plan: &str) -> NewMember {
+    NewMember {
+        name: "Ada Lovelace".into(),
+        email: email.into(),
+        plan: plan.into(),
+        ..Default::default()
+    }
+}
+
+async fn init_and_catalog(store: &Store) {
+    let s = ready(store).await;
+    let cat = s.catalog().await.unwrap();
+    let names: Vec<&str> = cat.plans.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["guest", "day-pass", "flex", "full-time", "team", "iot"]
+    );
+    assert_eq!(cat.plan_by_name("guest").unwrap().vlan, Some(30));
+    assert_eq!(cat.plan_by_name("iot").unwrap().vlan, Some(40));
+    assert!(cat.plan_by_name("iot").unwrap().mac_only);
+    assert_eq!(cat.site.tz().name(), "Europe/Berlin");
+    assert_eq!(
+        cat.site.hours(),
+        &crate::schedule::OpeningHours::default_hours()
+    );
+    // A second init changes nothing.
+    let before = s.logical_dump().await.unwrap();
+    let err = s.init_site("Other", "UTC", &actor()).await.unwrap_err();
+    assert!(err.to_string().contains("already initialised"), "{err}");
+    assert_eq!(s.logical_dump().await.unwrap(), before);
+    // Another key cannot unlock this database.
+    let mut other = s.clone();
+    let err = other
+        .unlock(crate::secrets::SecretKey::generate(), "/x.key")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not belong"), "{err}");
+}
+both!(init, init_and_catalog);
+
+async fn member_lifecycle(store: &Store) {
+    let s = ready(store).await;
+    let (m, password) = s
+        .add_member(&new_member("Ada@Example.com", "flex"), today(), &actor())
+        .await
+        .unwrap();
+    assert_eq!(m.email, "ada@example.com");
+    assert_eq!(m.wifi_username, "ada@example.com");
+    assert_eq!(m.status, MemberStatus::Active);
+    assert_eq!(m.assignments.len(), 1);
+    assert_eq!(m.assignments[0].valid_from, today());
+    assert_eq!(s.wifi_password(&m.id).await.unwrap(), password);
+    assert_eq!(
+        s.nt_hash(&m.id).await.unwrap(),
+        crate::secrets::nt_hash(&password)
+    );
+    // Found by id, email (any case) and username.
+    assert_eq!(s.member(&m.id).await.unwrap().id, m.id);
+    assert_eq!(s.member("ADA@example.com").await.unwrap().id, m.id);
+
+    // Duplicate email: refused, nothing written.
+    let before = s.logical_dump().await.unwrap();
+    let err = s
+        .add_member(&new_member("ada@example.com", "flex"), today(), &actor())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate(_)), "{err}");
+    let err = s
+        .add_member(&new_member("bob@example.com", "gold"), today(), &actor())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("plan \"gold\""), "{err}");
+    assert_eq!(s.logical_dump().await.unwrap(), before);
+
+    // The stored member decides like the domain says.
+    let cat = s.catalog().await.unwrap();
+    let ten = chrono_tz::Europe::Berlin
+        .with_ymd_and_hms(2026, 11, 27, 10, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let m = s.member(&m.id).await.unwrap();
+    let d = decide(&cat, Subject::Member(&m), Resource::WIFI, ten);
+    assert!(d.allowed);
+    assert_eq!(d.vlan, Some(20));
+
+    let m = s
+        .set_member_status(&m.id, MemberStatus::Suspended, &actor())
+        .await
+        .unwrap();
+    assert_eq!(
+        decide(&cat, Subject::Member(&m), Resource::WIFI, ten).reason,
+        Reason::Suspended
+    );
+    let m = s
+        .set_member_status(&m.email, MemberStatus::Active, &actor())
+        .await
+        .unwrap();
+    assert!(s
+        .set_member_status(&m.id, MemberStatus::Active, &actor())
+        .await
+        .is_err());
+
+    // Plan change from today: the old assignment ends yesterday.
+    let m = s
+        .set_member_plan(
+            &m.id,
+            "full-time",
+            today() + chrono::Duration::days(1),
+            None,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.assignments.len(), 2);
+    assert_eq!(m.assignments[0].valid_until, Some(today()));
+    let (_, new_pw) = s.rotate_password(&m.id, &actor()).await.unwrap();
+    assert_ne!(new_pw, password);
+    assert_eq!(s.wifi_password(&m.id).await.unwrap(), new_pw);
+
+    let m = s
+        .set_member_status(&m.id, MemberStatus::Cancelled, &actor())
+        .await
+        .unwrap();
+    assert!(s
+        .set_member_status(&m.id, MemberStatus::Active, &actor())
+        .await
+        .is_err());
+
+    // Day passes last one day by default.
+    let (dp, _) = s
+        .add_member(
+            &new_member("dee@example.com", "day-pass"),
+            today(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dp.assignments[0].valid_until, Some(today()));
+
+    // Filters.
+    let all = s.members(&MemberFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let cancelled = s
+        .members(&MemberFilter {
+            status: Some(MemberStatus::Cancelled),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    let dee = s
+        .members(&MemberFilter {
+            search: Some("DEE".into()),
+            plan: Some("day-pass".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dee.len(), 1);
+
+    // Every mutation was audited, newest first.
+    let log = s.audit_log(100).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "member.add",
+            "member.cancel",
+            "member.rotate-password",
+            "member.set-plan",
+            "member.resume",
+            "member.suspend",
+            "member.add",
+            "site.init"
+        ]
+    );
+    assert!(log.iter().all(|e| e.actor == "test"));
+}
+both!(members, member_lifecycle);
+
+async fn teams_hours_closures(store: &Store) {
+    let s = ready(store).await;
+    let team = s.add_team("Acme", 101, &actor()).await.unwrap();
+    assert!(matches!(
+        s.add_team("Acme", 102, &actor()).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let mut nm = new_member("ceo@acme.example", "team");
+    nm.team = Some("Acme".into());
+    let (m, _) = s.add_member(&nm, today(), &actor()).await.unwrap();
+    assert_eq!(m.team_id, Some(team.id));
+    s.set_hours(
+        "sat".parse().unwrap(),
+        Some(("10:00".parse().unwrap(), "16:00".parse().unwrap())),
+        &actor(),
+    )
+    .await
+    .unwrap();
+    s.set_hours("fri".parse::<DaySet>().unwrap(), None, &actor())
+        .await
+        .unwrap();
+    let c = s
+        .add_closure(today(), today(), "Staff party", false, &actor())
+        .await
+        .unwrap();
+    assert!(s
+        .add_closure(
+            today(),
+            today() - chrono::Duration::days(1),
+            "",
+            false,
+            &actor()
+        )
+        .await
+        .is_err());
+    let cat = s.catalog().await.unwrap();
+    assert_eq!(cat.site.hours().days[5].len(), 1);
+    assert!(cat.site.hours().days[4].is_empty());
+    assert_eq!(cat.site.closures(), &[c]);
+    let night = chrono_tz::Europe::Berlin
+        .with_ymd_and_hms(2026, 11, 27, 23, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let d = decide(&cat, Subject::Member(&m), Resource::WIFI, night);
+    assert_eq!(d.vlan, Some(101));
+    let (f, _) = s
+        .add_member(&new_member("flex@example.com", "flex"), today(), &actor())
+        .await
+        .unwrap();
+    let noon = chrono_tz::Europe::Berlin
+        .with_ymd_and_hms(2026, 11, 27, 12, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(
+        decide(&cat, Subject::Member(&f), Resource::WIFI, noon).reason,
+        Reason::SiteClosed
+    );
+}
+both!(site, teams_hours_closures);
+
+async fn devices_nas_vouchers(store: &Store) {
+    let s = ready(store).await;
+    let (m, _) = s
+        .add_member(
+            &new_member("ada@example.com", "full-time"),
+            today(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let mac = "AA-BB-CC-00-00-01".parse().unwrap();
+    s.add_device(Some(&m.email), mac, "iot", "printer", &actor())
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_device(None, mac, "iot", "x", &actor()).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    match s.resolve("aabbcc000001").await.unwrap() {
+        Resolved::Device { device, owner } => {
+            assert_eq!(device.name, "printer");
+            assert_eq!(owner.unwrap().id, m.id);
+        }
+        other => panic!("resolved {other:?}"),
+    }
+    let nas = s
+        .add_nas(
+            &NewNas {
+                name: "ap-1".into(),
+                address: "10.0.0.0/24".parse().unwrap(),
+                secret: "testing123".into(),
+                vendor: Vendor::Cisco,
+                disconnect_port: None,
+                coa_port: None,
+                require_message_authenticator: true,
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((nas.disconnect_port, nas.coa_port), (3799, 1700));
+    let listed = s.nas_list().await.unwrap();
+    assert_eq!(listed[0].secret, "testing123");
+    // The secret is not stored in clear.
+    assert!(!s.logical_dump().await.unwrap().contains("testing123"));
+    s.remove_nas("ap-1", &actor()).await.unwrap();
+    assert!(matches!(
+        s.remove_nas("ap-1", &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let vs = s
+        .create_vouchers(3, 8 * 3600, 2, "guest", Some(&m.email), &actor())
+        .await
+        .unwrap();
+    assert_eq!(vs.len(), 3);
+    let code = vs[0].code.to_lowercase().replace('-', "");
+    match s.resolve(&code).await.unwrap() {
+        Resolved::Voucher(v) => {
+            assert_eq!(v.code, vs[0].code);
+            assert_eq!(v.sponsor_id.as_deref(), Some(m.id.as_str()));
+        }
+        other => panic!("resolved {other:?}"),
+    }
+    assert!(s.resolve("nobody@example.com").await.is_err());
+    let (admin, pw) = s
+        .add_admin("Owner@Example.com", Role::Owner, &actor())
+        .await
+        .unwrap();
+    assert_eq!(admin.email, "owner@example.com");
+    assert!(pw.len() >= 20);
+    assert!(!s.logical_dump().await.unwrap().contains(&pw));
+}
+both!(records, devices_nas_vouchers);
+
+async fn import_all_or_nothing(store: &Store) {
+    let s = ready(store).await;
+    s.add_team("Acme", 101, &actor()).await.unwrap();
+    let rows: Vec<ImportRow> = (0..1200)
+        .map(|i| ImportRow {
+            line: i + 2,
+            name: format!("Member {i}"),
+            email: format!("m{i}@example.com"),
+            plan: if i % 2 == 0 { "flex" } else { "full-time" }.into(),
+            team: (i % 10 == 0).then(|| "Acme".to_string()),
+            valid_until: None,
+            wifi_username: None,
+            wifi_password: (i == 5).then(|| "given-password".to_string()),
+        })
+        .collect();
+    let summary = s
+        .import_members(&rows, today(), &actor(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        ImportSummary {
+            created: 1200,
+            updated: 0,
+            unchanged: 0
+        }
+    );
+    let m5 = s.member("m5@example.com").await.unwrap();
+    assert_eq!(s.wifi_password(&m5.id).await.unwrap(), "given-password");
+    // Re-import is idempotent; a changed plan is an update.
+    let mut again = rows.clone();
+    again[0].plan = "full-time".into();
+    let summary = s
+        .import_members(&again, today(), &actor(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        summary,
+        ImportSummary {
+            created: 0,
+            updated: 1,
+            unchanged: 1199
+        }
+    );
+    // One bad line: nothing changes, and the error names the line.
+    let before = s.logical_dump().await.unwrap();
+    let mut bad = rows.clone();
+    bad.push(ImportRow {
+        line: 1202,
+        name: "New".into(),
+        email: "new@example.com".into(),
+        plan: "flex".into(),
+        ..Default::default()
+    });
+    bad[700].email = "not-an-email".into();
+    let err = s
+        .import_members(&bad, today(), &actor(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("line 702: malformed email"),
+        "{err}"
+    );
+    bad[700].email = "m700@example.com".into();
+    bad[900].plan = "gold".into();
+    let err = s
+        .import_members(&bad, today(), &actor(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("line 902: unknown plan"),
+        "{err}"
+    );
+    assert_eq!(s.logical_dump().await.unwrap(), before);
+}
+both!(import, import_all_or_nothing);
+
+async fn audit_is_append_only(store: &Store) {
+    let s = ready(store).await;
+    assert!(sqlx::query("UPDATE audit SET actor = 'mallory'")
+        .execute(s.pool())
+        .await
+        .is_err());
+    assert!(sqlx::query("DELETE FROM audit")
+        .execute(s.pool())
+        .await
+        .is_err());
+    assert_eq!(s.audit_log(10).await.unwrap().len(), 1);
+}
+both!(audit, audit_is_append_only);
+
+async fn change_feed_sees_other_writers(store: &Store) {
+    let s = ready(store).await;
+    let mut feed = s.follow_changes().await.unwrap();
+    let writer = s.clone();
+    let t0 = std::time::Instant::now();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        writer
+            .add_member(&new_member("ada@example.com", "flex"), today(), &actor())
+            .await
+            .unwrap();
+    });
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(2), feed.next_batch())
+        .await
+        .expect("change seen within 1 s")
+        .unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].kind, "member");
+}
+both!(feed, change_feed_sees_other_writers);
