@@ -3,6 +3,7 @@
 //!
 //! Nothing in here reads the clock: every function that depends on time takes `now`.
 
+pub mod backup;
 pub mod decide;
 pub mod mac;
 pub mod model;

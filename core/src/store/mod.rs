@@ -140,6 +140,11 @@ impl Store {
             if mode == OpenMode::Existing && !path.exists() {
                 return Err(StoreError::Missing(path.display().to_string()));
             }
+            if mode == OpenMode::Create && !path.exists() {
+                // The file holds NT hashes (password-equivalent for MS-CHAP): private from the
+                // start; SQLite gives its -wal and -shm files the same mode.
+                create_private_file(&path)?;
+            }
             if mode == OpenMode::Create && !url.contains("mode=") {
                 connect_url.push_str(if url.contains('?') {
                     "&mode=rwc"
@@ -322,6 +327,23 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+fn create_private_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| {
+        StoreError::Invalid(format!("cannot create database {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    Ok(())
 }
 
 pub(crate) fn now_secs() -> i64 {

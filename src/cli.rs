@@ -1,0 +1,345 @@
+//! The command line (SPEC §7). Scripts depend on these names: change them only with the SPEC.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "frontdesk",
+    version,
+    about = "Wi-Fi, portal, firewall and doors for coworking spaces, from one membership source"
+)]
+pub struct Cli {
+    /// Configuration file (TOML; see deploy/frontdesk.example.toml).
+    #[arg(long, global = true, env = "FRONTDESK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite:PATH or postgres://… (overrides the config file).
+    #[arg(long, global = true, env = "FRONTDESK_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the database with a site, default plans and opening hours.
+    Init {
+        #[arg(long)]
+        site: String,
+        /// IANA time zone, e.g. Europe/Berlin.
+        #[arg(long)]
+        timezone: String,
+    },
+    /// Run the services (RADIUS, console, portal, scheduler, sync).
+    Serve(ServeArgs),
+    /// Opening hours and closures.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    #[command(subcommand)]
+    Team(TeamCommand),
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// MAC-authenticated devices (printers, TVs, IoT).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// RADIUS clients (access points, switches, controllers).
+    #[command(subcommand)]
+    Nas(NasCommand),
+    #[command(subcommand)]
+    Voucher(VoucherCommand),
+    /// Show the decision for a user, device or voucher at an instant.
+    Explain {
+        /// Wi-Fi username, email, member id, MAC or voucher code.
+        #[arg(long)]
+        user: String,
+        /// RFC 3339 instant, or local time in the site zone (2026-11-27T10:00). Default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// wifi, wifi:SSID or door:GROUP.
+        #[arg(long, default_value = "wifi")]
+        resource: String,
+    },
+    /// Operator accounts for the console.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Write a backup file (database + secrets key), mode 0600.
+    Backup {
+        path: PathBuf,
+        /// Encrypt the backup with the passphrase in this file.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// Replace an existing file at PATH.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a backup into the configured database location.
+    Restore {
+        path: PathBuf,
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// Replace an existing database and key file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Throwaway database with a demo site, members and a NAS for localhost (secret testing123).
+    #[arg(long)]
+    pub demo: bool,
+    #[arg(long, value_name = "ADDR")]
+    pub radius_auth: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub radius_acct: Option<String>,
+    /// Console, API and metrics listener.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Captive portal listener.
+    #[arg(long, value_name = "ADDR")]
+    pub portal: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub dns: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub dns_upstream: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Set opening hours: --days mon-fri --open 08:00 --close 19:00, or --days sat,sun --closed.
+    Hours {
+        #[arg(long)]
+        days: String,
+        #[arg(long, required_unless_present = "closed")]
+        open: Option<String>,
+        #[arg(long, required_unless_present = "closed")]
+        close: Option<String>,
+        #[arg(long, conflicts_with_all = ["open", "close"])]
+        closed: bool,
+    },
+    /// Closures (holidays, events).
+    #[command(subcommand)]
+    Closure(ClosureCommand),
+    /// Site, time zone, opening hours and closures.
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClosureCommand {
+    Add {
+        /// First closed day, YYYY-MM-DD (local).
+        #[arg(long)]
+        from: String,
+        /// Last closed day (inclusive); default: --from.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Also cut 24/7 and custom windows (building shut), not only opening hours.
+        #[arg(long)]
+        all: bool,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TeamCommand {
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        vlan: i64,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PlanCommand {
+    List,
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        vlan: Option<i64>,
+        /// always | opening-hours | "mon-fri 18:00-02:00; sat 10:00-16:00"
+        #[arg(long, default_value = "opening-hours")]
+        wifi: String,
+        /// Default: the Wi-Fi window.
+        #[arg(long)]
+        door: Option<String>,
+        /// Simultaneous devices (default: unlimited).
+        #[arg(long)]
+        devices: Option<u32>,
+        /// Door groups, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        door_groups: Vec<String>,
+        /// Restrict to these SSIDs, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        ssids: Vec<String>,
+        /// Only MAC-authenticated devices.
+        #[arg(long)]
+        mac_only: bool,
+        /// Assignments without --until last this many days.
+        #[arg(long)]
+        validity_days: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Add a member; prints the generated Wi-Fi username and password.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        team: Option<String>,
+        /// First day (YYYY-MM-DD, local); default today.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, inclusive (YYYY-MM-DD, local).
+        #[arg(long)]
+        until: Option<String>,
+        /// Wi-Fi username (default: the lowercased email).
+        #[arg(long)]
+        wifi_username: Option<String>,
+    },
+    /// Bulk create/update from CSV (name,email,plan[,team,valid_until,wifi_username,wifi_password]).
+    Import {
+        #[arg(long)]
+        csv: PathBuf,
+    },
+    /// Write members as CSV (same columns).
+    Export {
+        #[arg(long)]
+        csv: PathBuf,
+        /// Include Wi-Fi passwords in clear.
+        #[arg(long)]
+        with_secrets: bool,
+    },
+    List {
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        /// Substring of name, email or Wi-Fi username.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    Show {
+        id: String,
+    },
+    Suspend {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
+    /// Move to another plan from today.
+    SetPlan {
+        id: String,
+        plan: String,
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// New Wi-Fi password; prints it.
+    RotatePassword {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    Add {
+        /// Owner (id or email); omit for devices of the space itself.
+        #[arg(long)]
+        member: Option<String>,
+        #[arg(long)]
+        mac: String,
+        #[arg(long, default_value = "iot")]
+        plan: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NasCommand {
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Address or CIDR the requests come from.
+        #[arg(long)]
+        address: String,
+        #[arg(
+            long,
+            conflicts_with = "secret_file",
+            required_unless_present = "secret_file"
+        )]
+        secret: Option<String>,
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        #[arg(long, default_value = "generic")]
+        vendor: String,
+        #[arg(long)]
+        disconnect_port: Option<u16>,
+        #[arg(long)]
+        coa_port: Option<u16>,
+        /// Accept requests without Message-Authenticator (old gear; BlastRADIUS risk).
+        #[arg(long)]
+        no_require_message_authenticator: bool,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VoucherCommand {
+    Create {
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Validity from first use (humantime: 8h, 1d, 90min).
+        #[arg(long, default_value = "8h")]
+        valid: String,
+        #[arg(long, default_value_t = 1)]
+        devices: u32,
+        #[arg(long, default_value = "guest")]
+        plan: String,
+        /// Member who invites (id or email).
+        #[arg(long)]
+        sponsor: Option<String>,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an operator account; prints a one-time password.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "manager")]
+        role: String,
+    },
+}

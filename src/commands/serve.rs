@@ -1,0 +1,254 @@
+//! `serve`: opens the database, keeps the in-memory catalog fresh from the change feed, and
+//! (as later issues land) runs RADIUS, the console, the portal, the scheduler and door sync.
+
+use super::{site_today, Ctx};
+use crate::cli::ServeArgs;
+use crate::config::LogFormat;
+use crate::output::json;
+use anyhow::{bail, Context, Result};
+use frontdesk_core::model::{parse_cidr, MemberStatus, Role, Vendor};
+use frontdesk_core::ports::ChangeFeed;
+use frontdesk_core::store::{self, Actor, MemberFilter, NewMember, NewNas, Store};
+use serde_json::json;
+use std::net::SocketAddr;
+use tracing::{info, warn};
+
+fn init_logging(ctx: &Ctx) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&ctx.config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match ctx.config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn listen_addr(flag: &Option<String>, configured: &str, what: &str) -> Result<SocketAddr> {
+    let text = flag.as_deref().unwrap_or(configured);
+    text.parse().with_context(|| {
+        format!("malformed {what} listen address {text:?}: use e.g. [::]:1812 or 127.0.0.1:8080")
+    })
+}
+
+pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+    init_logging(ctx);
+    let radius_auth = listen_addr(
+        &args.radius_auth,
+        &ctx.config.radius.auth_listen,
+        "RADIUS auth",
+    )?;
+    let radius_acct = listen_addr(
+        &args.radius_acct,
+        &ctx.config.radius.acct_listen,
+        "RADIUS accounting",
+    )?;
+    let http = listen_addr(&args.http, &ctx.config.http.listen, "console")?;
+    let portal = listen_addr(&args.portal, &ctx.config.portal.listen, "portal")?;
+
+    // --demo without an explicit database gets a throwaway one in a temporary directory.
+    let (demo_ctx, _demo_dir);
+    let ctx = if args.demo && !ctx.db_explicit {
+        let dir = tempfile::Builder::new()
+            .prefix("frontdesk-demo-")
+            .tempdir()?;
+        demo_ctx = Ctx {
+            config: ctx.config.clone(),
+            db_url: format!("sqlite:{}", dir.path().join("frontdesk.db").display()),
+            json: ctx.json,
+            db_explicit: true,
+        };
+        _demo_dir = Some(dir);
+        &demo_ctx
+    } else {
+        _demo_dir = None;
+        ctx
+    };
+    let store = if args.demo {
+        seed_demo(ctx).await?
+    } else {
+        ctx.open().await?
+    };
+
+    let catalog = store.catalog().await?;
+    let members = store.members(&MemberFilter::default()).await?;
+    let active = members
+        .iter()
+        .filter(|m| m.status == MemberStatus::Active)
+        .count();
+    let nas = store.nas_list().await?.len();
+    info!(
+        site = %catalog.site.name,
+        timezone = catalog.site.tz().name(),
+        database = %store::redact_url(store.url()),
+        members = members.len(),
+        active,
+        plans = catalog.plans.len(),
+        nas,
+        "database open"
+    );
+    warn!(%radius_auth, %radius_acct, "RADIUS server is not built yet (issue: RADIUS server); not listening");
+    warn!(%http, %portal, "console and captive portal are not built yet; not listening");
+
+    let mut feed = store.follow_changes().await?;
+    info!(seq = feed.last_seq(), "following changes");
+    let mut catalog = catalog;
+    loop {
+        tokio::select! {
+            batch = feed.next_batch() => {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        warn!(error = %e, "change feed read failed; retrying in 1 s");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                for c in &batch {
+                    info!(seq = c.seq, kind = %c.kind, object = %c.object, "change applied");
+                }
+                match store.catalog().await {
+                    Ok(fresh) => catalog = fresh,
+                    Err(e) => warn!(error = %e, "catalog refresh failed; keeping the previous one"),
+                }
+                tracing::debug!(plans = catalog.plans.len(), "catalog refreshed");
+            }
+            _ = shutdown_signal() => {
+                info!("shutting down");
+                break;
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// A demo site: plans, a team, members of every tier, a printer, vouchers, and a NAS for
+/// localhost with secret `testing123`. Prints the credentials.
+async fn seed_demo(ctx: &Ctx) -> Result<Store> {
+    if let Some(path) = store::sqlite_path(&ctx.db_url) {
+        if path.exists() {
+            bail!("serve --demo creates a new database, but {} already exists; remove it or omit --database", path.display());
+        }
+    }
+    let store = ctx.create().await?;
+    let actor = Actor {
+        name: "demo".into(),
+        source: "cli".into(),
+    };
+    store
+        .init_site("Demo Coworking", "Europe/Berlin", &actor)
+        .await?;
+    store.add_team("Acme", 101, &actor).await?;
+    let today = site_today(&store).await?;
+    let people = [
+        ("Ada Lovelace", "ada@example.com", "full-time", None),
+        ("Grace Hopper", "grace@example.com", "flex", None),
+        ("Linus Day", "linus@example.com", "day-pass", None),
+        ("Tim Acme", "tim@acme.example", "team", Some("Acme")),
+    ];
+    let mut creds = Vec::new();
+    for (name, email, plan, team) in people {
+        let (m, password) = store
+            .add_member(
+                &NewMember {
+                    name: name.into(),
+                    email: email.into(),
+                    plan: plan.into(),
+                    team: team.map(String::from),
+                    ..Default::default()
+                },
+                today,
+                &actor,
+            )
+            .await?;
+        creds.push(json!({"name": name, "plan": plan, "wifi_username": m.wifi_username, "wifi_password": password}));
+    }
+    store
+        .add_device(
+            Some("ada@example.com"),
+            "02:00:00:00:00:01".parse()?,
+            "iot",
+            "Ada's printer",
+            &actor,
+        )
+        .await?;
+    for (name, cidr) in [("localhost-v4", "127.0.0.1"), ("localhost-v6", "::1")] {
+        store
+            .add_nas(
+                &NewNas {
+                    name: name.into(),
+                    address: parse_cidr(cidr).map_err(anyhow::Error::msg)?,
+                    secret: "testing123".into(),
+                    vendor: Vendor::Generic,
+                    disconnect_port: None,
+                    coa_port: None,
+                    require_message_authenticator: false,
+                },
+                &actor,
+            )
+            .await?;
+    }
+    let vouchers = store
+        .create_vouchers(2, 8 * 3600, 1, "guest", Some("ada@example.com"), &actor)
+        .await?;
+    let (_, admin_pw) = store
+        .add_admin("admin@example.com", Role::Owner, &actor)
+        .await?;
+    let summary = json!({
+        "database": store::redact_url(&ctx.db_url),
+        "nas": {"address": "127.0.0.1 and ::1", "secret": "testing123"},
+        "members": creds,
+        "device": "02:00:00:00:00:01 (Ada's printer, iot)",
+        "vouchers": vouchers.iter().map(|v| v.code.clone()).collect::<Vec<_>>(),
+        "admin": {"email": "admin@example.com", "one_time_password": admin_pw},
+    });
+    if ctx.json {
+        json(&summary);
+    } else {
+        println!(
+            "Demo database: {} (deleted on exit)",
+            store::redact_url(&ctx.db_url)
+        );
+        println!("NAS: 127.0.0.1 and ::1, secret testing123 (Message-Authenticator not required)");
+        println!("Members (Wi-Fi username / password):");
+        for c in &creds {
+            println!(
+                "  {:10} {:22} {}",
+                c["plan"].as_str().unwrap_or(""),
+                c["wifi_username"].as_str().unwrap_or(""),
+                c["wifi_password"].as_str().unwrap_or("")
+            );
+        }
+        println!("Device: 02:00:00:00:00:01 (printer, iot plan)");
+        println!(
+            "Guest vouchers (8 h from first use): {}",
+            summary["vouchers"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        );
+        println!("Console operator: admin@example.com / {admin_pw}");
+        println!(
+            "Try: frontdesk --database {} explain --user ada@example.com",
+            ctx.db_url
+        );
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    Ok(store)
+}

@@ -1,0 +1,337 @@
+//! The TOML configuration file (SPEC §8). Every key is documented in
+//! deploy/frontdesk.example.toml; unknown keys are rejected with their full path.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct Config {
+    pub mode: Mode,
+    /// Where the default SQLite database and key file live (systemd: $STATE_DIRECTORY).
+    pub state_dir: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub secrets: SecretsConfig,
+    pub radius: RadiusConfig,
+    pub eap: EapConfig,
+    pub http: HttpConfig,
+    pub portal: PortalConfig,
+    pub dns: DnsConfig,
+    pub gateway: GatewayConfig,
+    pub mail: MailConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    RadiusOnly,
+    Gateway,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: Option<String>,
+    /// A file holding the URL (it may carry a password).
+    pub url_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct SecretsConfig {
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceLimitAction {
+    Reject,
+    #[default]
+    DisconnectOldest,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default)]
+pub struct RadiusConfig {
+    pub auth_listen: String,
+    pub acct_listen: String,
+    /// Upper bound for Session-Timeout, humantime (e.g. "12h").
+    pub max_session: String,
+    pub device_limit_action: DeviceLimitAction,
+    /// Put the human reason into Access-Reject's Reply-Message (default: no reason leaks).
+    pub reject_reply_message: bool,
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        RadiusConfig {
+            auth_listen: "[::]:1812".into(),
+            acct_listen: "[::]:1813".into(),
+            max_session: "12h".into(),
+            device_limit_action: DeviceLimitAction::default(),
+            reject_reply_message: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default)]
+pub struct EapConfig {
+    pub server_name: Option<String>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub fragment_size: u16,
+    pub peap_tls13: bool,
+    pub ttls_tls13: bool,
+}
+
+impl Default for EapConfig {
+    fn default() -> Self {
+        EapConfig {
+            server_name: None,
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            fragment_size: 1020,
+            peap_tls13: false,
+            ttls_tls13: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default)]
+pub struct HttpConfig {
+    pub listen: String,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default)]
+pub struct PortalConfig {
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            listen: "[::]:8081".into(),
+            public_url: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct DnsConfig {
+    pub listen: Option<String>,
+    pub upstreams: Vec<String>,
+    /// Policy for clients that map to no plan (default: the guest plan's).
+    pub default_policy: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct GatewayConfig {
+    pub wan_interface: Option<String>,
+    /// Tier (plan or team name) → VLAN interface, e.g. guest = "vlan30".
+    pub interfaces: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default)]
+pub struct MailConfig {
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: Option<String>,
+    pub starttls: bool,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_host: None,
+            smtp_port: 587,
+            username: None,
+            password: None,
+            password_file: None,
+            from: None,
+            starttls: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default)]
+pub struct LogConfig {
+    /// tracing filter, e.g. "info" or "info,frontdesk_radius=debug"; RUST_LOG overrides.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let mut unknown = Vec::new();
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+            .map_err(|e| anyhow::anyhow!("{origin}: {}", one_line(&e.to_string())))?;
+        if let Some(first) = unknown.first() {
+            bail!(
+                "{origin}: unknown key {first}{} (see deploy/frontdesk.example.toml)",
+                if unknown.len() > 1 {
+                    format!(
+                        " (and {} more: {})",
+                        unknown.len() - 1,
+                        unknown[1..].join(", ")
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    fn validate(&self, origin: &str) -> Result<()> {
+        humantime::parse_duration(&self.radius.max_session)
+            .map_err(|e| anyhow::anyhow!("{origin}: radius.max_session: {e} (e.g. \"12h\")"))?;
+        if self.database.url.is_some() && self.database.url_file.is_some() {
+            bail!("{origin}: give database.url or database.url_file, not both");
+        }
+        if self.mail.password.is_some() && self.mail.password_file.is_some() {
+            bail!("{origin}: give mail.password or mail.password_file, not both");
+        }
+        if !(256..=4000).contains(&self.eap.fragment_size) {
+            bail!("{origin}: eap.fragment_size must be between 256 and 4000");
+        }
+        Ok(())
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The configured database URL, if any (`url` or the contents of `url_file`).
+    pub fn database_url(&self) -> Result<Option<String>> {
+        if let Some(f) = &self.database.url_file {
+            let url = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read database.url_file {}", f.display()))?;
+            return Ok(Some(url.trim().to_string()));
+        }
+        Ok(self.database.url.clone())
+    }
+}
+
+/// toml errors span several lines (with a source excerpt); the CLI prints errors as one line.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_documents_every_section() {
+        let text = include_str!("../deploy/frontdesk.example.toml");
+        let c = Config::parse(text, "example").unwrap();
+        assert_eq!(c.mode, Mode::RadiusOnly);
+        assert_eq!(c.radius.auth_listen, "[::]:1812");
+        for section in [
+            "[database]",
+            "[secrets]",
+            "[radius]",
+            "[eap]",
+            "[http]",
+            "[portal]",
+            "[dns]",
+            "[gateway]",
+            "[mail]",
+            "[log]",
+        ] {
+            assert!(text.contains(section), "example lacks {section}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let err = Config::parse("[radius]\nmax_sesion = \"1h\"\n", "f.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "f.toml: unknown key radius.max_sesion (see deploy/frontdesk.example.toml)"
+        );
+        let err = Config::parse(
+            "[gateway.interfaces]\nguest = \"vlan30\"\n[gatway]\n",
+            "f.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown key gatway"), "{err}");
+        let err = Config::parse("mode = \"router\"\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+        let err = Config::parse("[radius]\nmax_session = \"soon\"\n", "f.toml").unwrap_err();
+        assert!(err.to_string().contains("radius.max_session"), "{err}");
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let c = Config::parse("", "empty").unwrap();
+        assert_eq!(c.http.listen, "127.0.0.1:8080");
+        assert_eq!(c.portal.listen, "[::]:8081");
+        assert_eq!(c.eap.fragment_size, 1020);
+    }
+}
