@@ -1,0 +1,159 @@
+//! Helpers for cross-process tests: run the real `frontdesk` binary against a temporary SQLite
+//! file or a fresh PostgreSQL schema.
+#![allow(dead_code)]
+
+use frontdesk_core::store::{OpenMode, Store};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pg: Option<(String, String)>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "command failed: {}\n{}",
+            self.stderr, self.stdout
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+}
+
+impl Env {
+    /// None when PostgreSQL is explicitly skipped outside CI (printed loudly).
+    pub async fn new(db: Db) -> Option<Env> {
+        let dir = tempfile::tempdir().unwrap();
+        match db {
+            Db::Sqlite => Some(Env {
+                url: format!("sqlite:{}", dir.path().join("fd.db").display()),
+                dir,
+                pg: None,
+            }),
+            Db::Postgres => {
+                if std::env::var("FRONTDESK_SKIP_POSTGRES").is_ok_and(|v| v == "1")
+                    && std::env::var("CI").is_err()
+                {
+                    eprintln!("SKIPPED: PostgreSQL CLI test (FRONTDESK_SKIP_POSTGRES=1)");
+                    return None;
+                }
+                sqlx::any::install_default_drivers();
+                let base =
+                    std::env::var("FRONTDESK_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_PG.into());
+                let schema = format!("fd_cli_{}", uuid::Uuid::now_v7().simple());
+                let admin = sqlx::AnyPool::connect(&base)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {base} is unreachable: {e}"));
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                Some(Env {
+                    url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                    dir,
+                    pg: Some((base, schema)),
+                })
+            }
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path())
+            .env("STATE_DIRECTORY", self.dir.path())
+            .env_remove("FRONTDESK_DATABASE_URL")
+            .env_remove("FRONTDESK_CONFIG")
+            .arg("--database")
+            .arg(&self.url);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.cmd()
+            .args(args)
+            .output()
+            .expect("run frontdesk")
+            .into()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub async fn dump(&self) -> String {
+        let s = Store::open(&self.url, OpenMode::Existing).await.unwrap();
+        let d = s.logical_dump().await.unwrap();
+        s.close().await;
+        d
+    }
+
+    pub async fn cleanup(self) {
+        if let Some((base, schema)) = &self.pg {
+            let admin = sqlx::AnyPool::connect(base).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+        }
+    }
+}
+
+/// Defines `$name::sqlite` and `$name::postgres` running `$body(&Env)`.
+#[macro_export]
+macro_rules! both_databases {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let env = Env::new(Db::Sqlite).await.unwrap();
+                $body(&env).await;
+                env.cleanup().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(env) = Env::new(Db::Postgres).await {
+                    $body(&env).await;
+                    env.cleanup().await;
+                }
+            }
+        }
+    };
+}
