@@ -18,7 +18,8 @@ fn init_logging(ctx: &Ctx) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&ctx.config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match ctx.config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

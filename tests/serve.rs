@@ -1,0 +1,181 @@
+//! `serve` as a separate process: the demo, and changes made by another process reaching it.
+
+mod common;
+use common::{Db, Env, BIN};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `serve`, its stderr lines delivered on a channel; killed on drop.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server { child, lines }
+    }
+
+    /// Waits for a stderr line containing every needle.
+    fn wait_for(&self, needles: &[&str], timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ports(cmd: &mut Command) {
+    // Ephemeral loopback addresses: nothing binds them yet, but they must parse.
+    cmd.args([
+        "--radius-auth",
+        "127.0.0.1:0",
+        "--radius-acct",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--portal",
+        "127.0.0.1:0",
+    ]);
+}
+
+async fn cli_change_reaches_serve_within_a_second(env: &Env) {
+    env.run(&["init", "--site", "Berlin", "--timezone", "Europe/Berlin"])
+        .ok();
+    let mut cmd = env.cmd();
+    cmd.arg("serve");
+    ports(&mut cmd);
+    let server = Server::start(cmd);
+    assert!(
+        server
+            .wait_for(&["following changes"], Duration::from_secs(20))
+            .is_some(),
+        "serve did not start"
+    );
+    let t0 = Instant::now();
+    let added = env
+        .run(&[
+            "member",
+            "add",
+            "--name",
+            "Ada",
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "flex",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let id = added["id"].as_str().unwrap();
+    let line = server
+        .wait_for(
+            &["change applied", "kind=member", id],
+            Duration::from_secs(5),
+        )
+        .expect("serve saw the change");
+    let elapsed = t0.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(1) + Duration::from_millis(500),
+        "took {elapsed:?}: {line}"
+    );
+}
+both_databases!(change_feed, cli_change_reaches_serve_within_a_second);
+
+#[test]
+fn demo_prints_credentials_and_serves_a_throwaway_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path())
+        .env_remove("FRONTDESK_DATABASE_URL")
+        .args(["--json", "serve", "--demo"]);
+    ports(&mut cmd);
+    let mut server = Server::start(cmd);
+    assert!(server
+        .wait_for(&["following changes"], Duration::from_secs(20))
+        .is_some());
+    let mut out = String::new();
+    let mut stdout = server.child.stdout.take().unwrap();
+    // The JSON summary is complete before serve starts following changes.
+    let mut buf = [0u8; 65536];
+    let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+    out.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    let v: serde_json::Value = serde_json::from_str(&out).expect("demo summary is JSON");
+    assert_eq!(v["nas"]["secret"], "testing123");
+    let members = v["members"].as_array().unwrap();
+    assert_eq!(members.len(), 4);
+    assert!(members
+        .iter()
+        .all(|m| m["wifi_password"].as_str().is_some_and(|p| p.len() == 14)));
+    let db = v["database"].as_str().unwrap().to_string();
+    let path = db.strip_prefix("sqlite:").unwrap().to_string();
+    assert!(std::path::Path::new(&path).exists());
+    // The demo database works with the CLI while serve runs.
+    let r = Command::new(BIN)
+        .args([
+            "--database",
+            &db,
+            "--json",
+            "explain",
+            "--user",
+            "ada@example.com",
+            "--at",
+            "2026-11-28T03:00",
+        ])
+        .output()
+        .unwrap();
+    let e: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(
+        (e["allowed"].clone(), e["vlan"].clone()),
+        (true.into(), 10.into())
+    );
+    // Nothing was written to the working directory; the throwaway database goes on exit.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    unsafe_term(&server.child);
+    let status = server.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "serve exits cleanly on SIGTERM: {status:?}"
+    );
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "demo database removed on exit"
+    );
+}
+
+fn unsafe_term(child: &Child) {
+    // SIGTERM, as systemd sends it.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
