@@ -189,25 +189,32 @@ impl Store {
                 "INSERT INTO assignments (member_id, plan_id, valid_from, valid_until) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 8;
                 if i > 0 {
                     sql.push(',');
                     asg.push(',');
                 }
+                let p = |n: usize| self.placeholder(n);
+                let b = i * 9;
                 sql.push_str(&format!(
-                    "(${},${},${},'active',${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 8
+                    "({},{},{},'active',{},{},{},{},{},{})",
+                    p(b + 1),
+                    p(b + 2),
+                    p(b + 3),
+                    p(b + 4),
+                    p(b + 5),
+                    p(b + 6),
+                    p(b + 7),
+                    p(b + 8),
+                    p(b + 9)
                 ));
                 let a = i * 4;
-                asg.push_str(&format!("(${},${},${},${})", a + 1, a + 2, a + 3, a + 4));
+                asg.push_str(&format!(
+                    "({},{},{},{})",
+                    p(a + 1),
+                    p(a + 2),
+                    p(a + 3),
+                    p(a + 4)
+                ));
             }
             let mut q = sqlx::query(&sql);
             for p in chunk {
@@ -219,6 +226,7 @@ impl Store {
                     .bind(&p.username)
                     .bind(&p.nt)
                     .bind(&p.enc)
+                    .bind(now)
                     .bind(now);
             }
             q.execute(&mut *tx).await?;

@@ -210,6 +210,16 @@ impl Store {
         Ok(sites > 0)
     }
 
+    /// The n-th (1-based) bind placeholder for generated multi-row statements. SQLite gets
+    /// anonymous `?`: it resolves each `$N` by a linear scan of the statement's parameter names,
+    /// which made a 4000-parameter INSERT quadratic (67% of a 100k-member import's time).
+    pub(crate) fn placeholder(&self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => "?".into(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
