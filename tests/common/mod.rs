@@ -157,3 +157,25 @@ macro_rules! both_databases {
         }
     };
 }
+
+/// For tests that need root (network namespaces, nftables): true when they can run. Outside CI
+/// a non-root run prints `SKIPPED: <reason>` and the test returns; in CI (which runs as root)
+/// not being root is a failure, never a silent pass.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY-free check: /proc/self/status "Uid:" real uid.
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(String::from))
+        });
+    if uid.as_deref() == Some("0") {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} needs root, and CI=true: CI must run as root");
+    }
+    eprintln!("SKIPPED: {test} needs root (network namespace / nftables); run as root or in CI");
+    false
+}

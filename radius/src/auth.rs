@@ -1,0 +1,2 @@
+//! Authentication methods.
+pub mod mschap;

@@ -1,0 +1,523 @@
+//! RADIUS packet codec (RFC 2865 §3, §5), authenticators and Message-Authenticator
+//! (RFC 3579 §3.2), and the attribute hiding schemes (RFC 2865 §5.2, RFC 2868 §3.5, RFC 2548).
+//!
+//! Decoding never panics on hostile input: every length is checked before use.
+
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
+
+use crate::attr;
+
+/// RFC 2865 §3: 20-octet header, packets at most 4096 octets.
+pub const HEADER_LEN: usize = 20;
+pub const MAX_PACKET_LEN: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    AccessRequest,
+    AccessAccept,
+    AccessReject,
+    AccountingRequest,
+    AccountingResponse,
+    AccessChallenge,
+    StatusServer,
+    StatusClient,
+    DisconnectRequest,
+    DisconnectAck,
+    DisconnectNak,
+    CoaRequest,
+    CoaAck,
+    CoaNak,
+    Other(u8),
+}
+
+impl Code {
+    pub fn from_u8(v: u8) -> Code {
+        match v {
+            1 => Code::AccessRequest,
+            2 => Code::AccessAccept,
+            3 => Code::AccessReject,
+            4 => Code::AccountingRequest,
+            5 => Code::AccountingResponse,
+            11 => Code::AccessChallenge,
+            12 => Code::StatusServer,
+            13 => Code::StatusClient,
+            40 => Code::DisconnectRequest,
+            41 => Code::DisconnectAck,
+            42 => Code::DisconnectNak,
+            43 => Code::CoaRequest,
+            44 => Code::CoaAck,
+            45 => Code::CoaNak,
+            other => Code::Other(other),
+        }
+    }
+
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Code::AccessRequest => 1,
+            Code::AccessAccept => 2,
+            Code::AccessReject => 3,
+            Code::AccountingRequest => 4,
+            Code::AccountingResponse => 5,
+            Code::AccessChallenge => 11,
+            Code::StatusServer => 12,
+            Code::StatusClient => 13,
+            Code::DisconnectRequest => 40,
+            Code::DisconnectAck => 41,
+            Code::DisconnectNak => 42,
+            Code::CoaRequest => 43,
+            Code::CoaAck => 44,
+            Code::CoaNak => 45,
+            Code::Other(v) => v,
+        }
+    }
+
+    /// Requests whose Request Authenticator is an MD5 over the packet (RFC 2866 §3,
+    /// RFC 5176 §2.3), so Message-Authenticator is computed with it zeroed.
+    fn authenticator_is_digest(self) -> bool {
+        matches!(
+            self,
+            Code::AccountingRequest | Code::DisconnectRequest | Code::CoaRequest
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute {
+    pub typ: u8,
+    pub value: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub code: Code,
+    pub identifier: u8,
+    pub authenticator: [u8; 16],
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum DecodeError {
+    #[error("datagram of {0} octets is shorter than a RADIUS header")]
+    TooShort(usize),
+    #[error("length field {0} is outside 20..=4096")]
+    BadLength(usize),
+    #[error("length field {field} exceeds the {datagram}-octet datagram")]
+    Truncated { field: usize, datagram: usize },
+    #[error("attribute at offset {0} has length below 2")]
+    AttributeTooShort(usize),
+    #[error("attribute at offset {0} runs past the packet")]
+    AttributeOverrun(usize),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum EncodeError {
+    #[error("attribute {0} value is longer than 253 octets")]
+    AttributeTooLong(u8),
+    #[error("packet would be {0} octets, over the 4096 limit")]
+    TooLong(usize),
+}
+
+impl Packet {
+    pub fn new(code: Code, identifier: u8, authenticator: [u8; 16]) -> Packet {
+        Packet {
+            code,
+            identifier,
+            authenticator,
+            attributes: Vec::new(),
+        }
+    }
+
+    /// Decodes a datagram. Octets beyond the Length field are padding and ignored (RFC 2865 §3).
+    pub fn decode(buf: &[u8]) -> Result<Packet, DecodeError> {
+        if buf.len() < HEADER_LEN {
+            return Err(DecodeError::TooShort(buf.len()));
+        }
+        let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+        if !(HEADER_LEN..=MAX_PACKET_LEN).contains(&len) {
+            return Err(DecodeError::BadLength(len));
+        }
+        if len > buf.len() {
+            return Err(DecodeError::Truncated {
+                field: len,
+                datagram: buf.len(),
+            });
+        }
+        let mut attributes = Vec::new();
+        let mut i = HEADER_LEN;
+        while i < len {
+            if i + 2 > len {
+                return Err(DecodeError::AttributeOverrun(i));
+            }
+            let alen = buf[i + 1] as usize;
+            if alen < 2 {
+                return Err(DecodeError::AttributeTooShort(i));
+            }
+            if i + alen > len {
+                return Err(DecodeError::AttributeOverrun(i));
+            }
+            attributes.push(Attribute {
+                typ: buf[i],
+                value: buf[i + 2..i + alen].to_vec(),
+            });
+            i += alen;
+        }
+        let mut authenticator = [0u8; 16];
+        authenticator.copy_from_slice(&buf[4..20]);
+        Ok(Packet {
+            code: Code::from_u8(buf[0]),
+            identifier: buf[1],
+            authenticator,
+            attributes,
+        })
+    }
+
+    /// Encodes with the authenticator as it is (no signing).
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::with_capacity(64);
+        out.push(self.code.to_u8());
+        out.push(self.identifier);
+        out.extend([0, 0]);
+        out.extend(self.authenticator);
+        for a in &self.attributes {
+            if a.value.len() > 253 {
+                return Err(EncodeError::AttributeTooLong(a.typ));
+            }
+            out.push(a.typ);
+            out.push(a.value.len() as u8 + 2);
+            out.extend(&a.value);
+        }
+        if out.len() > MAX_PACKET_LEN {
+            return Err(EncodeError::TooLong(out.len()));
+        }
+        let len = out.len() as u16;
+        out[2..4].copy_from_slice(&len.to_be_bytes());
+        Ok(out)
+    }
+
+    pub fn get(&self, typ: u8) -> Option<&[u8]> {
+        self.attributes
+            .iter()
+            .find(|a| a.typ == typ)
+            .map(|a| a.value.as_slice())
+    }
+
+    pub fn has(&self, typ: u8) -> bool {
+        self.attributes.iter().any(|a| a.typ == typ)
+    }
+
+    pub fn all(&self, typ: u8) -> impl Iterator<Item = &[u8]> {
+        self.attributes
+            .iter()
+            .filter(move |a| a.typ == typ)
+            .map(|a| a.value.as_slice())
+    }
+
+    pub fn get_string(&self, typ: u8) -> Option<String> {
+        self.get(typ)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    pub fn get_u32(&self, typ: u8) -> Option<u32> {
+        self.get(typ)
+            .and_then(|v| v.try_into().ok())
+            .map(u32::from_be_bytes)
+    }
+
+    pub fn add(&mut self, typ: u8, value: impl Into<Vec<u8>>) {
+        self.attributes.push(Attribute {
+            typ,
+            value: value.into(),
+        });
+    }
+
+    pub fn add_u32(&mut self, typ: u8, v: u32) {
+        self.add(typ, v.to_be_bytes().to_vec());
+    }
+
+    /// Every vendor sub-attribute: (vendor id, vendor type, value). A Vendor-Specific
+    /// attribute may hold several (RFC 2865 §5.26); malformed ones are skipped.
+    pub fn vsas(&self) -> impl Iterator<Item = (u32, u8, &[u8])> {
+        self.all(attr::VENDOR_SPECIFIC).flat_map(|v| {
+            let mut out = Vec::new();
+            if v.len() >= 4 {
+                let vendor = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+                let mut i = 4;
+                while i + 2 <= v.len() {
+                    let l = v[i + 1] as usize;
+                    if l < 2 || i + l > v.len() {
+                        break;
+                    }
+                    out.push((vendor, v[i], &v[i + 2..i + l]));
+                    i += l;
+                }
+            }
+            out
+        })
+    }
+
+    pub fn vsa(&self, vendor: u32, typ: u8) -> Option<&[u8]> {
+        self.vsas()
+            .find(|(v, t, _)| *v == vendor && *t == typ)
+            .map(|(_, _, val)| val)
+    }
+
+    pub fn add_vsa(&mut self, vendor: u32, typ: u8, value: &[u8]) {
+        let mut v = vendor.to_be_bytes().to_vec();
+        v.push(typ);
+        v.push(value.len() as u8 + 2);
+        v.extend(value);
+        self.add(attr::VENDOR_SPECIFIC, v);
+    }
+}
+
+type HmacMd5 = Hmac<Md5>;
+
+/// Offset of the Message-Authenticator value within an encoded packet.
+fn message_authenticator_offset(raw: &[u8]) -> Option<usize> {
+    let len = u16::from_be_bytes([*raw.get(2)?, *raw.get(3)?]) as usize;
+    let mut i = HEADER_LEN;
+    while i + 2 <= len.min(raw.len()) {
+        let l = raw[i + 1] as usize;
+        if l < 2 {
+            return None;
+        }
+        if raw[i] == attr::MESSAGE_AUTHENTICATOR && l == 18 && i + 18 <= raw.len() {
+            return Some(i + 2);
+        }
+        i += l;
+    }
+    None
+}
+
+fn hmac_md5(secret: &[u8], data: &[u8]) -> [u8; 16] {
+    let mut mac = HmacMd5::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Checks a request's Message-Authenticator (RFC 3579 §3.2). `None`: the request has none.
+/// `raw` must be the received packet trimmed to its Length field.
+pub fn verify_request_message_authenticator(raw: &[u8], secret: &[u8]) -> Option<bool> {
+    let off = message_authenticator_offset(raw)?;
+    let mut copy = raw.to_vec();
+    let received: [u8; 16] = copy[off..off + 16].try_into().expect("16 octets");
+    copy[off..off + 16].fill(0);
+    if Code::from_u8(copy[0]).authenticator_is_digest() {
+        copy[4..20].fill(0);
+    }
+    let expected = hmac_md5(secret, &copy);
+    Some(bool::from(expected.ct_eq(&received)))
+}
+
+/// Accounting-Request / CoA / Disconnect Request Authenticator check (RFC 2866 §3):
+/// MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret).
+pub fn verify_digest_request_authenticator(raw: &[u8], secret: &[u8]) -> bool {
+    if raw.len() < HEADER_LEN {
+        return false;
+    }
+    let mut h = Md5::new();
+    h.update(&raw[..4]);
+    h.update([0u8; 16]);
+    h.update(&raw[HEADER_LEN..]);
+    h.update(secret);
+    let digest: [u8; 16] = h.finalize().into();
+    bool::from(digest.ct_eq(&raw[4..20]))
+}
+
+/// Encodes a response to a request with `request_authenticator`: Message-Authenticator (if the
+/// packet carries one, its value is computed here) and the Response Authenticator
+/// MD5(Code+ID+Length+RequestAuth+Attributes+Secret) (RFC 2865 §3).
+pub fn encode_response(
+    resp: &Packet,
+    request_authenticator: &[u8; 16],
+    secret: &[u8],
+) -> Result<Vec<u8>, EncodeError> {
+    let mut p = resp.clone();
+    p.authenticator = *request_authenticator;
+    for a in p
+        .attributes
+        .iter_mut()
+        .filter(|a| a.typ == attr::MESSAGE_AUTHENTICATOR)
+    {
+        a.value = vec![0; 16];
+    }
+    let mut raw = p.encode()?;
+    if let Some(off) = message_authenticator_offset(&raw) {
+        let mac = hmac_md5(secret, &raw);
+        raw[off..off + 16].copy_from_slice(&mac);
+    }
+    let mut h = Md5::new();
+    h.update(&raw);
+    h.update(secret);
+    let auth: [u8; 16] = h.finalize().into();
+    raw[4..20].copy_from_slice(&auth);
+    Ok(raw)
+}
+
+/// Encodes a request as a client would (tests, load generator, CoA): Access-Request and
+/// Status-Server keep the given random authenticator; Accounting/CoA/Disconnect get the digest.
+/// A Message-Authenticator attribute present in `req` is filled in.
+pub fn encode_request(req: &Packet, secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
+    let mut p = req.clone();
+    let digest = p.code.authenticator_is_digest();
+    if digest {
+        p.authenticator = [0; 16];
+    }
+    for a in p
+        .attributes
+        .iter_mut()
+        .filter(|a| a.typ == attr::MESSAGE_AUTHENTICATOR)
+    {
+        a.value = vec![0; 16];
+    }
+    let mut raw = p.encode()?;
+    if let Some(off) = message_authenticator_offset(&raw) {
+        let mac = hmac_md5(secret, &raw);
+        raw[off..off + 16].copy_from_slice(&mac);
+    }
+    if digest {
+        let mut h = Md5::new();
+        h.update(&raw);
+        h.update(secret);
+        let auth: [u8; 16] = h.finalize().into();
+        raw[4..20].copy_from_slice(&auth);
+    }
+    Ok(raw)
+}
+
+/// Verifies a response's authenticators against the request it answers (client side).
+pub fn verify_response(raw: &[u8], request_authenticator: &[u8; 16], secret: &[u8]) -> bool {
+    if raw.len() < HEADER_LEN {
+        return false;
+    }
+    let mut copy = raw.to_vec();
+    copy[4..20].copy_from_slice(request_authenticator);
+    let mut h = Md5::new();
+    h.update(&copy);
+    h.update(secret);
+    let auth: [u8; 16] = h.finalize().into();
+    if !bool::from(auth.ct_eq(&raw[4..20])) {
+        return false;
+    }
+    match message_authenticator_offset(&copy) {
+        None => true,
+        Some(off) => {
+            let received: [u8; 16] = copy[off..off + 16].try_into().expect("16");
+            copy[off..off + 16].fill(0);
+            bool::from(hmac_md5(secret, &copy).ct_eq(&received))
+        }
+    }
+}
+
+/// RFC 2865 §5.2 User-Password: recovers the password (trailing NULs removed).
+/// `None` if the value is not a positive multiple of 16 octets or longer than 128.
+pub fn decrypt_user_password(
+    value: &[u8],
+    secret: &[u8],
+    request_authenticator: &[u8; 16],
+) -> Option<Vec<u8>> {
+    if value.is_empty() || value.len() % 16 != 0 || value.len() > 128 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(value.len());
+    let mut prev: &[u8] = request_authenticator;
+    for chunk in value.chunks(16) {
+        let mut h = Md5::new();
+        h.update(secret);
+        h.update(prev);
+        let b: [u8; 16] = h.finalize().into();
+        out.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
+        prev = chunk;
+    }
+    while out.last() == Some(&0) {
+        out.pop();
+    }
+    Some(out)
+}
+
+/// RFC 2865 §5.2 in the other direction (clients: tests, load generator).
+pub fn encrypt_user_password(
+    password: &[u8],
+    secret: &[u8],
+    request_authenticator: &[u8; 16],
+) -> Vec<u8> {
+    let mut padded = password.to_vec();
+    let target = padded.len().div_ceil(16).max(1) * 16;
+    padded.resize(target, 0);
+    let mut out: Vec<u8> = Vec::with_capacity(padded.len());
+    for (i, chunk) in padded.chunks(16).enumerate() {
+        let mut h = Md5::new();
+        h.update(secret);
+        if i == 0 {
+            h.update(request_authenticator);
+        } else {
+            h.update(&out[(i - 1) * 16..i * 16]);
+        }
+        let b: [u8; 16] = h.finalize().into();
+        let c: Vec<u8> = chunk.iter().zip(b).map(|(p, k)| p ^ k).collect();
+        out.extend(c);
+    }
+    out
+}
+
+/// Salt-encryption of Tunnel-Password (RFC 2868 §3.5), MS-MPPE-Send/Recv-Key (RFC 2548
+/// §2.4.2/2.4.3) and Aruba-MPSK-Passphrase: salt(2, high bit set) ‖ encrypted(len ‖ data ‖ pad).
+pub fn salt_encrypt(
+    data: &[u8],
+    secret: &[u8],
+    request_authenticator: &[u8; 16],
+    salt: [u8; 2],
+) -> Vec<u8> {
+    let salt = [salt[0] | 0x80, salt[1]];
+    let mut plain = vec![data.len() as u8];
+    plain.extend(data);
+    let target = plain.len().div_ceil(16) * 16;
+    plain.resize(target, 0);
+    let mut out = salt.to_vec();
+    for (i, chunk) in plain.chunks(16).enumerate() {
+        let mut h = Md5::new();
+        h.update(secret);
+        if i == 0 {
+            h.update(request_authenticator);
+            h.update(salt);
+        } else {
+            h.update(&out[2 + (i - 1) * 16..2 + i * 16]);
+        }
+        let b: [u8; 16] = h.finalize().into();
+        let c: Vec<u8> = chunk.iter().zip(b).map(|(p, k)| p ^ k).collect();
+        out.extend(c);
+    }
+    out
+}
+
+/// Inverse of [`salt_encrypt`] (tests and clients).
+pub fn salt_decrypt(
+    value: &[u8],
+    secret: &[u8],
+    request_authenticator: &[u8; 16],
+) -> Option<Vec<u8>> {
+    if value.len() < 18 || (value.len() - 2) % 16 != 0 {
+        return None;
+    }
+    let (salt, cipher) = value.split_at(2);
+    let mut plain = Vec::with_capacity(cipher.len());
+    for (i, chunk) in cipher.chunks(16).enumerate() {
+        let mut h = Md5::new();
+        h.update(secret);
+        if i == 0 {
+            h.update(request_authenticator);
+            h.update(salt);
+        } else {
+            h.update(&cipher[(i - 1) * 16..i * 16]);
+        }
+        let b: [u8; 16] = h.finalize().into();
+        plain.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
+    }
+    let len = *plain.first()? as usize;
+    plain.get(1..1 + len).map(<[u8]>::to_vec)
+}
+
+#[cfg(test)]
+mod tests;

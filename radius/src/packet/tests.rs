@@ -1,0 +1,196 @@
+use super::*;
+use proptest::prelude::*;
+
+fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s.split_whitespace().collect::<String>()).unwrap()
+}
+
+/// RFC 2865 §7.1: user nemo, password arctangent, secret xyzzy5461.
+const RFC2865_REQUEST: &str = "01 00 00 38 0f 40 3f 94 73 97 80 57 bd 83 d5 cb
+    98 f4 22 7a 01 06 6e 65 6d 6f 02 12 0d be 70 8d 93 d4 13 ce 31 96 e4 3f 78 2a 0a ee
+    04 06 c0 a8 01 10 05 06 00 00 00 03";
+const RFC2865_ACCEPT: &str = "02 00 00 26 86 fe 22 0e 76 24 ba 2a 10 05 f6 bf 9b 55 e0 b2
+    06 06 00 00 00 01 0f 06 00 00 00 00 0e 06 c0 a8 01 03";
+
+#[test]
+fn rfc2865_pap_example() {
+    let raw = unhex(RFC2865_REQUEST);
+    let p = Packet::decode(&raw).unwrap();
+    assert_eq!(p.code, Code::AccessRequest);
+    assert_eq!(p.get(attr::USER_NAME), Some(&b"nemo"[..]));
+    assert_eq!(p.get_u32(attr::NAS_PORT), Some(3));
+    let pw = decrypt_user_password(
+        p.get(attr::USER_PASSWORD).unwrap(),
+        b"xyzzy5461",
+        &p.authenticator,
+    )
+    .unwrap();
+    assert_eq!(pw, b"arctangent");
+    assert_eq!(
+        encrypt_user_password(b"arctangent", b"xyzzy5461", &p.authenticator),
+        p.get(attr::USER_PASSWORD).unwrap()
+    );
+    assert_eq!(p.encode().unwrap(), raw);
+
+    let mut accept = Packet::new(Code::AccessAccept, 0, [0; 16]);
+    accept.add_u32(attr::SERVICE_TYPE, 1);
+    accept.add_u32(15, 0); // Login-Service = Telnet
+    accept.add(14, vec![192, 168, 1, 3]); // Login-IP-Host
+    let encoded = encode_response(&accept, &p.authenticator, b"xyzzy5461").unwrap();
+    assert_eq!(encoded, unhex(RFC2865_ACCEPT));
+    assert!(verify_response(&encoded, &p.authenticator, b"xyzzy5461"));
+    assert!(!verify_response(&encoded, &p.authenticator, b"wrong"));
+}
+
+#[test]
+fn message_authenticator_round_trip() {
+    let mut req = Packet::new(Code::AccessRequest, 7, [3; 16]);
+    req.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    req.add(attr::USER_NAME, b"ada".to_vec());
+    let raw = encode_request(&req, b"s3cret").unwrap();
+    assert_eq!(
+        verify_request_message_authenticator(&raw, b"s3cret"),
+        Some(true)
+    );
+    assert_eq!(
+        verify_request_message_authenticator(&raw, b"other"),
+        Some(false)
+    );
+    let mut tampered = raw.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        verify_request_message_authenticator(&tampered, b"s3cret"),
+        Some(false)
+    );
+    let plain = Packet::new(Code::AccessRequest, 7, [3; 16])
+        .encode()
+        .unwrap();
+    assert_eq!(
+        verify_request_message_authenticator(&plain, b"s3cret"),
+        None
+    );
+
+    // Accounting: digest authenticator, MA computed over a zeroed authenticator.
+    let mut acct = Packet::new(Code::AccountingRequest, 9, [0; 16]);
+    acct.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    acct.add_u32(attr::ACCT_STATUS_TYPE, 1);
+    let raw = encode_request(&acct, b"s3cret").unwrap();
+    assert!(verify_digest_request_authenticator(&raw, b"s3cret"));
+    assert!(!verify_digest_request_authenticator(&raw, b"nope"));
+    assert_eq!(
+        verify_request_message_authenticator(&raw, b"s3cret"),
+        Some(true)
+    );
+}
+
+#[test]
+fn vendor_attributes() {
+    let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
+    p.add_vsa(
+        attr::vendor::MIKROTIK,
+        attr::vendor::mikrotik::WIRELESS_VLANID,
+        &20u32.to_be_bytes(),
+    );
+    // Two sub-attributes in one Vendor-Specific.
+    p.add(
+        attr::VENDOR_SPECIFIC,
+        vec![0, 0, 0, 9, 1, 5, b'a', b'=', b'b', 1, 4, b'c', b'd'],
+    );
+    let back = Packet::decode(&p.encode().unwrap()).unwrap();
+    assert_eq!(
+        back.vsa(attr::vendor::MIKROTIK, 26),
+        Some(&20u32.to_be_bytes()[..])
+    );
+    let cisco: Vec<&[u8]> = back.vsas().filter(|v| v.0 == 9).map(|v| v.2).collect();
+    assert_eq!(cisco, vec![&b"a=b"[..], &b"cd"[..]]);
+}
+
+#[test]
+fn salt_encryption_round_trips() {
+    let key = [7u8; 16];
+    let enc = salt_encrypt(&key, b"secret", &[1; 16], [0x12, 0x34]);
+    assert_eq!(enc.len(), 2 + 32);
+    assert_eq!(enc[0] & 0x80, 0x80);
+    assert_eq!(salt_decrypt(&enc, b"secret", &[1; 16]).unwrap(), key);
+    assert_ne!(salt_decrypt(&enc, b"other", &[1; 16]), Some(key.to_vec()));
+}
+
+#[test]
+fn malformed_headers_and_attributes_are_errors() {
+    let ok = Packet::new(Code::AccessRequest, 1, [0; 16])
+        .encode()
+        .unwrap();
+    assert_eq!(Packet::decode(&ok[..19]), Err(DecodeError::TooShort(19)));
+    let mut long = ok.clone();
+    long[2..4].copy_from_slice(&40u16.to_be_bytes());
+    assert!(matches!(
+        Packet::decode(&long),
+        Err(DecodeError::Truncated { .. })
+    ));
+    let mut small = ok.clone();
+    small[2..4].copy_from_slice(&19u16.to_be_bytes());
+    assert_eq!(Packet::decode(&small), Err(DecodeError::BadLength(19)));
+    for bad_len in [0u8, 1] {
+        let mut p = ok.clone();
+        p.extend([1, bad_len, 0]);
+        let l = p.len() as u16;
+        p[2..4].copy_from_slice(&l.to_be_bytes());
+        assert!(Packet::decode(&p).is_err());
+    }
+    let mut over = ok.clone();
+    over.extend([1, 10, b'a']);
+    let l = over.len() as u16;
+    over[2..4].copy_from_slice(&l.to_be_bytes());
+    assert_eq!(
+        Packet::decode(&over),
+        Err(DecodeError::AttributeOverrun(20))
+    );
+    // Padding past Length is ignored.
+    let mut padded = ok.clone();
+    padded.extend([0xff; 10]);
+    assert_eq!(
+        Packet::decode(&padded).unwrap(),
+        Packet::decode(&ok).unwrap()
+    );
+}
+
+fn arb_packet() -> impl Strategy<Value = Packet> {
+    (
+        any::<u8>(),
+        any::<u8>(),
+        any::<[u8; 16]>(),
+        prop::collection::vec(
+            (any::<u8>(), prop::collection::vec(any::<u8>(), 0..60)),
+            0..20,
+        ),
+    )
+        .prop_map(|(code, id, auth, attrs)| Packet {
+            code: Code::from_u8(code),
+            identifier: id,
+            authenticator: auth,
+            attributes: attrs
+                .into_iter()
+                .map(|(typ, value)| Attribute { typ, value })
+                .collect(),
+        })
+}
+
+proptest! {
+    #[test]
+    fn encode_decode_round_trip(p in arb_packet()) {
+        let raw = p.encode().unwrap();
+        prop_assert_eq!(Packet::decode(&raw).unwrap(), p);
+    }
+
+    #[test]
+    fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Packet::decode(&bytes);
+        let _ = verify_request_message_authenticator(&bytes, b"x");
+    }
+
+    #[test]
+    fn user_password_round_trip(pw in prop::collection::vec(1u8..=255, 1..128), auth in any::<[u8; 16]>()) {
+        let enc = encrypt_user_password(&pw, b"secret", &auth);
+        prop_assert_eq!(decrypt_user_password(&enc, b"secret", &auth).unwrap(), pw);
+    }
+}
