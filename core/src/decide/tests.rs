@@ -1,6 +1,6 @@
 use super::*;
 use crate::model::{default_plans, Assignment, Device, Member, MemberStatus, Site, Team, Voucher};
-use crate::schedule::{Calendar, Closure, OpeningHours, WindowSpec};
+use crate::schedule::{Calendar, Closure, OpeningHours};
 use crate::MacAddr;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
