@@ -9,6 +9,9 @@ use anyhow::{bail, Context, Result};
 use frontdesk_core::model::{parse_cidr, MemberStatus, Role, Vendor};
 use frontdesk_core::ports::ChangeFeed;
 use frontdesk_core::store::{self, Actor, MemberFilter, NewMember, NewNas, Store};
+use frontdesk_radius::directory::Directory;
+use frontdesk_radius::handler::HandlerConfig;
+use frontdesk_radius::server::Listeners;
 use serde_json::json;
 use std::net::SocketAddr;
 use tracing::{info, warn};
@@ -89,12 +92,27 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         nas,
         "database open"
     );
-    warn!(%radius_auth, %radius_acct, "RADIUS server is not built yet (issue: RADIUS server); not listening");
+    let listeners = Listeners::bind(radius_auth, radius_acct)
+        .await
+        .with_context(|| format!("cannot listen for RADIUS on {radius_auth} / {radius_acct} (port in use, or binding below 1024 needs CAP_NET_BIND_SERVICE)"))?;
+    let max_session = humantime::parse_duration(&ctx.config.radius.max_session)?
+        .as_secs()
+        .clamp(60, u64::from(u32::MAX)) as u32;
+    let handler_config = HandlerConfig {
+        max_session,
+        reject_reply_message: ctx.config.radius.reject_reply_message,
+    };
+    let radius = frontdesk_radius::server::start(
+        store.clone(),
+        Directory::load(&store).await?,
+        handler_config,
+        listeners,
+    )
+    .await?;
     warn!(%http, %portal, "console and captive portal are not built yet; not listening");
 
     let mut feed = store.follow_changes().await?;
     info!(seq = feed.last_seq(), "following changes");
-    let mut catalog = catalog;
     loop {
         tokio::select! {
             batch = feed.next_batch() => {
@@ -109,11 +127,13 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 for c in &batch {
                     info!(seq = c.seq, kind = %c.kind, object = %c.object, "change applied");
                 }
-                match store.catalog().await {
-                    Ok(fresh) => catalog = fresh,
-                    Err(e) => warn!(error = %e, "catalog refresh failed; keeping the previous one"),
+                match Directory::load(&store).await {
+                    Ok(fresh) => {
+                        tracing::debug!(members = fresh.member_count(), "RADIUS directory refreshed");
+                        radius.replace_directory(fresh);
+                    }
+                    Err(e) => warn!(error = %e, "directory refresh failed; keeping the previous one"),
                 }
-                tracing::debug!(plans = catalog.plans.len(), "catalog refreshed");
             }
             _ = shutdown_signal() => {
                 info!("shutting down");

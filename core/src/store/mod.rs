@@ -12,6 +12,7 @@ mod audit;
 mod feed;
 mod import;
 mod members;
+pub mod radius;
 mod records;
 mod site;
 

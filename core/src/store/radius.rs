@@ -1,0 +1,290 @@
+//! RADIUS operational data: accounting sessions, the auth log, NAS counters, and the
+//! credential material the RADIUS index needs.
+
+use super::{ts, Result, Store};
+use crate::mac::MacAddr;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcctStatus {
+    Start,
+    Interim,
+    Stop,
+    /// Accounting-On / Accounting-Off: the NAS (re)started; its sessions are over.
+    NasRestart,
+}
+
+/// One Accounting-Request, as it must be stored before the Accounting-Response is sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountingRecord {
+    pub at: DateTime<Utc>,
+    pub nas_id: i64,
+    pub nas_addr: String,
+    pub status: AcctStatus,
+    pub session_id: String,
+    pub user_name: String,
+    pub member_id: Option<String>,
+    pub mac: Option<MacAddr>,
+    pub framed_ip: Option<String>,
+    pub vlan: Option<u16>,
+    pub class: Option<String>,
+    pub input_octets: i64,
+    pub output_octets: i64,
+    pub session_time: i64,
+    pub terminate_cause: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AuthLogEntry {
+    pub at: DateTime<Utc>,
+    pub nas_id: Option<i64>,
+    pub user_name: String,
+    pub mac: Option<String>,
+    pub method: String,
+    pub accepted: bool,
+    pub reason: String,
+    pub vlan: Option<u16>,
+    pub latency_us: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionRow {
+    pub id: i64,
+    pub nas_id: i64,
+    pub nas_addr: String,
+    pub acct_session_id: String,
+    pub user_name: String,
+    pub member_id: Option<String>,
+    pub mac: Option<String>,
+    pub framed_ip: Option<String>,
+    pub vlan: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub input_octets: i64,
+    pub output_octets: i64,
+}
+
+/// A member's Wi-Fi secret material, decrypted for the in-memory index.
+pub struct WifiSecret {
+    pub member_id: String,
+    pub nt_hash: [u8; 16],
+    pub password: String,
+}
+
+type SessionTuple = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+impl Store {
+    /// Every member's NT hash and password (CHAP needs the cleartext).
+    pub async fn wifi_secrets(&self) -> Result<Vec<WifiSecret>> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, nt_hash, password_enc FROM members")
+                .fetch_all(&self.pool)
+                .await?;
+        let key = self.key()?;
+        rows.into_iter()
+            .map(|(member_id, nt, enc)| {
+                let nt_hash = hex::decode(&nt)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        super::StoreError::Invalid(format!(
+                            "member {member_id}: stored NT hash is malformed"
+                        ))
+                    })?;
+                Ok(WifiSecret {
+                    password: key.decrypt_string(&enc)?,
+                    member_id,
+                    nt_hash,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a batch of accounting records in one transaction (durable before replies).
+    pub async fn record_accounting(&self, batch: &[AccountingRecord]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for r in batch {
+            let at = r.at.timestamp();
+            if r.status == AcctStatus::NasRestart {
+                sqlx::query("UPDATE radius_sessions SET stopped_at = $1, terminate_cause = 'nas-restart' WHERE nas_id = $2 AND stopped_at IS NULL")
+                    .bind(at)
+                    .bind(r.nas_id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            let stopped = (r.status == AcctStatus::Stop).then_some(at);
+            sqlx::query(
+                "INSERT INTO radius_sessions (nas_id, nas_addr, acct_session_id, user_name, member_id, mac, framed_ip, vlan, class, \
+                 started_at, updated_at, stopped_at, input_octets, output_octets, session_time, terminate_cause) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (nas_id, acct_session_id) DO UPDATE SET \
+                 nas_addr = excluded.nas_addr, updated_at = excluded.updated_at, \
+                 stopped_at = COALESCE(excluded.stopped_at, radius_sessions.stopped_at), \
+                 framed_ip = COALESCE(excluded.framed_ip, radius_sessions.framed_ip), \
+                 input_octets = excluded.input_octets, output_octets = excluded.output_octets, \
+                 session_time = excluded.session_time, \
+                 terminate_cause = COALESCE(excluded.terminate_cause, radius_sessions.terminate_cause)",
+            )
+            .bind(r.nas_id)
+            .bind(&r.nas_addr)
+            .bind(&r.session_id)
+            .bind(&r.user_name)
+            .bind(&r.member_id)
+            .bind(r.mac.map(|m| m.to_string()))
+            .bind(&r.framed_ip)
+            .bind(r.vlan.map(i64::from))
+            .bind(&r.class)
+            .bind(at)
+            .bind(stopped)
+            .bind(r.input_octets)
+            .bind(r.output_octets)
+            .bind(r.session_time)
+            .bind(&r.terminate_cause)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_auth_log(&self, batch: &[AuthLogEntry]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for e in batch {
+            sqlx::query(
+                "INSERT INTO auth_log (at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(e.at.timestamp())
+            .bind(e.nas_id)
+            .bind(&e.user_name)
+            .bind(&e.mac)
+            .bind(&e.method)
+            .bind(e.accepted as i64)
+            .bind(&e.reason)
+            .bind(e.vlan.map(i64::from))
+            .bind(e.latency_us)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sessions; `online_since`: only those without a Stop updated after that instant.
+    pub async fn sessions(
+        &self,
+        online_since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>> {
+        let base = "SELECT id, nas_id, nas_addr, acct_session_id, user_name, member_id, mac, framed_ip, vlan, started_at, updated_at, stopped_at, input_octets, output_octets FROM radius_sessions";
+        let rows: Vec<SessionTuple> = match online_since {
+            Some(t) => sqlx::query_as(&format!("{base} WHERE stopped_at IS NULL AND updated_at >= $1 ORDER BY started_at DESC LIMIT $2"))
+                .bind(t.timestamp())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+            None => sqlx::query_as(&format!("{base} ORDER BY started_at DESC LIMIT $1"))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    nas_id,
+                    nas_addr,
+                    acct_session_id,
+                    user_name,
+                    member_id,
+                    mac,
+                    framed_ip,
+                    vlan,
+                    started,
+                    updated,
+                    stopped,
+                    inp,
+                    out,
+                )| SessionRow {
+                    id,
+                    nas_id,
+                    nas_addr,
+                    acct_session_id,
+                    user_name,
+                    member_id,
+                    mac,
+                    framed_ip,
+                    vlan,
+                    started_at: ts(started),
+                    updated_at: ts(updated),
+                    stopped_at: stopped.map(ts),
+                    input_octets: inp,
+                    output_octets: out,
+                },
+            )
+            .collect())
+    }
+
+    /// Replaces the counters of NAS clients (written periodically by `serve`).
+    pub async fn save_nas_stats(
+        &self,
+        stats: &[(i64, String, i64)],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        if stats.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (nas_id, counter, value) in stats {
+            sqlx::query(
+                "INSERT INTO nas_stats (nas_id, counter, value, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (nas_id, counter) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(nas_id)
+            .bind(counter)
+            .bind(value)
+            .bind(at.timestamp())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn nas_stats(&self) -> Result<Vec<(i64, String, i64, DateTime<Utc>)>> {
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT nas_id, counter, value, updated_at FROM nas_stats ORDER BY nas_id, counter",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(n, c, v, t)| (n, c, v, ts(t)))
+            .collect())
+    }
+}

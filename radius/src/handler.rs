@@ -1,0 +1,715 @@
+//! The sans-IO request handler: datagram + source + directory + sessions + `now` → effects.
+//! The server persists what an effect says must be durable, then sends its bytes.
+
+use crate::attr::{self, vendor};
+use crate::auth::mschap;
+use crate::directory::{Directory, MemberEntry};
+use crate::nas::{parse_called_station, profile, VlanStyle};
+use crate::packet::{self, Code, Packet};
+use chrono::{DateTime, Utc};
+use frontdesk_core::decide::{decide, Decision, Reason, Resource, Subject};
+use frontdesk_core::model::Nas;
+use frontdesk_core::store::radius::{AccountingRecord, AcctStatus};
+use frontdesk_core::MacAddr;
+use md5::{Digest, Md5};
+use rand::Rng;
+use std::net::SocketAddr;
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Debug)]
+pub struct HandlerConfig {
+    /// Upper bound for Session-Timeout, seconds.
+    pub max_session: u32,
+    /// Send the reason as Reply-Message in Access-Reject.
+    pub reject_reply_message: bool,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        HandlerConfig {
+            max_session: 12 * 3600,
+            reject_reply_message: false,
+        }
+    }
+}
+
+/// Which listener a datagram arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    Auth,
+    Acct,
+}
+
+/// Why a datagram got no answer. Counted per NAS and shown to the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropCause {
+    UnknownNas,
+    Malformed,
+    BadAuthenticator,
+    MissingMessageAuthenticator,
+    ProxyStateWithoutMessageAuthenticator,
+    UnexpectedCode,
+    RateLimited,
+}
+
+impl DropCause {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DropCause::UnknownNas => "unknown-nas",
+            DropCause::Malformed => "malformed",
+            DropCause::BadAuthenticator => "bad-authenticator",
+            DropCause::MissingMessageAuthenticator => "no-message-authenticator",
+            DropCause::ProxyStateWithoutMessageAuthenticator => {
+                "proxy-state-without-message-authenticator"
+            }
+            DropCause::UnexpectedCode => "unexpected-code",
+            DropCause::RateLimited => "rate-limited",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Pap,
+    Chap,
+    MsChapV2,
+    Mab,
+    Eap,
+    Unknown,
+}
+
+impl Method {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Method::Pap => "pap",
+            Method::Chap => "chap",
+            Method::MsChapV2 => "mschapv2",
+            Method::Mab => "mab",
+            Method::Eap => "eap",
+            Method::Unknown => "none",
+        }
+    }
+}
+
+/// One authentication decision, for the log and the auth_log table.
+#[derive(Clone, Debug)]
+pub struct AuthEvent {
+    pub nas_id: i64,
+    pub user_name: String,
+    pub mac: Option<MacAddr>,
+    pub method: Method,
+    pub accepted: bool,
+    pub reason: String,
+    pub vlan: Option<u16>,
+    pub member_id: Option<String>,
+}
+
+/// What the server must do.
+#[derive(Debug)]
+pub enum Outcome {
+    Drop {
+        cause: DropCause,
+        nas_id: Option<i64>,
+    },
+    /// Persist `accounting` (if any) durably, then send `bytes` to the source.
+    Reply {
+        nas_id: i64,
+        bytes: Vec<u8>,
+        auth: Option<AuthEvent>,
+        accounting: Option<Box<AccountingRecord>>,
+    },
+}
+
+/// Live sessions, for the device limit (SPEC §4: distinct MACs with a live session).
+pub trait Sessions {
+    fn devices_online(&self, member_id: &str) -> Vec<MacAddr>;
+}
+
+/// No sessions known (tests, or before accounting arrives).
+pub struct NoSessions;
+
+impl Sessions for NoSessions {
+    fn devices_online(&self, _: &str) -> Vec<MacAddr> {
+        Vec::new()
+    }
+}
+
+fn drop(cause: DropCause, nas: Option<&Nas>) -> Outcome {
+    Outcome::Drop {
+        cause,
+        nas_id: nas.map(|n| n.id),
+    }
+}
+
+pub fn handle(
+    raw: &[u8],
+    src: SocketAddr,
+    port: Port,
+    dir: &Directory,
+    sessions: &dyn Sessions,
+    cfg: &HandlerConfig,
+    now: DateTime<Utc>,
+) -> Outcome {
+    // RFC 2865 §3: requests from unknown clients are silently discarded.
+    let Some(nas) = dir.nas_for(src.ip()) else {
+        return drop(DropCause::UnknownNas, None);
+    };
+    let Ok(req) = Packet::decode(raw) else {
+        return drop(DropCause::Malformed, Some(nas));
+    };
+    let raw = &raw[..u16::from_be_bytes([raw[2], raw[3]]) as usize];
+    let secret = nas.secret.as_bytes();
+    match (req.code, port) {
+        (Code::AccessRequest, Port::Auth) | (Code::StatusServer, _) => {
+            match packet::verify_request_message_authenticator(raw, secret) {
+                Some(false) => return drop(DropCause::BadAuthenticator, Some(nas)),
+                None if req.code == Code::StatusServer => {
+                    // RFC 5997 §3: Status-Server MUST carry Message-Authenticator.
+                    return drop(DropCause::MissingMessageAuthenticator, Some(nas));
+                }
+                None if nas.require_message_authenticator || req.has(attr::EAP_MESSAGE) => {
+                    return drop(DropCause::MissingMessageAuthenticator, Some(nas));
+                }
+                // BlastRADIUS mitigation: Proxy-State without Message-Authenticator is forged.
+                None if req.has(attr::PROXY_STATE) => {
+                    return drop(DropCause::ProxyStateWithoutMessageAuthenticator, Some(nas));
+                }
+                _ => {}
+            }
+            if req.code == Code::StatusServer {
+                // RFC 5997 §3: Access-Accept on the auth port, Accounting-Response on acct.
+                let code = if port == Port::Auth {
+                    Code::AccessAccept
+                } else {
+                    Code::AccountingResponse
+                };
+                let mut resp = reply_to(&req, code);
+                resp.add(attr::REPLY_MESSAGE, b"Frontdesk alive".to_vec());
+                return reply(nas, &req, resp, None, None);
+            }
+            access(&req, nas, dir, sessions, cfg, now)
+        }
+        (Code::AccountingRequest, Port::Acct) => {
+            if !packet::verify_digest_request_authenticator(raw, secret) {
+                return drop(DropCause::BadAuthenticator, Some(nas));
+            }
+            if packet::verify_request_message_authenticator(raw, secret) == Some(false) {
+                return drop(DropCause::BadAuthenticator, Some(nas));
+            }
+            accounting(&req, nas, src, dir, now)
+        }
+        _ => drop(DropCause::UnexpectedCode, Some(nas)),
+    }
+}
+
+/// A response skeleton: Message-Authenticator first (BlastRADIUS guidance), then Proxy-State
+/// copied in order (RFC 2865 §5.33); callers add the rest.
+fn reply_to(req: &Packet, code: Code) -> Packet {
+    let mut resp = Packet::new(code, req.identifier, [0; 16]);
+    resp.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    for ps in req.all(attr::PROXY_STATE) {
+        resp.add(attr::PROXY_STATE, ps.to_vec());
+    }
+    resp
+}
+
+fn reply(
+    nas: &Nas,
+    req: &Packet,
+    resp: Packet,
+    auth: Option<AuthEvent>,
+    accounting: Option<Box<AccountingRecord>>,
+) -> Outcome {
+    match packet::encode_response(&resp, &req.authenticator, nas.secret.as_bytes()) {
+        Ok(bytes) => Outcome::Reply {
+            nas_id: nas.id,
+            bytes,
+            auth,
+            accounting,
+        },
+        // Only possible if our own reply is oversized; never answer with garbage.
+        Err(_) => drop(DropCause::Malformed, Some(nas)),
+    }
+}
+
+enum Credential {
+    Pap(Vec<u8>),
+    Chap {
+        id: u8,
+        response: [u8; 16],
+        challenge: Vec<u8>,
+    },
+    MsChapV2 {
+        ident: u8,
+        peer_challenge: [u8; 16],
+        nt_response: [u8; 24],
+        challenge: [u8; 16],
+    },
+    Eap,
+    None,
+}
+
+fn credential(req: &Packet, secret: &[u8]) -> Option<Credential> {
+    if req.has(attr::EAP_MESSAGE) {
+        return Some(Credential::Eap);
+    }
+    if let Some(v) = req.get(attr::USER_PASSWORD) {
+        return packet::decrypt_user_password(v, secret, &req.authenticator).map(Credential::Pap);
+    }
+    if let Some(v) = req.get(attr::CHAP_PASSWORD) {
+        if v.len() != 17 {
+            return None;
+        }
+        let challenge = req
+            .get(attr::CHAP_CHALLENGE)
+            .map(<[u8]>::to_vec)
+            .unwrap_or(req.authenticator.to_vec());
+        return Some(Credential::Chap {
+            id: v[0],
+            response: v[1..17].try_into().expect("16"),
+            challenge,
+        });
+    }
+    if let (Some(resp), Some(chal)) = (
+        req.vsa(vendor::MICROSOFT, vendor::ms::CHAP2_RESPONSE),
+        req.vsa(vendor::MICROSOFT, vendor::ms::CHAP_CHALLENGE),
+    ) {
+        // RFC 2548 §2.3.2: Ident, Flags, Peer-Challenge(16), Reserved(8), Response(24).
+        if resp.len() != 50 || chal.len() != 16 {
+            return None;
+        }
+        return Some(Credential::MsChapV2 {
+            ident: resp[0],
+            peer_challenge: resp[2..18].try_into().expect("16"),
+            nt_response: resp[26..50].try_into().expect("24"),
+            challenge: chal.try_into().expect("16"),
+        });
+    }
+    Some(Credential::None)
+}
+
+fn chap_ok(id: u8, password: &[u8], challenge: &[u8], response: &[u8; 16]) -> bool {
+    let mut h = Md5::new();
+    h.update([id]);
+    h.update(password);
+    h.update(challenge);
+    let digest: [u8; 16] = h.finalize().into();
+    bool::from(digest.ct_eq(response))
+}
+
+/// MAB passwords vendors send: empty, or the MAC in some format.
+fn mab_password_ok(cred: &Credential, user_name: &str, mac: MacAddr) -> bool {
+    use frontdesk_core::mac::MacFormat::*;
+    let mut candidates: Vec<String> = [
+        LowerColon,
+        UpperColon,
+        UpperHyphen,
+        LowerHyphen,
+        LowerBare,
+        CiscoDots,
+    ]
+    .iter()
+    .map(|f| mac.format(*f))
+    .collect();
+    candidates.push(mac.format(LowerBare).to_uppercase());
+    candidates.push(user_name.to_string());
+    match cred {
+        Credential::None => true,
+        Credential::Pap(p) => {
+            p.is_empty() || std::str::from_utf8(p).is_ok_and(|p| p.parse::<MacAddr>() == Ok(mac))
+        }
+        Credential::Chap {
+            id,
+            response,
+            challenge,
+        } => candidates
+            .iter()
+            .any(|c| chap_ok(*id, c.as_bytes(), challenge, response)),
+        _ => false,
+    }
+}
+
+struct Verdict<'a> {
+    method: Method,
+    member: Option<&'a MemberEntry>,
+    decision: Decision,
+    /// MS-CHAPv2 success material: (ident, authenticator response, send key, recv key).
+    mschap: Option<(u8, String, [u8; 16], [u8; 16])>,
+    mschap_ident: Option<u8>,
+}
+
+fn deny<'a>(method: Method, member: Option<&'a MemberEntry>, reason: Reason) -> Verdict<'a> {
+    Verdict {
+        method,
+        member,
+        decision: Decision::deny(reason),
+        mschap: None,
+        mschap_ident: None,
+    }
+}
+
+fn access(
+    req: &Packet,
+    nas: &Nas,
+    dir: &Directory,
+    sessions: &dyn Sessions,
+    cfg: &HandlerConfig,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let secret = nas.secret.as_bytes();
+    let user_name = req.get_string(attr::USER_NAME).unwrap_or_default();
+    let calling = req
+        .get_string(attr::CALLING_STATION_ID)
+        .and_then(|s| s.parse::<MacAddr>().ok());
+    let ssid = req
+        .get_string(attr::CALLED_STATION_ID)
+        .and_then(|c| parse_called_station(&c).1);
+    let resource = Resource::Wifi {
+        ssid: ssid.as_deref(),
+    };
+    let catalog = dir.catalog();
+
+    let verdict = match credential(req, secret) {
+        None => deny(Method::Unknown, None, Reason::BadPassword),
+        Some(Credential::Eap) => deny(Method::Eap, None, Reason::UnknownUser),
+        Some(cred) => {
+            let mab_mac = user_name
+                .parse::<MacAddr>()
+                .ok()
+                .filter(|m| dir.device(m).is_some());
+            if let Some(mac) = mab_mac {
+                let device = dir.device(&mac).expect("checked");
+                let service_call_check =
+                    req.get_u32(attr::SERVICE_TYPE) == Some(attr::SERVICE_TYPE_CALL_CHECK);
+                if !(mab_password_ok(&cred, &user_name, mac)
+                    || (service_call_check && matches!(cred, Credential::None)))
+                {
+                    deny(Method::Mab, None, Reason::BadPassword)
+                } else {
+                    let owner = device
+                        .member_id
+                        .as_deref()
+                        .and_then(|id| dir.member_by_id(id));
+                    Verdict {
+                        method: Method::Mab,
+                        member: owner,
+                        decision: decide(
+                            catalog,
+                            Subject::Device {
+                                device,
+                                owner: owner.map(|o| &o.member),
+                            },
+                            resource,
+                            now,
+                        ),
+                        mschap: None,
+                        mschap_ident: None,
+                    }
+                }
+            } else {
+                member_verdict(cred, &user_name, dir, resource, now)
+            }
+        }
+    };
+
+    // Device limit: distinct MACs online, a roam of a known MAC is not a new device.
+    let mut decision = verdict.decision.clone();
+    if decision.allowed && verdict.method != Method::Mab {
+        if let Some(entry) = verdict.member {
+            let limit = decision
+                .plan
+                .as_deref()
+                .and_then(|p| catalog.plan_by_name(p))
+                .and_then(|p| p.device_limit);
+            if let Some(limit) = limit {
+                let online = sessions.devices_online(&entry.member.id);
+                let roam = calling.is_some_and(|m| online.contains(&m));
+                if !roam && online.len() >= limit as usize {
+                    decision = Decision::deny(Reason::DeviceLimit);
+                }
+            }
+        }
+    }
+
+    let event = AuthEvent {
+        nas_id: nas.id,
+        user_name: user_name.clone(),
+        mac: calling,
+        method: verdict.method,
+        accepted: decision.allowed,
+        reason: if verdict.method == Method::Eap {
+            "eap-not-enabled".into()
+        } else {
+            decision.reason.to_string()
+        },
+        vlan: decision.vlan,
+        member_id: verdict.member.map(|m| m.member.id.clone()),
+    };
+
+    if !decision.allowed {
+        let mut resp = reply_to(req, Code::AccessReject);
+        if cfg.reject_reply_message {
+            resp.add(
+                attr::REPLY_MESSAGE,
+                reject_text(decision.reason).as_bytes().to_vec(),
+            );
+        }
+        if let Some(ident) = verdict.mschap_ident {
+            let mut err = vec![ident];
+            err.extend(b"E=691 R=0 V=3");
+            resp.add_vsa(vendor::MICROSOFT, vendor::ms::CHAP_ERROR, &err);
+        }
+        return reply(nas, req, resp, Some(event), None);
+    }
+
+    let prof = profile(nas.vendor);
+    let mut resp = reply_to(req, Code::AccessAccept);
+    if let Some(vlan) = decision.vlan {
+        let tag = prof.tunnel_tag;
+        let tagged = |v: u32| {
+            let mut b = v.to_be_bytes();
+            b[0] = tag;
+            b.to_vec()
+        };
+        // RFC 2868 §3.1/3.2: tag in the first octet; RFC 3580 §3.31: group id as ASCII decimal.
+        resp.add(attr::TUNNEL_TYPE, tagged(attr::TUNNEL_TYPE_VLAN));
+        resp.add(
+            attr::TUNNEL_MEDIUM_TYPE,
+            tagged(attr::TUNNEL_MEDIUM_IEEE_802),
+        );
+        let mut group = Vec::new();
+        if tag != 0 {
+            group.push(tag);
+        }
+        group.extend(vlan.to_string().as_bytes());
+        resp.add(attr::TUNNEL_PRIVATE_GROUP_ID, group);
+        if prof.vlan_style == VlanStyle::TunnelAndMikrotik {
+            resp.add_vsa(
+                vendor::MIKROTIK,
+                vendor::mikrotik::WIRELESS_VLANID,
+                &u32::from(vlan).to_be_bytes(),
+            );
+            resp.add_vsa(
+                vendor::MIKROTIK,
+                vendor::mikrotik::WIRELESS_VLANID_TYPE,
+                &0u32.to_be_bytes(),
+            );
+        }
+    }
+    resp.add_u32(
+        attr::SESSION_TIMEOUT,
+        session_timeout(&decision, cfg, prof, now),
+    );
+    resp.add_u32(attr::TERMINATION_ACTION, attr::TERMINATION_RADIUS_REQUEST);
+    resp.add_u32(attr::ACCT_INTERIM_INTERVAL, prof.acct_interim_interval);
+    resp.add(attr::CLASS, class_token().into_bytes());
+    if let Some((ident, success, send, recv)) = &verdict.mschap {
+        let mut v = vec![*ident];
+        v.extend(success.as_bytes());
+        resp.add_vsa(vendor::MICROSOFT, vendor::ms::CHAP2_SUCCESS, &v);
+        let mut rng = rand::thread_rng();
+        let send_enc = packet::salt_encrypt(send, secret, &req.authenticator, rng.gen());
+        let recv_enc = packet::salt_encrypt(recv, secret, &req.authenticator, rng.gen());
+        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_SEND_KEY, &send_enc);
+        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_RECV_KEY, &recv_enc);
+        resp.add_vsa(
+            vendor::MICROSOFT,
+            vendor::ms::MPPE_ENCRYPTION_POLICY,
+            &1u32.to_be_bytes(),
+        );
+        resp.add_vsa(
+            vendor::MICROSOFT,
+            vendor::ms::MPPE_ENCRYPTION_TYPES,
+            &6u32.to_be_bytes(),
+        );
+    }
+    reply(nas, req, resp, Some(event), None)
+}
+
+fn member_verdict<'a>(
+    cred: Credential,
+    user_name: &str,
+    dir: &'a Directory,
+    resource: Resource<'_>,
+    now: DateTime<Utc>,
+) -> Verdict<'a> {
+    let method = match cred {
+        Credential::Pap(_) => Method::Pap,
+        Credential::Chap { .. } => Method::Chap,
+        Credential::MsChapV2 { .. } => Method::MsChapV2,
+        _ => Method::Unknown,
+    };
+    let mschap_ident = match &cred {
+        Credential::MsChapV2 { ident, .. } => Some(*ident),
+        _ => None,
+    };
+    let Some(entry) = dir.member_by_username(user_name) else {
+        let mut v = deny(
+            method,
+            None,
+            if method == Method::Unknown {
+                Reason::BadPassword
+            } else {
+                Reason::UnknownUser
+            },
+        );
+        v.mschap_ident = mschap_ident;
+        return v;
+    };
+    let mut mschap = None;
+    let ok = match &cred {
+        Credential::Pap(p) => {
+            let given = String::from_utf8_lossy(p);
+            bool::from(frontdesk_core::secrets::nt_hash(&given).ct_eq(&entry.nt_hash))
+        }
+        Credential::Chap {
+            id,
+            response,
+            challenge,
+        } => chap_ok(*id, entry.password.as_bytes(), challenge, response),
+        Credential::MsChapV2 {
+            ident,
+            peer_challenge,
+            nt_response,
+            challenge,
+        } => {
+            let name = user_name.as_bytes();
+            let ok = mschap::verify(challenge, peer_challenge, name, &entry.nt_hash, nt_response);
+            if ok {
+                let success = mschap::authenticator_response(
+                    &entry.nt_hash,
+                    nt_response,
+                    peer_challenge,
+                    challenge,
+                    name,
+                );
+                let (send, recv) = mschap::mppe_keys(&entry.nt_hash, nt_response);
+                mschap = Some((*ident, success, send, recv));
+            }
+            ok
+        }
+        _ => false,
+    };
+    if !ok {
+        let mut v = deny(method, Some(entry), Reason::BadPassword);
+        v.mschap_ident = mschap_ident;
+        return v;
+    }
+    Verdict {
+        method,
+        member: Some(entry),
+        decision: decide(dir.catalog(), Subject::Member(&entry.member), resource, now),
+        mschap,
+        mschap_ident,
+    }
+}
+
+/// Seconds until `valid_until`, capped by `max_session`; unbounded sessions get up to 10 %
+/// jitter below the cap so re-authentications do not arrive as a storm (SPEC §4). Clamped to
+/// what the NAS accepts.
+fn session_timeout(
+    d: &Decision,
+    cfg: &HandlerConfig,
+    prof: &crate::nas::Profile,
+    now: DateTime<Utc>,
+) -> u32 {
+    let secs = match d.valid_until {
+        Some(until) => {
+            ((until - now).num_seconds().max(1) as u64).min(u64::from(cfg.max_session)) as u32
+        }
+        None => {
+            let jitter = rand::thread_rng().gen_range(0..=cfg.max_session / 10);
+            cfg.max_session - jitter
+        }
+    };
+    prof.clamp_timeout(secs)
+}
+
+fn class_token() -> String {
+    let b: [u8; 8] = rand::thread_rng().gen();
+    format!("fd1:{}", hex::encode(b))
+}
+
+fn reject_text(r: Reason) -> &'static str {
+    match r {
+        Reason::OutsideHours => "Outside your plan's hours",
+        Reason::SiteClosed => "The space is closed today",
+        Reason::Suspended => "Membership suspended",
+        Reason::Cancelled => "Membership cancelled",
+        Reason::PlanExpired => "Plan expired",
+        Reason::PlanNotStarted => "Plan not started yet",
+        Reason::DeviceLimit => "Too many devices online",
+        Reason::SsidNotAllowed => "Not allowed on this network",
+        _ => "Login failed",
+    }
+}
+
+fn accounting(
+    req: &Packet,
+    nas: &Nas,
+    src: SocketAddr,
+    dir: &Directory,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let status = match req.get_u32(attr::ACCT_STATUS_TYPE) {
+        Some(attr::acct_status::START) => AcctStatus::Start,
+        Some(attr::acct_status::STOP) => AcctStatus::Stop,
+        Some(attr::acct_status::INTERIM_UPDATE) => AcctStatus::Interim,
+        Some(attr::acct_status::ACCOUNTING_ON) | Some(attr::acct_status::ACCOUNTING_OFF) => {
+            AcctStatus::NasRestart
+        }
+        // Unknown status types are acknowledged (RFC 2866 §5.1) but not stored.
+        _ => {
+            let resp = reply_to(req, Code::AccountingResponse);
+            return reply(nas, req, resp, None, None);
+        }
+    };
+    let user_name = req.get_string(attr::USER_NAME).unwrap_or_default();
+    let mac = req
+        .get_string(attr::CALLING_STATION_ID)
+        .and_then(|s| s.parse().ok());
+    let member_id = dir
+        .member_by_username(&user_name)
+        .map(|m| m.member.id.clone())
+        .or_else(|| {
+            let device = dir.device(&user_name.parse().ok()?)?;
+            device.member_id.clone()
+        });
+    let octets = |lo: u8, hi: u8| -> i64 {
+        (i64::from(req.get_u32(hi).unwrap_or(0)) << 32) | i64::from(req.get_u32(lo).unwrap_or(0))
+    };
+    let vlan = req.get(attr::TUNNEL_PRIVATE_GROUP_ID).and_then(|v| {
+        std::str::from_utf8(v.strip_prefix(&[0u8][..]).unwrap_or(v))
+            .ok()?
+            .trim_start_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .ok()
+    });
+    let record = AccountingRecord {
+        at: now,
+        nas_id: nas.id,
+        nas_addr: src.to_string(),
+        status,
+        session_id: req.get_string(attr::ACCT_SESSION_ID).unwrap_or_default(),
+        user_name,
+        member_id,
+        mac,
+        framed_ip: req
+            .get(attr::FRAMED_IP_ADDRESS)
+            .and_then(|v| <[u8; 4]>::try_from(v).ok())
+            .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+        vlan,
+        class: req.get_string(attr::CLASS),
+        input_octets: octets(attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS),
+        output_octets: octets(attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS),
+        session_time: i64::from(req.get_u32(attr::ACCT_SESSION_TIME).unwrap_or(0)),
+        terminate_cause: req
+            .get_u32(attr::ACCT_TERMINATE_CAUSE)
+            .map(|c| c.to_string()),
+    };
+    let resp = reply_to(req, Code::AccountingResponse);
+    reply(nas, req, resp, None, Some(Box::new(record)))
+}
+
+#[cfg(test)]
+mod tests;

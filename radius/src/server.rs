@@ -1,0 +1,494 @@
+//! The tokio UDP server: a thin loop around [`crate::handler::handle`]. It owns what the
+//! sans-IO handler cannot: sockets, the duplicate cache (RFC 5080 §2.2.2), per-NAS rate limits,
+//! drop counters, the live-session view for device limits, and the durable write of
+//! accounting before its response.
+
+use crate::directory::Directory;
+use crate::handler::{handle, AuthEvent, DropCause, HandlerConfig, Outcome, Port, Sessions};
+use chrono::Utc;
+use frontdesk_core::store::radius::{AccountingRecord, AcctStatus, AuthLogEntry};
+use frontdesk_core::store::Store;
+use frontdesk_core::MacAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// How long an answer is kept for retransmissions (RFC 5080 §2.2.2 suggests seconds).
+const DUP_TTL: Duration = Duration::from_secs(5);
+/// Per-NAS token bucket: sustained requests per second and burst.
+const NAS_RATE: f64 = 5_000.0;
+const NAS_BURST: f64 = 10_000.0;
+
+type DupKey = (SocketAddr, u8, [u8; 16]);
+
+enum DupState {
+    InFlight,
+    Done(Arc<Vec<u8>>, Instant),
+}
+
+/// Sharded so workers on different cores rarely contend.
+struct DupCache {
+    shards: Vec<Mutex<HashMap<DupKey, DupState>>>,
+}
+
+impl DupCache {
+    fn new() -> DupCache {
+        DupCache {
+            shards: (0..16).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, k: &DupKey) -> &Mutex<HashMap<DupKey, DupState>> {
+        let h = k.2[0] as usize ^ k.1 as usize;
+        &self.shards[h % self.shards.len()]
+    }
+
+    /// `Err(Some(bytes))`: resend; `Err(None)`: a copy is being processed, drop; `Ok`: new.
+    fn begin(&self, k: DupKey) -> Result<(), Option<Arc<Vec<u8>>>> {
+        let mut m = self.shard(&k).lock().expect("dup cache lock");
+        match m.get(&k) {
+            Some(DupState::InFlight) => Err(None),
+            Some(DupState::Done(b, at)) if at.elapsed() < DUP_TTL => Err(Some(b.clone())),
+            _ => {
+                m.insert(k, DupState::InFlight);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(&self, k: DupKey, bytes: Option<Arc<Vec<u8>>>) {
+        let mut m = self.shard(&k).lock().expect("dup cache lock");
+        match bytes {
+            Some(b) => m.insert(k, DupState::Done(b, Instant::now())),
+            None => m.remove(&k),
+        };
+    }
+
+    fn expire(&self) {
+        for s in &self.shards {
+            s.lock().expect("dup cache lock").retain(|_, v| {
+                matches!(v, DupState::InFlight)
+                    || matches!(v, DupState::Done(_, at) if at.elapsed() < DUP_TTL)
+            });
+        }
+    }
+}
+
+/// Counters per NAS (or source address for unknown NAS) and cause.
+#[derive(Default)]
+pub struct Stats {
+    counters: Mutex<HashMap<(i64, &'static str), i64>>,
+    unknown_sources: Mutex<HashMap<IpAddr, i64>>,
+}
+
+impl Stats {
+    fn add(&self, nas_id: i64, counter: &'static str) {
+        *self
+            .counters
+            .lock()
+            .expect("stats lock")
+            .entry((nas_id, counter))
+            .or_default() += 1;
+    }
+
+    fn set(&self, nas_id: i64, counter: &'static str, v: i64) {
+        self.counters
+            .lock()
+            .expect("stats lock")
+            .insert((nas_id, counter), v);
+    }
+
+    pub fn snapshot(&self) -> Vec<(i64, String, i64)> {
+        self.counters
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|((n, c), v)| (*n, c.to_string(), *v))
+            .collect()
+    }
+
+    pub fn unknown_sources(&self) -> Vec<(IpAddr, i64)> {
+        self.unknown_sources
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|(a, n)| (*a, *n))
+            .collect()
+    }
+}
+
+/// (nas id, acct session id, mac, last update)
+type LiveSession = (i64, String, Option<MacAddr>, Instant);
+
+/// Live sessions from accounting, for device limits.
+#[derive(Default)]
+pub struct OnlineSessions {
+    by_member: RwLock<HashMap<String, Vec<LiveSession>>>,
+    stale_after: Duration,
+}
+
+impl OnlineSessions {
+    pub fn new(stale_after: Duration) -> OnlineSessions {
+        OnlineSessions {
+            by_member: RwLock::default(),
+            stale_after,
+        }
+    }
+
+    pub fn apply(&self, r: &AccountingRecord) {
+        let mut m = self.by_member.write().expect("sessions lock");
+        if r.status == AcctStatus::NasRestart {
+            for list in m.values_mut() {
+                list.retain(|s| s.0 != r.nas_id);
+            }
+            return;
+        }
+        let Some(member) = &r.member_id else { return };
+        let list = m.entry(member.clone()).or_default();
+        list.retain(|s| !(s.0 == r.nas_id && s.1 == r.session_id));
+        if r.status != AcctStatus::Stop {
+            list.push((r.nas_id, r.session_id.clone(), r.mac, Instant::now()));
+        }
+    }
+}
+
+impl Sessions for OnlineSessions {
+    fn devices_online(&self, member_id: &str) -> Vec<MacAddr> {
+        let m = self.by_member.read().expect("sessions lock");
+        let mut macs: Vec<MacAddr> = m
+            .get(member_id)
+            .map(|l| {
+                l.iter()
+                    .filter(|s| s.3.elapsed() < self.stale_after)
+                    .filter_map(|s| s.2)
+                    .collect()
+            })
+            .unwrap_or_default();
+        macs.sort();
+        macs.dedup();
+        macs
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// What the server shares between workers.
+pub struct Shared {
+    pub directory: RwLock<Arc<Directory>>,
+    pub sessions: OnlineSessions,
+    pub stats: Stats,
+    pub config: HandlerConfig,
+    dup: DupCache,
+    buckets: Mutex<HashMap<i64, Bucket>>,
+    accounting: mpsc::Sender<(Vec<AccountingRecord>, oneshot::Sender<bool>)>,
+    auth_log: mpsc::Sender<AuthLogEntry>,
+}
+
+impl Shared {
+    pub fn replace_directory(&self, d: Directory) {
+        *self.directory.write().expect("directory lock") = Arc::new(d);
+    }
+
+    fn allow(&self, nas_id: i64) -> bool {
+        let mut b = self.buckets.lock().expect("bucket lock");
+        let e = b.entry(nas_id).or_insert(Bucket {
+            tokens: NAS_BURST,
+            at: Instant::now(),
+        });
+        let now = Instant::now();
+        e.tokens = (e.tokens + now.duration_since(e.at).as_secs_f64() * NAS_RATE).min(NAS_BURST);
+        e.at = now;
+        if e.tokens >= 1.0 {
+            e.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub struct Listeners {
+    pub auth: UdpSocket,
+    pub acct: UdpSocket,
+}
+
+impl Listeners {
+    pub async fn bind(auth: SocketAddr, acct: SocketAddr) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            auth: UdpSocket::bind(auth).await?,
+            acct: UdpSocket::bind(acct).await?,
+        })
+    }
+}
+
+/// Starts the server tasks; returns the shared state (to swap the directory on change).
+pub async fn start(
+    store: Store,
+    directory: Directory,
+    config: HandlerConfig,
+    listeners: Listeners,
+) -> std::io::Result<Arc<Shared>> {
+    let (acct_tx, acct_rx) = mpsc::channel(4096);
+    let (log_tx, log_rx) = mpsc::channel(65536);
+    let shared = Arc::new(Shared {
+        directory: RwLock::new(Arc::new(directory)),
+        sessions: OnlineSessions::new(Duration::from_secs(1500)),
+        stats: Stats::default(),
+        config,
+        dup: DupCache::new(),
+        buckets: Mutex::default(),
+        accounting: acct_tx,
+        auth_log: log_tx,
+    });
+    // Sessions that were online before a restart still count for device limits.
+    if let Ok(rows) = store
+        .sessions(Some(Utc::now() - chrono::Duration::seconds(1500)), 100_000)
+        .await
+    {
+        for s in rows {
+            shared.sessions.apply(&AccountingRecord {
+                at: s.updated_at,
+                nas_id: s.nas_id,
+                nas_addr: s.nas_addr,
+                status: AcctStatus::Interim,
+                session_id: s.acct_session_id,
+                user_name: s.user_name,
+                member_id: s.member_id,
+                mac: s.mac.and_then(|m| m.parse().ok()),
+                framed_ip: None,
+                vlan: None,
+                class: None,
+                input_octets: 0,
+                output_octets: 0,
+                session_time: 0,
+                terminate_cause: None,
+            });
+        }
+    }
+    tokio::spawn(accounting_writer(store.clone(), acct_rx));
+    tokio::spawn(auth_log_writer(store.clone(), log_rx));
+    tokio::spawn(stats_flusher(store, shared.clone()));
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let auth = Arc::new(listeners.auth);
+    let acct = Arc::new(listeners.acct);
+    info!(auth = %auth.local_addr()?, acct = %acct.local_addr()?, workers, "RADIUS listening");
+    for _ in 0..workers {
+        tokio::spawn(worker(auth.clone(), Port::Auth, shared.clone()));
+        tokio::spawn(worker(acct.clone(), Port::Acct, shared.clone()));
+    }
+    Ok(shared)
+}
+
+async fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 4096 + 1];
+    let mut last_expire = Instant::now();
+    loop {
+        let (n, src) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "RADIUS receive failed");
+                continue;
+            }
+        };
+        if last_expire.elapsed() > Duration::from_secs(1) {
+            shared.dup.expire();
+            last_expire = Instant::now();
+        }
+        let datagram = &buf[..n.min(4096)];
+        if n > 4096 {
+            // RFC 2865 §3: at most 4096 octets.
+            count_drop(&shared, src, DropCause::Malformed, None);
+            continue;
+        }
+        let key: DupKey = match datagram.get(4..20) {
+            Some(a) => (src, datagram[1], a.try_into().expect("16")),
+            None => {
+                count_drop(&shared, src, DropCause::Malformed, None);
+                continue;
+            }
+        };
+        match shared.dup.begin(key) {
+            Ok(()) => {}
+            Err(Some(cached)) => {
+                let _ = sock.send_to(&cached, src).await;
+                continue;
+            }
+            Err(None) => continue,
+        }
+        let started = Instant::now();
+        let dir = shared.directory.read().expect("directory lock").clone();
+        if let Some(nas) = dir.nas_for(src.ip()) {
+            if !shared.allow(nas.id) {
+                count_drop(&shared, src, DropCause::RateLimited, Some(nas.id));
+                shared.dup.finish(key, None);
+                continue;
+            }
+            shared.stats.add(nas.id, "requests");
+            shared
+                .stats
+                .set(nas.id, "last-seen", Utc::now().timestamp());
+        }
+        let outcome = handle(
+            datagram,
+            src,
+            port,
+            &dir,
+            &shared.sessions,
+            &shared.config,
+            Utc::now(),
+        );
+        match outcome {
+            Outcome::Drop { cause, nas_id } => {
+                count_drop(&shared, src, cause, nas_id);
+                shared.dup.finish(key, None);
+            }
+            Outcome::Reply {
+                nas_id,
+                bytes,
+                auth,
+                accounting,
+            } => {
+                if let Some(record) = accounting {
+                    let (tx, rx) = oneshot::channel();
+                    let stored = shared
+                        .accounting
+                        .send((vec![(*record).clone()], tx))
+                        .await
+                        .is_ok()
+                        && rx.await.unwrap_or(false);
+                    if !stored {
+                        // No response: the NAS retransmits, nothing is lost.
+                        shared.stats.add(nas_id, "accounting-not-stored");
+                        shared.dup.finish(key, None);
+                        continue;
+                    }
+                    shared.sessions.apply(&record);
+                }
+                if let Some(ev) = auth {
+                    log_auth(&shared, &ev, started.elapsed());
+                }
+                let bytes = Arc::new(bytes);
+                if let Err(e) = sock.send_to(&bytes, src).await {
+                    debug!(%src, error = %e, "RADIUS send failed");
+                }
+                shared.dup.finish(key, Some(bytes));
+            }
+        }
+    }
+}
+
+fn count_drop(shared: &Shared, src: SocketAddr, cause: DropCause, nas_id: Option<i64>) {
+    match nas_id {
+        Some(id) => shared.stats.add(id, cause.as_str()),
+        None => {
+            *shared
+                .stats
+                .unknown_sources
+                .lock()
+                .expect("stats lock")
+                .entry(src.ip())
+                .or_default() += 1
+        }
+    }
+    debug!(%src, cause = cause.as_str(), "RADIUS request dropped");
+}
+
+fn log_auth(shared: &Shared, ev: &AuthEvent, elapsed: Duration) {
+    let latency_us = elapsed.as_micros() as i64;
+    // One structured event per decision; never the password.
+    info!(
+        user = %ev.user_name,
+        nas = ev.nas_id,
+        mac = ev.mac.map(|m| m.to_string()).unwrap_or_default(),
+        method = ev.method.as_str(),
+        decision = if ev.accepted { "accept" } else { "reject" },
+        reason = %ev.reason,
+        vlan = ev.vlan.map(i64::from).unwrap_or(-1),
+        latency_us,
+        "auth"
+    );
+    shared
+        .stats
+        .add(ev.nas_id, if ev.accepted { "accepts" } else { "rejects" });
+    let entry = AuthLogEntry {
+        at: Utc::now(),
+        nas_id: Some(ev.nas_id),
+        user_name: ev.user_name.clone(),
+        mac: ev.mac.map(|m| m.to_string()),
+        method: ev.method.as_str().into(),
+        accepted: ev.accepted,
+        reason: ev.reason.clone(),
+        vlan: ev.vlan,
+        latency_us,
+    };
+    if shared.auth_log.try_send(entry).is_err() {
+        shared.stats.add(ev.nas_id, "auth-log-dropped");
+    }
+}
+
+/// Writes accounting in batches: whatever queued while the previous batch was written goes in
+/// one transaction; every sender is told whether its record is durable.
+async fn accounting_writer(
+    store: Store,
+    mut rx: mpsc::Receiver<(Vec<AccountingRecord>, oneshot::Sender<bool>)>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(x) => batch.push(x),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<AccountingRecord> =
+            batch.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+        let ok = match store.record_accounting(&records).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, records = records.len(), "accounting not stored; NAS will retransmit");
+                false
+            }
+        };
+        for (_, tx) in batch {
+            let _ = tx.send(ok);
+        }
+    }
+}
+
+async fn auth_log_writer(store: Store, mut rx: mpsc::Receiver<AuthLogEntry>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        // Collect for a moment: one transaction per burst, off the hot path.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(x) => batch.push(x),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.record_auth_log(&batch).await {
+            warn!(error = %e, entries = batch.len(), "auth log not stored");
+        }
+    }
+}
+
+async fn stats_flusher(store: Store, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let snapshot = shared.stats.snapshot();
+        if let Err(e) = store.save_nas_stats(&snapshot, Utc::now()).await {
+            debug!(error = %e, "NAS counters not saved");
+        }
+        for (ip, n) in shared.stats.unknown_sources() {
+            debug!(%ip, dropped = n, "requests from an unknown NAS");
+        }
+    }
+}
