@@ -86,6 +86,14 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// RADIUS sessions from accounting, newest first.
+    Sessions {
+        /// Only sessions without a Stop that were updated recently.
+        #[arg(long)]
+        online: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
     /// The audit log, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]

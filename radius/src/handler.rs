@@ -206,7 +206,11 @@ pub fn handle(
 /// copied in order (RFC 2865 §5.33); callers add the rest.
 fn reply_to(req: &Packet, code: Code) -> Packet {
     let mut resp = Packet::new(code, req.identifier, [0; 16]);
-    resp.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    // Accounting-Response to an Accounting-Request carries none: RFC 2866 has no use for it,
+    // and peers disagree on its computation (FreeRADIUS zeroes the authenticator there).
+    if !(code == Code::AccountingResponse && req.code == Code::AccountingRequest) {
+        resp.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    }
     for ps in req.all(attr::PROXY_STATE) {
         resp.add(attr::PROXY_STATE, ps.to_vec());
     }

@@ -148,5 +148,6 @@ pub async fn run(cli: Cli) -> Result<()> {
             force,
         } => backup::restore(&ctx, &path, passphrase_file.as_deref(), force).await,
         Command::Audit { limit } => records::audit(&ctx, limit).await,
+        Command::Sessions { online, limit } => records::sessions(&ctx, online, limit).await,
     }
 }

@@ -114,8 +114,28 @@ pub async fn nas(ctx: &Ctx, cmd: NasCommand, actor: &Actor) -> Result<()> {
         NasCommand::List => {
             let store = ctx.open().await?;
             let list = store.nas_list().await?;
+            let stats = store.nas_stats().await?;
+            let counters = |id: i64| -> Vec<(String, i64)> {
+                stats
+                    .iter()
+                    .filter(|s| s.0 == id)
+                    .map(|s| (s.1.clone(), s.2))
+                    .collect()
+            };
             if ctx.json {
-                json(&list);
+                let v: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|n| {
+                        let mut j = serde_json::to_value(n).expect("serialisable");
+                        j["counters"] = counters(n.id)
+                            .into_iter()
+                            .map(|(k, v)| (k, serde_json::Value::from(v)))
+                            .collect::<serde_json::Map<_, _>>()
+                            .into();
+                        j
+                    })
+                    .collect();
+                json(&v);
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
@@ -132,6 +152,7 @@ pub async fn nas(ctx: &Ctx, cmd: NasCommand, actor: &Actor) -> Result<()> {
                                 "no"
                             }
                             .into(),
+                            nas_health(&counters(n.id)),
                         ]
                     })
                     .collect();
@@ -143,6 +164,7 @@ pub async fn nas(ctx: &Ctx, cmd: NasCommand, actor: &Actor) -> Result<()> {
                         "DISCONNECT",
                         "COA",
                         "REQUIRE-MA",
+                        "TRAFFIC",
                     ],
                     &rows,
                 );
@@ -159,6 +181,40 @@ pub async fn nas(ctx: &Ctx, cmd: NasCommand, actor: &Actor) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line an operator can act on: traffic, and every kind of drop spelled out.
+fn nas_health(counters: &[(String, i64)]) -> String {
+    let get = |k: &str| counters.iter().find(|c| c.0 == k).map_or(0, |c| c.1);
+    let requests = get("requests");
+    if requests == 0 && counters.is_empty() {
+        return "never heard from".into();
+    }
+    let mut parts = vec![format!(
+        "{requests} requests, {} accepts, {} rejects",
+        get("accepts"),
+        get("rejects")
+    )];
+    for (k, v) in counters {
+        let what = match k.as_str() {
+            "no-message-authenticator" => "sent without Message-Authenticator (dropped)",
+            "proxy-state-without-message-authenticator" => {
+                "with Proxy-State but no Message-Authenticator (dropped)"
+            }
+            "bad-authenticator" => "with a wrong secret or Message-Authenticator (dropped)",
+            "malformed" => "malformed (dropped)",
+            "rate-limited" => "over the rate limit (dropped)",
+            "unexpected-code" => "of an unexpected type (dropped)",
+            _ => continue,
+        };
+        parts.push(format!("{v} {what}"));
+    }
+    if let Some((_, t)) = counters.iter().find(|c| c.0 == "last-seen") {
+        if let Some(at) = chrono::DateTime::from_timestamp(*t, 0) {
+            parts.push(format!("last heard {}", rfc3339(at)));
+        }
+    }
+    parts.join("; ")
 }
 
 pub async fn voucher(ctx: &Ctx, cmd: VoucherCommand, actor: &Actor) -> Result<()> {
@@ -264,6 +320,48 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCommand, actor: &Actor) -> Result<()> {
                 ]);
             }
         }
+    }
+    Ok(())
+}
+
+pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
+    let store = ctx.open().await?;
+    // Online: no Stop and an update within 2.5 interim intervals of the longest profile (600 s).
+    let since = online.then(|| Utc::now() - chrono::Duration::seconds(1500));
+    let rows = store.sessions(since, limit.clamp(1, 100_000)).await?;
+    if ctx.json {
+        json(&rows);
+    } else {
+        let tz = store.site().await?.tz();
+        let table_rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|s| {
+                vec![
+                    s.user_name.clone(),
+                    opt(s.mac.clone()),
+                    opt(s.framed_ip.clone()),
+                    s.nas_addr.clone(),
+                    opt(s.vlan),
+                    local_and_utc(s.started_at, tz),
+                    s.stopped_at
+                        .map_or("online".into(), |t| local_and_utc(t, tz)),
+                    format!("{}/{}", s.input_octets, s.output_octets),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "USER",
+                "MAC",
+                "IP",
+                "NAS",
+                "VLAN",
+                "STARTED",
+                "STOPPED",
+                "IN/OUT OCTETS",
+            ],
+            &table_rows,
+        );
     }
     Ok(())
 }

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 use frontdesk_core::store::{OpenMode, Store};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_frontdesk");
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -177,5 +180,68 @@ pub fn require_root(test: &str) -> bool {
         panic!("{test} needs root, and CI=true: CI must run as root");
     }
     eprintln!("SKIPPED: {test} needs root (network namespace / nftables); run as root or in CI");
+    false
+}
+
+/// A running `serve`, its stderr lines delivered on a channel; killed on drop.
+pub struct Server {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start serve");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server { child, lines }
+    }
+
+    /// Waits for a stderr line containing every needle.
+    pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// For tests that need a real peer program: true when it is installed. Outside CI a missing
+/// tool prints `SKIPPED: <reason>`; in CI (which installs it) a missing tool fails the test.
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+        .unwrap_or(false);
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} is not installed, and CI=true: .ci/run must install {package}");
+    }
+    eprintln!("SKIPPED: needs {tool} (Debian package {package})");
     false
 }

@@ -1,0 +1,547 @@
+//! RADIUS end to end: `frontdesk serve` on ephemeral loopback ports, driven by FreeRADIUS's
+//! `radclient` (the real peer).
+
+mod common;
+use common::{require_tool, Db, Env, Server};
+use frontdesk_radius::auth::mschap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SECRET: &str = "testing123";
+
+struct Radius {
+    env: Env,
+    server: Server,
+    auth: u16,
+    acct: u16,
+}
+
+#[derive(Debug)]
+struct Answer {
+    code: Option<String>,
+    out: String,
+}
+
+impl Answer {
+    fn attr(&self, name: &str) -> Option<String> {
+        self.out
+            .lines()
+            .filter(|l| l.starts_with('\t') || l.starts_with(' '))
+            .map(str::trim)
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .trim_start()
+                    .strip_prefix("= ")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+    }
+}
+
+impl Radius {
+    /// UTC site; members: ada (full-time), flo (flex, until today), sus (suspended), printer MAC.
+    async fn start() -> Option<Radius> {
+        if !require_tool("radclient", "freeradius-utils") {
+            return None;
+        }
+        let env = Env::new(Db::Sqlite).await.unwrap();
+        env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+            .ok();
+        env.run(&[
+            "nas",
+            "add",
+            "--name",
+            "local",
+            "--address",
+            "127.0.0.1",
+            "--secret",
+            SECRET,
+        ])
+        .ok();
+        env.run(&[
+            "plan",
+            "add",
+            "--name",
+            "solo",
+            "--vlan",
+            "50",
+            "--wifi",
+            "always",
+            "--devices",
+            "1",
+        ])
+        .ok();
+        Some(Radius {
+            server: Radius::serve(&env),
+            env,
+            auth: 0,
+            acct: 0,
+        })
+        .map(|mut r| {
+            r.ports();
+            r
+        })
+    }
+
+    fn serve(env: &Env) -> Server {
+        let mut cmd = env.cmd();
+        cmd.args([
+            "serve",
+            "--radius-auth",
+            "[::]:0",
+            "--radius-acct",
+            "[::]:0",
+            "--http",
+            "127.0.0.1:0",
+            "--portal",
+            "127.0.0.1:0",
+        ]);
+        Server::start(cmd)
+    }
+
+    fn ports(&mut self) {
+        let line = self
+            .server
+            .wait_for(&["RADIUS listening"], Duration::from_secs(20))
+            .expect("RADIUS server started");
+        let port = |key: &str| -> u16 {
+            let rest = &line[line.find(key).expect("port in log") + key.len()..];
+            let addr = rest.split_whitespace().next().unwrap();
+            addr.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        self.auth = port("auth=");
+        self.acct = port("acct=");
+        assert!(self
+            .server
+            .wait_for(&["following changes"], Duration::from_secs(10))
+            .is_some());
+    }
+
+    fn add_member(&self, email: &str, plan: &str, extra: &[&str]) -> (String, String) {
+        let mut args = vec![
+            "member", "add", "--name", "Test", "--email", email, "--plan", plan, "--json",
+        ];
+        args.extend(extra);
+        let j = self.env.run(&args).ok().json();
+        (
+            j["wifi_username"].as_str().unwrap().into(),
+            j["wifi_password"].as_str().unwrap().into(),
+        )
+    }
+
+    fn send(&self, host: &str, port: u16, kind: &str, secret: &str, attrs: &str) -> Answer {
+        let mut child = Command::new("radclient")
+            .args([
+                "-x",
+                "-r",
+                "1",
+                "-t",
+                "1",
+                &format!("{host}:{port}"),
+                kind,
+                secret,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("radclient");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(attrs.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let code = text.lines().find_map(|l| {
+            l.strip_prefix("Received ")
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        });
+        Answer { code, out: text }
+    }
+
+    fn auth(&self, attrs: &str) -> Answer {
+        self.send(
+            "127.0.0.1",
+            self.auth,
+            "auth",
+            SECRET,
+            &format!("{attrs},Message-Authenticator=0x00"),
+        )
+    }
+
+    fn acct(&self, attrs: &str) -> Answer {
+        self.send("127.0.0.1", self.acct, "acct", SECRET, attrs)
+    }
+
+    /// Waits until `serve` has applied the latest change (CLI writes reach it via the feed).
+    fn settle(&self) {
+        std::thread::sleep(Duration::from_millis(700));
+    }
+}
+
+fn pap(user: &str, password: &str) -> String {
+    format!("User-Name={user},User-Password={password}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pap_chap_mschapv2_mab_and_rejects() {
+    let Some(r) = Radius::start().await else {
+        return;
+    };
+    let (ada, ada_pw) = r.add_member("ada@example.com", "full-time", &[]);
+    let today = chrono::Utc::now().date_naive().to_string();
+    let (flo, flo_pw) = r.add_member("flo@example.com", "full-time", &["--until", &today]);
+    let (sus, sus_pw) = r.add_member("sus@example.com", "full-time", &[]);
+    r.env.run(&["member", "suspend", "sus@example.com"]).ok();
+    let (can, can_pw) = r.add_member("can@example.com", "full-time", &[]);
+    r.env.run(&["member", "cancel", "can@example.com"]).ok();
+    r.env
+        .run(&["site", "hours", "--days", "daily", "--closed"])
+        .ok();
+    let (night, night_pw) = r.add_member("night@example.com", "flex", &[]);
+    r.env
+        .run(&[
+            "device",
+            "add",
+            "--member",
+            "ada@example.com",
+            "--mac",
+            "02:00:00:00:00:99",
+            "--name",
+            "printer",
+        ])
+        .ok();
+    r.settle();
+
+    // PAP accept with the VLAN attributes of the plan and an unbounded-plan Session-Timeout.
+    let a = r.auth(&pap(&ada, &ada_pw));
+    assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
+    assert_eq!(
+        a.attr("Tunnel-Type:0").as_deref(),
+        Some("VLAN"),
+        "{}",
+        a.out
+    );
+    assert_eq!(a.attr("Tunnel-Medium-Type:0").as_deref(), Some("IEEE-802"));
+    assert_eq!(a.attr("Tunnel-Private-Group-Id:0").as_deref(), Some("10"));
+    assert_eq!(
+        a.attr("Termination-Action").as_deref(),
+        Some("RADIUS-Request")
+    );
+    let st: u32 = a.attr("Session-Timeout").unwrap().parse().unwrap();
+    assert!(
+        (38_880..=43_200).contains(&st),
+        "12 h minus at most 10 % jitter: {st}"
+    );
+    assert!(a.attr("Class").is_some());
+    // The Message-Authenticator comes first.
+    let first_attr = a
+        .out
+        .lines()
+        .skip_while(|l| !l.starts_with("Received"))
+        .nth(1)
+        .unwrap();
+    assert!(
+        first_attr.trim().starts_with("Message-Authenticator"),
+        "{}",
+        a.out
+    );
+
+    // Session-Timeout = seconds until valid_until (the plan ends at midnight UTC today).
+    let f = r.auth(&pap(&flo, &flo_pw));
+    assert_eq!(f.code.as_deref(), Some("Access-Accept"), "{}", f.out);
+    let st: i64 = f.attr("Session-Timeout").unwrap().parse().unwrap();
+    let midnight = (chrono::Utc::now().date_naive() + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let expected = (midnight - chrono::Utc::now())
+        .num_seconds()
+        .clamp(60, 43_200);
+    assert!(
+        (st - expected).abs() <= 5,
+        "Session-Timeout {st}, expected about {expected}"
+    );
+
+    // Rejects.
+    for (user, pw, why) in [
+        (ada.as_str(), "wrong-password", "bad password"),
+        ("nobody@example.com", "whatever1", "unknown user"),
+        (sus.as_str(), sus_pw.as_str(), "suspended"),
+        (can.as_str(), can_pw.as_str(), "cancelled"),
+        (night.as_str(), night_pw.as_str(), "outside hours"),
+    ] {
+        let a = r.auth(&pap(user, pw));
+        assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{why}: {}", a.out);
+        assert!(
+            a.attr("Reply-Message").is_none(),
+            "no reason leaks by default"
+        );
+    }
+
+    // CHAP.
+    let c = r.auth(&format!("User-Name={ada},CHAP-Password={ada_pw}"));
+    assert_eq!(c.code.as_deref(), Some("Access-Accept"), "{}", c.out);
+    let c = r.auth(&format!("User-Name={ada},CHAP-Password=nope-nope"));
+    assert_eq!(c.code.as_deref(), Some("Access-Reject"));
+
+    // MS-CHAPv2, computed here (radclient derives only MS-CHAPv1 from MS-CHAP-Password).
+    let auth_challenge = [0x5bu8; 16];
+    let peer_challenge = [0x21u8; 16];
+    let nt = frontdesk_core::secrets::nt_hash(&ada_pw);
+    let nt_resp = mschap::nt_response(&auth_challenge, &peer_challenge, ada.as_bytes(), &nt);
+    let mut response = vec![7u8, 0];
+    response.extend(peer_challenge);
+    response.extend([0u8; 8]);
+    response.extend(nt_resp);
+    let m = r.auth(&format!(
+        "User-Name={ada},MS-CHAP-Challenge=0x{},MS-CHAP2-Response=0x{}",
+        hex::encode(auth_challenge),
+        hex::encode(&response)
+    ));
+    assert_eq!(m.code.as_deref(), Some("Access-Accept"), "{}", m.out);
+    let success = mschap::authenticator_response(
+        &nt,
+        &nt_resp,
+        &peer_challenge,
+        &auth_challenge,
+        ada.as_bytes(),
+    );
+    let mut want = vec![7u8];
+    want.extend(success.as_bytes());
+    assert_eq!(
+        m.attr("MS-CHAP2-Success").unwrap().to_lowercase(),
+        format!("0x{}", hex::encode(want)),
+        "{}",
+        m.out
+    );
+    let (send, recv) = mschap::mppe_keys(&nt, &nt_resp);
+    assert_eq!(
+        m.attr("MS-MPPE-Send-Key").unwrap().to_lowercase(),
+        format!("0x{}", hex::encode(send)),
+        "{}",
+        m.out
+    );
+    assert_eq!(
+        m.attr("MS-MPPE-Recv-Key").unwrap().to_lowercase(),
+        format!("0x{}", hex::encode(recv))
+    );
+    let mut bad = response.clone();
+    bad[30] ^= 0xff;
+    let m = r.auth(&format!(
+        "User-Name={ada},MS-CHAP-Challenge=0x{},MS-CHAP2-Response=0x{}",
+        hex::encode(auth_challenge),
+        hex::encode(&bad)
+    ));
+    assert_eq!(m.code.as_deref(), Some("Access-Reject"));
+    assert!(m.attr("MS-CHAP-Error").is_some(), "{}", m.out);
+
+    // MAC authentication: bare lowercase with the MAC as password (Meraki/Cisco style), and
+    // colon format with an empty password (MikroTik style).
+    for attrs in [
+        "User-Name=020000000099,User-Password=020000000099,Calling-Station-Id=02-00-00-00-00-99",
+        "User-Name=02:00:00:00:00:99,User-Password=\"\"",
+        "User-Name=02-00-00-00-00-99,CHAP-Password=02-00-00-00-00-99",
+    ] {
+        let a = r.auth(attrs);
+        assert_eq!(
+            a.code.as_deref(),
+            Some("Access-Accept"),
+            "{attrs}: {}",
+            a.out
+        );
+        assert_eq!(a.attr("Tunnel-Private-Group-Id:0").as_deref(), Some("40"));
+    }
+    let a = r.auth("User-Name=020000000099,User-Password=not-the-mac");
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"));
+    let a = r.auth("User-Name=020000000098,User-Password=020000000098");
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"), "unregistered MAC");
+
+    // Status-Server on both ports.
+    let s = r.send(
+        "127.0.0.1",
+        r.auth,
+        "status",
+        SECRET,
+        "Message-Authenticator=0x00",
+    );
+    assert_eq!(s.code.as_deref(), Some("Access-Accept"), "{}", s.out);
+    let s = r.send(
+        "127.0.0.1",
+        r.acct,
+        "status",
+        SECRET,
+        "Message-Authenticator=0x00",
+    );
+    assert_eq!(s.code.as_deref(), Some("Accounting-Response"), "{}", s.out);
+
+    // Silence: wrong secret, no Message-Authenticator from a NAS that must send it, unknown NAS.
+    let w = r.send(
+        "127.0.0.1",
+        r.auth,
+        "auth",
+        "not-the-secret",
+        &format!("{},Message-Authenticator=0x00", pap(&ada, &ada_pw)),
+    );
+    assert_eq!(w.code, None, "bad secret must get no answer: {}", w.out);
+    let n = r.send("127.0.0.1", r.auth, "auth", SECRET, &pap(&ada, &ada_pw));
+    assert_eq!(
+        n.code, None,
+        "no Message-Authenticator must get no answer: {}",
+        n.out
+    );
+    let u = r.send(
+        "[::1]",
+        r.auth,
+        "auth",
+        SECRET,
+        &format!("{},Message-Authenticator=0x00", pap(&ada, &ada_pw)),
+    );
+    assert_eq!(u.code, None, "unknown NAS must get no answer: {}", u.out);
+
+    // The operator sees why: counters per NAS and cause.
+    std::thread::sleep(Duration::from_millis(2500));
+    let list = r.env.run(&["nas", "list", "--json"]).ok().json();
+    let counters = &list[0]["counters"];
+    assert!(
+        counters["no-message-authenticator"].as_i64() >= Some(1),
+        "{list}"
+    );
+    assert!(counters["bad-authenticator"].as_i64() >= Some(1), "{list}");
+    let text = r.env.run(&["nas", "list"]).ok().stdout;
+    assert!(
+        text.contains("sent without Message-Authenticator (dropped)"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_sessions_and_device_limit() {
+    let Some(r) = Radius::start().await else {
+        return;
+    };
+    let (solo, solo_pw) = r.add_member("solo@example.com", "solo", &[]);
+    r.settle();
+    let login = |mac: &str| {
+        r.auth(&format!(
+            "{},Calling-Station-Id={mac}",
+            pap(&solo, &solo_pw)
+        ))
+    };
+    assert_eq!(
+        login("AA-00-00-00-00-01").code.as_deref(),
+        Some("Access-Accept")
+    );
+
+    let start = format!(
+        "Acct-Status-Type=Start,User-Name={solo},Acct-Session-Id=sess-1,Calling-Station-Id=AA-00-00-00-00-01,Framed-IP-Address=10.0.20.5,NAS-IP-Address=127.0.0.1"
+    );
+    let a = r.acct(&start);
+    assert_eq!(a.code.as_deref(), Some("Accounting-Response"), "{}", a.out);
+    // Stored before the response: visible right away.
+    let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
+    assert_eq!(online.as_array().unwrap().len(), 1, "{online}");
+    assert_eq!(online[0]["framed_ip"], "10.0.20.5");
+    assert_eq!(online[0]["mac"], "aa:00:00:00:00:01");
+
+    // Device limit 1: a second device is refused, the same device roaming is not.
+    assert_eq!(
+        login("AA-00-00-00-00-02").code.as_deref(),
+        Some("Access-Reject")
+    );
+    assert_eq!(
+        login("AA-00-00-00-00-01").code.as_deref(),
+        Some("Access-Accept")
+    );
+
+    // A retransmission (same id and authenticator) gets the cached answer: covered by the
+    // duplicate cache unit; here Stop ends the session and frees the slot.
+    let stop = format!("Acct-Status-Type=Stop,User-Name={solo},Acct-Session-Id=sess-1,Calling-Station-Id=AA-00-00-00-00-01,Acct-Input-Octets=1000,Acct-Output-Octets=2000,Acct-Session-Time=60");
+    assert_eq!(r.acct(&stop).code.as_deref(), Some("Accounting-Response"));
+    assert_eq!(
+        r.env
+            .run(&["sessions", "--online", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let all = r.env.run(&["sessions", "--json"]).ok().json();
+    assert_eq!(all[0]["input_octets"], 1000);
+    assert!(all[0]["stopped_at"].is_string());
+    assert_eq!(
+        login("AA-00-00-00-00-02").code.as_deref(),
+        Some("Access-Accept")
+    );
+
+    // Accounting-On closes everything of that NAS.
+    r.acct(&format!("Acct-Status-Type=Start,User-Name={solo},Acct-Session-Id=sess-2,Calling-Station-Id=AA-00-00-00-00-02"));
+    assert_eq!(
+        r.env
+            .run(&["sessions", "--online", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    r.acct("Acct-Status-Type=Accounting-On,NAS-IP-Address=127.0.0.1,Acct-Session-Id=0");
+    assert_eq!(
+        r.env
+            .run(&["sessions", "--online", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // Accounting with the wrong secret is dropped.
+    let bad = r.send("127.0.0.1", r.acct, "acct", "wrong-secret", &start);
+    assert_eq!(bad.code, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_the_radius_server_without_restart() {
+    let Some(r) = Radius::start().await else {
+        return;
+    };
+    let (ada, pw) = r.add_member("ada@example.com", "full-time", &[]);
+    r.settle();
+    assert_eq!(
+        r.auth(&pap(&ada, &pw)).code.as_deref(),
+        Some("Access-Accept")
+    );
+    r.env.run(&["member", "suspend", "ada@example.com"]).ok();
+    r.settle();
+    assert_eq!(
+        r.auth(&pap(&ada, &pw)).code.as_deref(),
+        Some("Access-Reject")
+    );
+    r.env.run(&["member", "resume", "ada@example.com"]).ok();
+    let j = r
+        .env
+        .run(&["member", "rotate-password", "ada@example.com", "--json"])
+        .ok()
+        .json();
+    r.settle();
+    assert_eq!(
+        r.auth(&pap(&ada, &pw)).code.as_deref(),
+        Some("Access-Reject"),
+        "old password"
+    );
+    let new_pw = j["wifi_password"].as_str().unwrap();
+    assert_eq!(
+        r.auth(&pap(&ada, new_pw)).code.as_deref(),
+        Some("Access-Accept")
+    );
+}
