@@ -64,6 +64,8 @@ pub struct RadiusConfig {
     pub device_limit_action: DeviceLimitAction,
     /// Put the human reason into Access-Reject's Reply-Message (default: no reason leaks).
     pub reject_reply_message: bool,
+    /// Requests per second accepted from one NAS (token bucket, burst of 2 s); 0 = no limit.
+    pub nas_rate_limit: u32,
 }
 
 impl Default for RadiusConfig {
@@ -74,6 +76,7 @@ impl Default for RadiusConfig {
             max_session: "12h".into(),
             device_limit_action: DeviceLimitAction::default(),
             reject_reply_message: false,
+            nas_rate_limit: 20_000,
         }
     }
 }

@@ -7,7 +7,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use frontdesk_radius::attr;
-use frontdesk_radius::packet::{encode_request, encrypt_user_password, verify_response, Code, Packet};
+use frontdesk_radius::packet::{
+    encode_request, encrypt_user_password, verify_response, Code, Packet,
+};
 use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,12 +67,19 @@ struct Counters {
 }
 
 fn load_users(path: &std::path::Path) -> Result<Vec<(String, String)>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     let headers = r.headers()?.clone();
     let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h));
-    let (u, p) = match (col(&["wifi_username", "username"]), col(&["wifi_password", "password"])) {
+    let (u, p) = match (
+        col(&["wifi_username", "username"]),
+        col(&["wifi_password", "password"]),
+    ) {
         (Some(u), Some(p)) => (u, p),
-        _ => bail!("{}: needs columns wifi_username and wifi_password", path.display()),
+        _ => bail!(
+            "{}: needs columns wifi_username and wifi_password",
+            path.display()
+        ),
     };
     let mut out = Vec::new();
     for rec in r.records() {
@@ -95,10 +104,16 @@ impl Client {
         let mut p = Packet::new(Code::AccessRequest, id, auth);
         p.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
         p.add(attr::USER_NAME, user.as_bytes().to_vec());
-        p.add(attr::USER_PASSWORD, encrypt_user_password(password.as_bytes(), &self.secret, &auth));
+        p.add(
+            attr::USER_PASSWORD,
+            encrypt_user_password(password.as_bytes(), &self.secret, &auth),
+        );
         p.add(attr::NAS_IP_ADDRESS, vec![127, 0, 0, 1]);
         p.add_u32(attr::NAS_PORT, u32::from(id));
-        (encode_request(&p, &self.secret).expect("small packet"), auth)
+        (
+            encode_request(&p, &self.secret).expect("small packet"),
+            auth,
+        )
     }
 }
 
@@ -112,7 +127,12 @@ async fn worker(
     until: Instant,
     interval: Option<Duration>,
 ) -> Result<Vec<u32>> {
-    let sock = UdpSocket::bind(if client.target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await?;
+    let sock = UdpSocket::bind(if client.target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .await?;
     sock.connect(client.target).await?;
     let mut latencies = Vec::with_capacity(1 << 16);
     let mut buf = vec![0u8; 4096];
@@ -145,7 +165,8 @@ async fn worker(
                     if resp.len() < 20 || resp[1] != id {
                         continue; // a late answer to an earlier, timed-out request
                     }
-                    latencies.push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    latencies
+                        .push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                     if !verify_response(resp, &auth, &client.secret) {
                         counters.invalid.fetch_add(1, Ordering::Relaxed);
                     } else if resp[0] == 2 {
@@ -195,7 +216,15 @@ async fn main() -> Result<()> {
     let until = started + *duration;
     let mut tasks = Vec::new();
     for w in 0..concurrency {
-        tasks.push(tokio::spawn(worker(client.clone(), users.clone(), counters.clone(), w, concurrency, until, interval)));
+        tasks.push(tokio::spawn(worker(
+            client.clone(),
+            users.clone(),
+            counters.clone(),
+            w,
+            concurrency,
+            until,
+            interval,
+        )));
     }
     let mut latencies = Vec::new();
     for t in tasks {

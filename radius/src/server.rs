@@ -19,9 +19,6 @@ use tracing::{debug, info, warn};
 
 /// How long an answer is kept for retransmissions (RFC 5080 §2.2.2 suggests seconds).
 const DUP_TTL: Duration = Duration::from_secs(5);
-/// Per-NAS token bucket: sustained requests per second and burst.
-const NAS_RATE: f64 = 5_000.0;
-const NAS_BURST: f64 = 10_000.0;
 
 type DupKey = (SocketAddr, u8, [u8; 16]);
 
@@ -85,23 +82,35 @@ pub struct Stats {
     unknown_sources: Mutex<HashMap<IpAddr, i64>>,
 }
 
+/// A worker's own counters, merged into [`Stats`] about once a second so the hot path takes
+/// no shared lock.
+#[derive(Default)]
+struct LocalStats {
+    add: HashMap<(i64, &'static str), i64>,
+    set: HashMap<(i64, &'static str), i64>,
+}
+
+impl LocalStats {
+    fn add(&mut self, nas_id: i64, counter: &'static str) {
+        *self.add.entry((nas_id, counter)).or_default() += 1;
+    }
+
+    fn set(&mut self, nas_id: i64, counter: &'static str, v: i64) {
+        self.set.insert((nas_id, counter), v);
+    }
+
+    fn merge_into(&mut self, stats: &Stats) {
+        let mut c = stats.counters.lock().expect("stats lock");
+        for (k, v) in self.add.drain() {
+            *c.entry(k).or_default() += v;
+        }
+        for (k, v) in self.set.drain() {
+            c.insert(k, v);
+        }
+    }
+}
+
 impl Stats {
-    fn add(&self, nas_id: i64, counter: &'static str) {
-        *self
-            .counters
-            .lock()
-            .expect("stats lock")
-            .entry((nas_id, counter))
-            .or_default() += 1;
-    }
-
-    fn set(&self, nas_id: i64, counter: &'static str, v: i64) {
-        self.counters
-            .lock()
-            .expect("stats lock")
-            .insert((nas_id, counter), v);
-    }
-
     pub fn snapshot(&self) -> Vec<(i64, String, i64)> {
         self.counters
             .lock()
@@ -185,6 +194,8 @@ pub struct Shared {
     pub sessions: OnlineSessions,
     pub stats: Stats,
     pub config: HandlerConfig,
+    /// Per-NAS token bucket (requests/s, burst = 2 s worth); 0 disables it.
+    pub nas_rate_limit: u32,
     dup: DupCache,
     buckets: Mutex<HashMap<i64, Bucket>>,
     accounting: mpsc::Sender<(Vec<AccountingRecord>, oneshot::Sender<bool>)>,
@@ -197,13 +208,18 @@ impl Shared {
     }
 
     fn allow(&self, nas_id: i64) -> bool {
+        if self.nas_rate_limit == 0 {
+            return true;
+        }
+        let rate = f64::from(self.nas_rate_limit);
+        let burst = 2.0 * rate;
         let mut b = self.buckets.lock().expect("bucket lock");
         let e = b.entry(nas_id).or_insert(Bucket {
-            tokens: NAS_BURST,
+            tokens: burst,
             at: Instant::now(),
         });
         let now = Instant::now();
-        e.tokens = (e.tokens + now.duration_since(e.at).as_secs_f64() * NAS_RATE).min(NAS_BURST);
+        e.tokens = (e.tokens + now.duration_since(e.at).as_secs_f64() * rate).min(burst);
         e.at = now;
         if e.tokens >= 1.0 {
             e.tokens -= 1.0;
@@ -233,6 +249,7 @@ pub async fn start(
     store: Store,
     directory: Directory,
     config: HandlerConfig,
+    nas_rate_limit: u32,
     listeners: Listeners,
 ) -> std::io::Result<Arc<Shared>> {
     let (acct_tx, acct_rx) = mpsc::channel(4096);
@@ -242,6 +259,7 @@ pub async fn start(
         sessions: OnlineSessions::new(Duration::from_secs(1500)),
         stats: Stats::default(),
         config,
+        nas_rate_limit,
         dup: DupCache::new(),
         buckets: Mutex::default(),
         accounting: acct_tx,
@@ -289,28 +307,37 @@ pub async fn start(
 async fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
     let mut buf = vec![0u8; 4096 + 1];
     let mut last_expire = Instant::now();
+    let mut stats = LocalStats::default();
     loop {
-        let (n, src) = match sock.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!(error = %e, "RADIUS receive failed");
-                continue;
-            }
-        };
+        // Wake at least once a second so counters and the duplicate cache are kept current
+        // even when this worker sees no traffic.
+        let (n, src) =
+            match tokio::time::timeout(Duration::from_secs(1), sock.recv_from(&mut buf)).await {
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => {
+                    warn!(error = %e, "RADIUS receive failed");
+                    continue;
+                }
+                Err(_) => {
+                    stats.merge_into(&shared.stats);
+                    continue;
+                }
+            };
         if last_expire.elapsed() > Duration::from_secs(1) {
             shared.dup.expire();
+            stats.merge_into(&shared.stats);
             last_expire = Instant::now();
         }
         let datagram = &buf[..n.min(4096)];
         if n > 4096 {
             // RFC 2865 §3: at most 4096 octets.
-            count_drop(&shared, src, DropCause::Malformed, None);
+            count_drop(&mut stats, &shared, src, DropCause::Malformed, None);
             continue;
         }
         let key: DupKey = match datagram.get(4..20) {
             Some(a) => (src, datagram[1], a.try_into().expect("16")),
             None => {
-                count_drop(&shared, src, DropCause::Malformed, None);
+                count_drop(&mut stats, &shared, src, DropCause::Malformed, None);
                 continue;
             }
         };
@@ -326,14 +353,18 @@ async fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
         let dir = shared.directory.read().expect("directory lock").clone();
         if let Some(nas) = dir.nas_for(src.ip()) {
             if !shared.allow(nas.id) {
-                count_drop(&shared, src, DropCause::RateLimited, Some(nas.id));
+                count_drop(
+                    &mut stats,
+                    &shared,
+                    src,
+                    DropCause::RateLimited,
+                    Some(nas.id),
+                );
                 shared.dup.finish(key, None);
                 continue;
             }
-            shared.stats.add(nas.id, "requests");
-            shared
-                .stats
-                .set(nas.id, "last-seen", Utc::now().timestamp());
+            stats.add(nas.id, "requests");
+            stats.set(nas.id, "last-seen", Utc::now().timestamp());
         }
         let outcome = handle(
             datagram,
@@ -346,7 +377,7 @@ async fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
         );
         match outcome {
             Outcome::Drop { cause, nas_id } => {
-                count_drop(&shared, src, cause, nas_id);
+                count_drop(&mut stats, &shared, src, cause, nas_id);
                 shared.dup.finish(key, None);
             }
             Outcome::Reply {
@@ -365,14 +396,14 @@ async fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                         && rx.await.unwrap_or(false);
                     if !stored {
                         // No response: the NAS retransmits, nothing is lost.
-                        shared.stats.add(nas_id, "accounting-not-stored");
+                        stats.add(nas_id, "accounting-not-stored");
                         shared.dup.finish(key, None);
                         continue;
                     }
                     shared.sessions.apply(&record);
                 }
                 if let Some(ev) = auth {
-                    log_auth(&shared, &ev, started.elapsed());
+                    log_auth(&mut stats, &shared, &ev, started.elapsed());
                 }
                 let bytes = Arc::new(bytes);
                 if let Err(e) = sock.send_to(&bytes, src).await {
@@ -384,9 +415,15 @@ async fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
     }
 }
 
-fn count_drop(shared: &Shared, src: SocketAddr, cause: DropCause, nas_id: Option<i64>) {
+fn count_drop(
+    stats: &mut LocalStats,
+    shared: &Shared,
+    src: SocketAddr,
+    cause: DropCause,
+    nas_id: Option<i64>,
+) {
     match nas_id {
-        Some(id) => shared.stats.add(id, cause.as_str()),
+        Some(id) => stats.add(id, cause.as_str()),
         None => {
             *shared
                 .stats
@@ -400,7 +437,7 @@ fn count_drop(shared: &Shared, src: SocketAddr, cause: DropCause, nas_id: Option
     debug!(%src, cause = cause.as_str(), "RADIUS request dropped");
 }
 
-fn log_auth(shared: &Shared, ev: &AuthEvent, elapsed: Duration) {
+fn log_auth(stats: &mut LocalStats, shared: &Shared, ev: &AuthEvent, elapsed: Duration) {
     let latency_us = elapsed.as_micros() as i64;
     // One structured event per decision; never the password.
     info!(
@@ -414,9 +451,7 @@ fn log_auth(shared: &Shared, ev: &AuthEvent, elapsed: Duration) {
         latency_us,
         "auth"
     );
-    shared
-        .stats
-        .add(ev.nas_id, if ev.accepted { "accepts" } else { "rejects" });
+    stats.add(ev.nas_id, if ev.accepted { "accepts" } else { "rejects" });
     let entry = AuthLogEntry {
         at: Utc::now(),
         nas_id: Some(ev.nas_id),
@@ -429,7 +464,7 @@ fn log_auth(shared: &Shared, ev: &AuthEvent, elapsed: Duration) {
         latency_us,
     };
     if shared.auth_log.try_send(entry).is_err() {
-        shared.stats.add(ev.nas_id, "auth-log-dropped");
+        stats.add(ev.nas_id, "auth-log-dropped");
     }
 }
 

@@ -106,6 +106,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         store.clone(),
         Directory::load(&store).await?,
         handler_config,
+        ctx.config.radius.nas_rate_limit,
         listeners,
     )
     .await?;

@@ -169,26 +169,37 @@ impl Store {
         Ok(())
     }
 
+    /// Appends auth-log rows with multi-row INSERTs (the log is written at RADIUS rates).
     pub async fn record_auth_log(&self, batch: &[AuthLogEntry]) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for e in batch {
-            sqlx::query(
-                "INSERT INTO auth_log (at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(e.at.timestamp())
-            .bind(e.nas_id)
-            .bind(&e.user_name)
-            .bind(&e.mac)
-            .bind(&e.method)
-            .bind(e.accepted as i64)
-            .bind(&e.reason)
-            .bind(e.vlan.map(i64::from))
-            .bind(e.latency_us)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in batch.chunks(200) {
+            let mut sql = String::from(
+                "INSERT INTO auth_log (at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let p: Vec<String> = (1..=9).map(|k| self.placeholder(i * 9 + k)).collect();
+                sql.push_str(&format!("({})", p.join(",")));
+            }
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.at.timestamp())
+                    .bind(e.nas_id)
+                    .bind(&e.user_name)
+                    .bind(&e.mac)
+                    .bind(&e.method)
+                    .bind(e.accepted as i64)
+                    .bind(&e.reason)
+                    .bind(e.vlan.map(i64::from))
+                    .bind(e.latency_us);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
