@@ -411,6 +411,28 @@ pub fn verify_response(raw: &[u8], request_authenticator: &[u8; 16], secret: &[u
     }
 }
 
+/// The MD5 chain shared by User-Password (RFC 2865 §5.2), Tunnel-Password (RFC 2868 §3.5)
+/// and the MS-MPPE keys (RFC 2548 §2.4.2): b1 = MD5(S + seed), c(i) = p(i) xor b(i),
+/// b(i+1) = MD5(S + c(i)). `input.len()` must be a multiple of 16. `encrypting` says whether
+/// `input` is plaintext (the chain then runs on the output) or ciphertext.
+fn md5_chain(secret: &[u8], seed: &[&[u8]], input: &[u8], encrypting: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    for (i, chunk) in input.chunks(16).enumerate() {
+        let mut h = Md5::new();
+        h.update(secret);
+        if i == 0 {
+            seed.iter().for_each(|s| h.update(s));
+        } else if encrypting {
+            h.update(&out[(i - 1) * 16..i * 16]);
+        } else {
+            h.update(&input[(i - 1) * 16..i * 16]);
+        }
+        let b: [u8; 16] = h.finalize().into();
+        out.extend(chunk.iter().zip(b).map(|(x, k)| x ^ k));
+    }
+    out
+}
+
 /// RFC 2865 §5.2 User-Password: recovers the password (trailing NULs removed).
 /// `None` if the value is not a positive multiple of 16 octets or longer than 128.
 pub fn decrypt_user_password(
@@ -421,16 +443,7 @@ pub fn decrypt_user_password(
     if value.is_empty() || value.len() % 16 != 0 || value.len() > 128 {
         return None;
     }
-    let mut out = Vec::with_capacity(value.len());
-    let mut prev: &[u8] = request_authenticator;
-    for chunk in value.chunks(16) {
-        let mut h = Md5::new();
-        h.update(secret);
-        h.update(prev);
-        let b: [u8; 16] = h.finalize().into();
-        out.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
-        prev = chunk;
-    }
+    let mut out = md5_chain(secret, &[request_authenticator], value, false);
     while out.last() == Some(&0) {
         out.pop();
     }
@@ -444,22 +457,8 @@ pub fn encrypt_user_password(
     request_authenticator: &[u8; 16],
 ) -> Vec<u8> {
     let mut padded = password.to_vec();
-    let target = padded.len().div_ceil(16).max(1) * 16;
-    padded.resize(target, 0);
-    let mut out: Vec<u8> = Vec::with_capacity(padded.len());
-    for (i, chunk) in padded.chunks(16).enumerate() {
-        let mut h = Md5::new();
-        h.update(secret);
-        if i == 0 {
-            h.update(request_authenticator);
-        } else {
-            h.update(&out[(i - 1) * 16..i * 16]);
-        }
-        let b: [u8; 16] = h.finalize().into();
-        let c: Vec<u8> = chunk.iter().zip(b).map(|(p, k)| p ^ k).collect();
-        out.extend(c);
-    }
-    out
+    padded.resize(padded.len().div_ceil(16).max(1) * 16, 0);
+    md5_chain(secret, &[request_authenticator], &padded, true)
 }
 
 /// Salt-encryption of Tunnel-Password (RFC 2868 §3.5), MS-MPPE-Send/Recv-Key (RFC 2548
@@ -473,22 +472,14 @@ pub fn salt_encrypt(
     let salt = [salt[0] | 0x80, salt[1]];
     let mut plain = vec![data.len() as u8];
     plain.extend(data);
-    let target = plain.len().div_ceil(16) * 16;
-    plain.resize(target, 0);
+    plain.resize(plain.len().div_ceil(16) * 16, 0);
     let mut out = salt.to_vec();
-    for (i, chunk) in plain.chunks(16).enumerate() {
-        let mut h = Md5::new();
-        h.update(secret);
-        if i == 0 {
-            h.update(request_authenticator);
-            h.update(salt);
-        } else {
-            h.update(&out[2 + (i - 1) * 16..2 + i * 16]);
-        }
-        let b: [u8; 16] = h.finalize().into();
-        let c: Vec<u8> = chunk.iter().zip(b).map(|(p, k)| p ^ k).collect();
-        out.extend(c);
-    }
+    out.extend(md5_chain(
+        secret,
+        &[request_authenticator, &salt],
+        &plain,
+        true,
+    ));
     out
 }
 
@@ -502,19 +493,7 @@ pub fn salt_decrypt(
         return None;
     }
     let (salt, cipher) = value.split_at(2);
-    let mut plain = Vec::with_capacity(cipher.len());
-    for (i, chunk) in cipher.chunks(16).enumerate() {
-        let mut h = Md5::new();
-        h.update(secret);
-        if i == 0 {
-            h.update(request_authenticator);
-            h.update(salt);
-        } else {
-            h.update(&cipher[(i - 1) * 16..i * 16]);
-        }
-        let b: [u8; 16] = h.finalize().into();
-        plain.extend(chunk.iter().zip(b).map(|(c, k)| c ^ k));
-    }
+    let plain = md5_chain(secret, &[request_authenticator, salt], cipher, false);
     let len = *plain.first()? as usize;
     plain.get(1..1 + len).map(<[u8]>::to_vec)
 }
