@@ -92,9 +92,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         nas,
         "database open"
     );
-    let listeners = Listeners::bind(radius_auth, radius_acct)
-        .await
-        .with_context(|| format!("cannot listen for RADIUS on {radius_auth} / {radius_acct} (port in use, or binding below 1024 needs CAP_NET_BIND_SERVICE)"))?;
+    let listeners = Listeners::bind(radius_auth, radius_acct).with_context(|| format!("cannot listen for RADIUS on {radius_auth} / {radius_acct} (port in use, or binding below 1024 needs CAP_NET_BIND_SERVICE)"))?;
     let max_session = humantime::parse_duration(&ctx.config.radius.max_session)?
         .as_secs()
         .clamp(60, u64::from(u32::MAX)) as u32;
