@@ -320,6 +320,10 @@ pub enum NasCommand {
     Remove {
         name: String,
     },
+    /// What a NAS sends: last heard, signing, attributes, drops, and its profile's facts.
+    Test {
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

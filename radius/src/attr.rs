@@ -107,45 +107,61 @@ pub mod vendor {
     }
 }
 
-/// A human name for logs and `nas test`.
-pub fn name(t: u8) -> &'static str {
-    match t {
-        USER_NAME => "User-Name",
-        USER_PASSWORD => "User-Password",
-        CHAP_PASSWORD => "CHAP-Password",
-        NAS_IP_ADDRESS => "NAS-IP-Address",
-        NAS_PORT => "NAS-Port",
-        SERVICE_TYPE => "Service-Type",
-        FRAMED_IP_ADDRESS => "Framed-IP-Address",
-        FRAMED_MTU => "Framed-MTU",
-        REPLY_MESSAGE => "Reply-Message",
-        STATE => "State",
-        CLASS => "Class",
-        VENDOR_SPECIFIC => "Vendor-Specific",
-        SESSION_TIMEOUT => "Session-Timeout",
-        TERMINATION_ACTION => "Termination-Action",
-        CALLED_STATION_ID => "Called-Station-Id",
-        CALLING_STATION_ID => "Calling-Station-Id",
-        NAS_IDENTIFIER => "NAS-Identifier",
-        PROXY_STATE => "Proxy-State",
-        ACCT_STATUS_TYPE => "Acct-Status-Type",
-        ACCT_INPUT_OCTETS => "Acct-Input-Octets",
-        ACCT_OUTPUT_OCTETS => "Acct-Output-Octets",
-        ACCT_SESSION_ID => "Acct-Session-Id",
-        ACCT_SESSION_TIME => "Acct-Session-Time",
-        ACCT_TERMINATE_CAUSE => "Acct-Terminate-Cause",
-        EVENT_TIMESTAMP => "Event-Timestamp",
-        CHAP_CHALLENGE => "CHAP-Challenge",
-        NAS_PORT_TYPE => "NAS-Port-Type",
-        TUNNEL_TYPE => "Tunnel-Type",
-        TUNNEL_MEDIUM_TYPE => "Tunnel-Medium-Type",
-        TUNNEL_PASSWORD => "Tunnel-Password",
-        CONNECT_INFO => "Connect-Info",
-        EAP_MESSAGE => "EAP-Message",
-        MESSAGE_AUTHENTICATOR => "Message-Authenticator",
-        TUNNEL_PRIVATE_GROUP_ID => "Tunnel-Private-Group-Id",
-        ACCT_INTERIM_INTERVAL => "Acct-Interim-Interval",
-        NAS_IPV6_ADDRESS => "NAS-IPv6-Address",
-        _ => "Unknown",
-    }
+macro_rules! attribute_names {
+    ($($constant:ident => $name:literal),* $(,)?) => {
+        /// A human name for logs and `nas test`.
+        pub fn name(t: u8) -> &'static str {
+            match t {
+                $($constant => $name,)*
+                _ => "Unknown",
+            }
+        }
+
+        /// The counter recording that a NAS sends this attribute (`nas test`).
+        pub fn seen_counter(t: u8) -> &'static str {
+            match t {
+                $($constant => concat!("attr:", $name),)*
+                _ => "attr:Unknown",
+            }
+        }
+    };
+}
+
+attribute_names! {
+    USER_NAME => "User-Name",
+    USER_PASSWORD => "User-Password",
+    CHAP_PASSWORD => "CHAP-Password",
+    NAS_IP_ADDRESS => "NAS-IP-Address",
+    NAS_PORT => "NAS-Port",
+    SERVICE_TYPE => "Service-Type",
+    FRAMED_IP_ADDRESS => "Framed-IP-Address",
+    FRAMED_MTU => "Framed-MTU",
+    REPLY_MESSAGE => "Reply-Message",
+    STATE => "State",
+    CLASS => "Class",
+    VENDOR_SPECIFIC => "Vendor-Specific",
+    SESSION_TIMEOUT => "Session-Timeout",
+    TERMINATION_ACTION => "Termination-Action",
+    CALLED_STATION_ID => "Called-Station-Id",
+    CALLING_STATION_ID => "Calling-Station-Id",
+    NAS_IDENTIFIER => "NAS-Identifier",
+    PROXY_STATE => "Proxy-State",
+    ACCT_STATUS_TYPE => "Acct-Status-Type",
+    ACCT_INPUT_OCTETS => "Acct-Input-Octets",
+    ACCT_OUTPUT_OCTETS => "Acct-Output-Octets",
+    ACCT_SESSION_ID => "Acct-Session-Id",
+    ACCT_SESSION_TIME => "Acct-Session-Time",
+    ACCT_TERMINATE_CAUSE => "Acct-Terminate-Cause",
+    EVENT_TIMESTAMP => "Event-Timestamp",
+    CHAP_CHALLENGE => "CHAP-Challenge",
+    NAS_PORT_TYPE => "NAS-Port-Type",
+    TUNNEL_TYPE => "Tunnel-Type",
+    TUNNEL_MEDIUM_TYPE => "Tunnel-Medium-Type",
+    TUNNEL_PASSWORD => "Tunnel-Password",
+    CONNECT_INFO => "Connect-Info",
+    EAP_MESSAGE => "EAP-Message",
+    MESSAGE_AUTHENTICATOR => "Message-Authenticator",
+    TUNNEL_PRIVATE_GROUP_ID => "Tunnel-Private-Group-Id",
+    ACCT_INTERIM_INTERVAL => "Acct-Interim-Interval",
+    NAS_IPV6_ADDRESS => "NAS-IPv6-Address",
 }

@@ -384,6 +384,7 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
             }
             stats.add(nas.id, "requests");
             stats.set(nas.id, "last-seen", Utc::now().timestamp());
+            note_attributes(&mut stats, nas.id, datagram);
         }
         let outcome = handle(
             datagram,
@@ -430,6 +431,27 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Records which attributes a NAS sends and whether it signs (for `nas test`); a plain scan of
+/// the TLVs, no allocation.
+fn note_attributes(stats: &mut LocalStats, nas_id: i64, datagram: &[u8]) {
+    let len = datagram
+        .get(2..4)
+        .map_or(0, |l| u16::from_be_bytes([l[0], l[1]]) as usize)
+        .min(datagram.len());
+    let mut i = 20;
+    let mut signed = false;
+    while i + 2 <= len {
+        let (t, l) = (datagram[i], datagram[i + 1] as usize);
+        if l < 2 {
+            break;
+        }
+        signed |= t == crate::attr::MESSAGE_AUTHENTICATOR;
+        stats.set(nas_id, crate::attr::seen_counter(t), 1);
+        i += l;
+    }
+    stats.add(nas_id, if signed { "signed" } else { "unsigned" });
 }
 
 fn count_drop(

@@ -170,6 +170,7 @@ pub async fn nas(ctx: &Ctx, cmd: NasCommand, actor: &Actor) -> Result<()> {
                 );
             }
         }
+        NasCommand::Test { name } => nas_test(ctx, &name).await?,
         NasCommand::Remove { name } => {
             let store = ctx.open().await?;
             store.remove_nas(&name, actor).await?;
@@ -180,6 +181,116 @@ pub async fn nas(ctx: &Ctx, cmd: NasCommand, actor: &Actor) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn nas_test(ctx: &Ctx, name: &str) -> Result<()> {
+    let store = ctx.open().await?;
+    let nas = store
+        .nas_list()
+        .await?
+        .into_iter()
+        .find(|n| n.name == name)
+        .ok_or_else(|| anyhow::anyhow!("NAS {name:?} not found (see `frontdesk nas list`)"))?;
+    let stats: Vec<(String, i64)> = store
+        .nas_stats()
+        .await?
+        .into_iter()
+        .filter(|s| s.0 == nas.id)
+        .map(|s| (s.1, s.2))
+        .collect();
+    let get = |k: &str| stats.iter().find(|c| c.0 == k).map_or(0, |c| c.1);
+    let profile = frontdesk_radius::nas::profile(nas.vendor);
+    let attributes: Vec<String> = stats
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix("attr:").map(String::from))
+        .collect();
+    let drops: Vec<(String, i64)> = stats
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "no-message-authenticator"
+                    | "proxy-state-without-message-authenticator"
+                    | "bad-authenticator"
+                    | "malformed"
+                    | "rate-limited"
+                    | "unexpected-code"
+            )
+        })
+        .cloned()
+        .collect();
+    let last_heard =
+        chrono::DateTime::from_timestamp(get("last-seen"), 0).filter(|_| get("last-seen") > 0);
+    let (signed, unsigned) = (get("signed"), get("unsigned"));
+    let signing = match (signed, unsigned) {
+        (0, 0) => "no requests yet".to_string(),
+        (_, 0) => format!("signs every request with Message-Authenticator ({signed})"),
+        (0, _) => format!(
+            "sends no Message-Authenticator ({unsigned} requests){}",
+            if nas.require_message_authenticator {
+                ": they are dropped; enable it on the NAS, or (old gear) `nas remove` and add again with --no-require-message-authenticator"
+            } else {
+                ""
+            }
+        ),
+        _ => format!("{signed} signed, {unsigned} unsigned requests"),
+    };
+    if ctx.json {
+        json(&json!({
+            "nas": nas,
+            "last_heard": last_heard.map(rfc3339),
+            "requests": get("requests"), "accepts": get("accepts"), "rejects": get("rejects"),
+            "signed": signed, "unsigned": unsigned,
+            "attributes": attributes,
+            "dropped": drops.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "profile": {
+                "vlan_style": format!("{:?}", profile.vlan_style), "mac_format": format!("{:?}", profile.mac_format),
+                "session_timeout": [profile.session_timeout_min, profile.session_timeout_max],
+                "acct_interim_interval": profile.acct_interim_interval, "coa": format!("{:?}", profile.coa),
+                "source": profile.source,
+            },
+        }));
+        return Ok(());
+    }
+    let tz = store.site().await?.tz();
+    kv(&[
+        ("nas", format!("{} ({}, vendor {})", nas.name, nas.address, nas.vendor)),
+        (
+            "last heard",
+            last_heard.map_or_else(
+                || format!("never: point the NAS at this server and check it sends from {}", nas.address),
+                |t| local_and_utc(t, tz),
+            ),
+        ),
+        ("requests", format!("{} ({} accepted, {} rejected)", get("requests"), get("accepts"), get("rejects"))),
+        ("message-authenticator", signing),
+        ("attributes sent", if attributes.is_empty() { "-".into() } else { attributes.join(", ") }),
+        (
+            "dropped",
+            if drops.is_empty() {
+                "none".into()
+            } else {
+                drops.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+            },
+        ),
+        (
+            "profile",
+            format!(
+                "VLAN {:?}, MAC {:?}, Session-Timeout {}..{} s, interim {} s, Disconnect port {}, CoA port {} via {:?}",
+                profile.vlan_style,
+                profile.mac_format,
+                profile.session_timeout_min,
+                profile.session_timeout_max,
+                profile.acct_interim_interval,
+                nas.disconnect_port,
+                nas.coa_port,
+                profile.coa
+            ),
+        ),
+        ("profile source", profile.source.into()),
+        ("CoA reachability", "not tested yet: Disconnect/CoA arrive with the after-hours issue".into()),
+    ]);
     Ok(())
 }
 
