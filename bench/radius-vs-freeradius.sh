@@ -91,10 +91,12 @@ fr_pid=$!
 
 echo "== Frontdesk"
 db="sqlite:$work/frontdesk.db"
+# FreeRADIUS has no per-client rate limit by default; lift Frontdesk's (20k/s) for a fair run.
+printf '[radius]\nnas_rate_limit = 0\n' > "$work/frontdesk.toml"
 $fd --database "$db" init --site Bench --timezone UTC >/dev/null
 $fd --database "$db" member import --csv "$work/users.csv" >/dev/null
 $fd --database "$db" nas add --name localhost --address 127.0.0.1 --secret testing123 >/dev/null
-RUST_LOG=warn $fd --database "$db" serve --radius-auth 127.0.0.1:$fd_port --radius-acct 127.0.0.1:0 \
+RUST_LOG=warn $fd --config "$work/frontdesk.toml" --database "$db" serve --radius-auth 127.0.0.1:$fd_port --radius-acct 127.0.0.1:0 \
     --http 127.0.0.1:0 --portal 127.0.0.1:0 2>"$work/frontdesk.log" &
 pids+=($!)
 fd_pid=$!

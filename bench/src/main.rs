@@ -1,8 +1,9 @@
 //! `frontdesk-bench radius`: a RADIUS load generator. Sends signed PAP Access-Requests (with
-//! Message-Authenticator) for users from a CSV file, keeps many requests outstanding, checks
-//! every answer (Response Authenticator, Message-Authenticator, Access-Accept), and reports
-//! requests/s and latency percentiles. With `--rate` it paces requests on a fixed schedule and
-//! measures latency from the scheduled send time (no coordinated omission).
+//! Message-Authenticator) for users from a CSV file from a few threads, each keeping many
+//! requests outstanding on one socket, checks every answer (Response Authenticator,
+//! Message-Authenticator, Access-Accept), and reports requests/s and latency percentiles. With
+//! `--rate` it paces requests on a fixed schedule and measures latency from the scheduled send
+//! time (no coordinated omission).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -15,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 
 #[derive(Parser)]
 #[command(name = "frontdesk-bench")]
@@ -39,9 +39,12 @@ enum Cmd {
         /// How long to send.
         #[arg(long, default_value = "10s")]
         duration: humantime::Duration,
-        /// Concurrent clients (sockets), each with one request outstanding.
-        #[arg(long, default_value_t = 128)]
+        /// Requests kept outstanding in total (spread over the threads).
+        #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Sending threads, one socket each.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
         /// Fixed total rate in requests/s (default: as fast as answers come back).
         #[arg(long)]
         rate: Option<u64>,
@@ -117,68 +120,153 @@ impl Client {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn worker(
+/// What one sending thread is asked to do.
+struct Job {
     client: Arc<Client>,
     users: Arc<Vec<(String, String)>>,
     counters: Arc<Counters>,
     offset: usize,
     stride: usize,
     until: Instant,
+    /// Outstanding requests this thread keeps (at most 255: one identifier each).
+    window: usize,
+    /// Fixed pacing for this thread; `None`: send as answers come back.
     interval: Option<Duration>,
-) -> Result<Vec<u32>> {
-    let sock = UdpSocket::bind(if client.target.is_ipv4() {
+}
+
+type InFlight = std::sync::Mutex<Vec<Option<(Instant, [u8; 16])>>>;
+
+/// One socket served by two threads: this one sends (paced with high-resolution sleeps, or
+/// whenever the window has room), a companion blocks in `recv` and matches answers by
+/// identifier. Latency is measured from the scheduled send time, so a slow server cannot hide
+/// its queueing. (A single thread with a receive timeout cannot pace: Linux rounds socket
+/// timeouts to scheduler ticks, which showed up as a 4 ms floor.)
+fn run_thread(job: Job) -> Result<Vec<u32>> {
+    let c = job.client.clone();
+    let sock = std::net::UdpSocket::bind(if c.target.is_ipv4() {
         "0.0.0.0:0"
     } else {
         "[::]:0"
-    })
-    .await?;
-    sock.connect(client.target).await?;
-    let mut latencies = Vec::with_capacity(1 << 16);
-    let mut buf = vec![0u8; 4096];
-    let mut i = offset;
-    let mut id: u8 = (offset % 256) as u8;
-    let mut scheduled = Instant::now();
-    while Instant::now() < until {
-        if let Some(iv) = interval {
-            scheduled += iv;
-            tokio::time::sleep_until(scheduled.into()).await;
-        } else {
-            scheduled = Instant::now();
-        }
-        let (user, password) = &users[i % users.len()];
-        i += stride;
-        id = id.wrapping_add(1);
-        let (raw, auth) = client.request(id, user, password);
-        sock.send(&raw).await?;
-        counters.sent.fetch_add(1, Ordering::Relaxed);
-        let deadline = tokio::time::Instant::now() + client.timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                Err(_) => {
-                    counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                    break;
+    })?;
+    sock.connect(c.target)?;
+    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let sock = Arc::new(sock);
+    let in_flight: Arc<InFlight> = Arc::new(std::sync::Mutex::new(vec![None; 256]));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiver = {
+        let (sock, in_flight, done, counters, client) = (
+            sock.clone(),
+            in_flight.clone(),
+            done.clone(),
+            job.counters.clone(),
+            c.clone(),
+        );
+        std::thread::spawn(move || -> Result<Vec<u32>> {
+            let mut latencies = Vec::with_capacity(1 << 18);
+            let mut buf = vec![0u8; 4096];
+            while !done.load(Ordering::Relaxed) {
+                let n = match sock.recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if n < 20 {
+                    continue;
                 }
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(n)) => {
-                    let resp = &buf[..n];
-                    if resp.len() < 20 || resp[1] != id {
-                        continue; // a late answer to an earlier, timed-out request
-                    }
-                    latencies
-                        .push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                    if !verify_response(resp, &auth, &client.secret) {
-                        counters.invalid.fetch_add(1, Ordering::Relaxed);
-                    } else if resp[0] == 2 {
-                        counters.accepts.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        counters.rejects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    break;
+                let Some((scheduled, auth)) =
+                    in_flight.lock().expect("in-flight lock")[buf[1] as usize].take()
+                else {
+                    continue; // late answer to a request already counted as timed out
+                };
+                latencies.push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                let resp = &buf[..n];
+                if !verify_response(resp, &auth, &client.secret) {
+                    counters.invalid.fetch_add(1, Ordering::Relaxed);
+                } else if resp[0] == 2 {
+                    counters.accepts.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    counters.rejects.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }
+            Ok(latencies)
+        })
+    };
+    let window = job.window.clamp(1, 255);
+    let mut next_id = 0u8;
+    let mut user = job.offset;
+    let mut next_send = Instant::now();
+    let mut last_sweep = Instant::now();
+    while Instant::now() < job.until {
+        let scheduled = match job.interval {
+            Some(iv) => {
+                let wait = next_send.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+                let s = next_send;
+                next_send += iv;
+                s
+            }
+            None => Instant::now(),
+        };
+        let id = loop {
+            let mut f = in_flight.lock().expect("in-flight lock");
+            if last_sweep.elapsed() > Duration::from_millis(10) {
+                last_sweep = Instant::now();
+                for slot in f.iter_mut() {
+                    if slot.is_some_and(|(at, _)| at.elapsed() > c.timeout) {
+                        *slot = None;
+                        job.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            let outstanding = f.iter().filter(|x| x.is_some()).count();
+            if outstanding < window {
+                while f[next_id as usize].is_some() {
+                    next_id = next_id.wrapping_add(1);
+                }
+                break next_id;
+            }
+            drop(f);
+            std::thread::yield_now();
+        };
+        let (name, password) = &job.users[user % job.users.len()];
+        user += job.stride;
+        let (raw, auth) = c.request(id, name, password);
+        in_flight.lock().expect("in-flight lock")[id as usize] = Some((scheduled, auth));
+        sock.send(&raw)?;
+        job.counters.sent.fetch_add(1, Ordering::Relaxed);
+        next_id = next_id.wrapping_add(1);
     }
+    // Let the last answers arrive, then count what is still missing as timed out.
+    let deadline = Instant::now() + c.timeout;
+    while Instant::now() < deadline
+        && in_flight
+            .lock()
+            .expect("in-flight lock")
+            .iter()
+            .any(Option::is_some)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done.store(true, Ordering::Relaxed);
+    let latencies = receiver.join().expect("receiver thread")?;
+    let missing = in_flight
+        .lock()
+        .expect("in-flight lock")
+        .iter()
+        .filter(|x| x.is_some())
+        .count();
+    job.counters
+        .timeouts
+        .fetch_add(missing as u64, Ordering::Relaxed);
     Ok(latencies)
 }
 
@@ -190,14 +278,14 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[idx]) / 1000.0
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let Cmd::Radius {
         target,
         secret,
         users,
         duration,
         concurrency,
+        threads,
         rate,
         timeout,
         label,
@@ -210,25 +298,28 @@ async fn main() -> Result<()> {
         timeout: *timeout,
     });
     let counters = Arc::new(Counters::default());
-    let concurrency = concurrency.max(1);
-    let interval = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r.max(1) as f64));
+    let threads = threads.max(1);
+    let interval = rate.map(|r| Duration::from_secs_f64(threads as f64 / r.max(1) as f64));
     let started = Instant::now();
     let until = started + *duration;
-    let mut tasks = Vec::new();
-    for w in 0..concurrency {
-        tasks.push(tokio::spawn(worker(
-            client.clone(),
-            users.clone(),
-            counters.clone(),
-            w,
-            concurrency,
-            until,
-            interval,
-        )));
-    }
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let job = Job {
+                client: client.clone(),
+                users: users.clone(),
+                counters: counters.clone(),
+                offset: t,
+                stride: threads,
+                until,
+                window: concurrency.div_ceil(threads),
+                interval,
+            };
+            std::thread::spawn(move || run_thread(job))
+        })
+        .collect();
     let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await??);
+    for h in handles {
+        latencies.extend(h.join().expect("sender thread")?);
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
@@ -248,6 +339,7 @@ async fn main() -> Result<()> {
         "p999_ms": percentile(&latencies, 0.999),
         "target_rate": rate,
         "concurrency": concurrency,
+        "threads": threads,
     });
     if json {
         println!("{result}");
