@@ -85,7 +85,8 @@ open(p, "w").write(s)
 PY
 chmod -R a+rX "$fr"
 freeradius -C -d "$fr" >/dev/null || { freeradius -XC -d "$fr" | tail -20; exit 1; }
-freeradius -f -d "$fr" -l "$work/freeradius.log" &
+# Cores: the servers on CPU 1, the load generator on CPU 0, so neither steals from the other.
+taskset -c 1 freeradius -f -d "$fr" -l "$work/freeradius.log" &
 pids+=($!)
 fr_pid=$!
 
@@ -96,7 +97,7 @@ printf '[radius]\nnas_rate_limit = 0\n' > "$work/frontdesk.toml"
 $fd --database "$db" init --site Bench --timezone UTC >/dev/null
 $fd --database "$db" member import --csv "$work/users.csv" >/dev/null
 $fd --database "$db" nas add --name localhost --address 127.0.0.1 --secret testing123 >/dev/null
-RUST_LOG=warn $fd --config "$work/frontdesk.toml" --database "$db" serve --radius-auth 127.0.0.1:$fd_port --radius-acct 127.0.0.1:0 \
+RUST_LOG=warn taskset -c 1 $fd --config "$work/frontdesk.toml" --database "$db" serve --radius-auth 127.0.0.1:$fd_port --radius-acct 127.0.0.1:0 \
     --http 127.0.0.1:0 --portal 127.0.0.1:0 2>"$work/frontdesk.log" &
 pids+=($!)
 fd_pid=$!
@@ -113,7 +114,7 @@ done
 
 run() { # label port seconds extra-args...
     local label=$1 port=$2 duration=$3; shift 3
-    $load radius --target 127.0.0.1:$port --secret testing123 --users "$work/users.csv" \
+    taskset -c 0 $load radius --target 127.0.0.1:$port --secret testing123 --users "$work/users.csv" \
         --duration "${duration}s" --label "$label" "$@"
 }
 rss() { echo "$(( $(ps -o rss= -p "$1") / 1024 )) MB"; }
