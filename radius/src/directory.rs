@@ -135,3 +135,15 @@ impl Directory {
         self.members.len()
     }
 }
+
+/// Returns freed heap to the operating system after a (re)load: building the index allocates
+/// the whole member table twice over (rows, then entries), and glibc keeps that memory mapped
+/// otherwise (measured: 164 MB idle RSS with 100k members).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap structures; it takes no pointers from us
+    // and is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

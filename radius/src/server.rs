@@ -19,6 +19,8 @@ use tracing::{debug, info, warn};
 
 /// How long an answer is kept for retransmissions (RFC 5080 §2.2.2 suggests seconds).
 const DUP_TTL: Duration = Duration::from_secs(5);
+/// At most this many cached answers per shard (16 shards): ~64k answers, a few MB.
+const DUP_CAP_PER_SHARD: usize = 4096;
 
 type DupKey = (SocketAddr, u8, [u8; 16]);
 
@@ -60,8 +62,12 @@ impl DupCache {
     fn finish(&self, k: DupKey, bytes: Option<Arc<Vec<u8>>>) {
         let mut m = self.shard(&k).lock().expect("dup cache lock");
         match bytes {
-            Some(b) => m.insert(k, DupState::Done(b, Instant::now())),
-            None => m.remove(&k),
+            // Bounded: past the cap, answers are not kept (a retransmission is then simply
+            // handled again, which is idempotent) rather than letting a flood grow memory.
+            Some(b) if m.len() < DUP_CAP_PER_SHARD => {
+                m.insert(k, DupState::Done(b, Instant::now()))
+            }
+            _ => m.remove(&k),
         };
     }
 

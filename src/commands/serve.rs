@@ -108,6 +108,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         listeners,
     )
     .await?;
+    frontdesk_radius::directory::release_free_memory();
     warn!(%http, %portal, "console and captive portal are not built yet; not listening");
 
     let mut feed = store.follow_changes().await?;
@@ -130,6 +131,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     Ok(fresh) => {
                         tracing::debug!(members = fresh.member_count(), "RADIUS directory refreshed");
                         radius.replace_directory(fresh);
+                        frontdesk_radius::directory::release_free_memory();
                     }
                     Err(e) => warn!(error = %e, "directory refresh failed; keeping the previous one"),
                 }
