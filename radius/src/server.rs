@@ -572,3 +572,75 @@ async fn stats_flusher(store: Store, shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u16) -> DupKey {
+        let mut auth = [0u8; 16];
+        auth[..2].copy_from_slice(&n.to_be_bytes());
+        ("127.0.0.1:1000".parse().unwrap(), n as u8, auth)
+    }
+
+    #[test]
+    fn duplicate_cache_answers_retransmissions_and_in_flight_copies() {
+        let c = DupCache::new();
+        assert_eq!(c.begin(key(1)), Ok(()));
+        // A copy arriving while the first is processed is dropped.
+        assert_eq!(c.begin(key(1)), Err(None));
+        let answer = Arc::new(vec![2u8, 1, 0, 20]);
+        c.finish(key(1), Some(answer.clone()));
+        assert_eq!(c.begin(key(1)), Err(Some(answer)));
+        // A dropped request leaves nothing behind: a retransmission is handled afresh.
+        assert_eq!(c.begin(key(2)), Ok(()));
+        c.finish(key(2), None);
+        assert_eq!(c.begin(key(2)), Ok(()));
+    }
+
+    #[test]
+    fn duplicate_cache_is_bounded() {
+        let c = DupCache::new();
+        for n in 0..(DUP_CAP_PER_SHARD as u32 * 16 + 5000) {
+            let k: DupKey = ("127.0.0.1:1000".parse().unwrap(), (n % 256) as u8, {
+                let mut a = [0u8; 16];
+                a[..4].copy_from_slice(&n.to_be_bytes());
+                a
+            });
+            let _ = c.begin(k);
+            c.finish(k, Some(Arc::new(vec![0; 20])));
+        }
+        let total: usize = c.shards.iter().map(|s| s.lock().unwrap().len()).sum();
+        assert!(total <= DUP_CAP_PER_SHARD * 16, "{total}");
+    }
+
+    #[test]
+    fn online_sessions_count_distinct_macs_and_forget_stops() {
+        let s = OnlineSessions::new(Duration::from_secs(60));
+        let rec = |status, session: &str, mac: &str| AccountingRecord {
+            at: Utc::now(),
+            nas_id: 1,
+            nas_addr: "127.0.0.1:1".into(),
+            status,
+            session_id: session.into(),
+            user_name: "ada".into(),
+            member_id: Some("m1".into()),
+            mac: mac.parse().ok(),
+            framed_ip: None,
+            vlan: None,
+            class: None,
+            input_octets: 0,
+            output_octets: 0,
+            session_time: 0,
+            terminate_cause: None,
+        };
+        s.apply(&rec(AcctStatus::Start, "a", "02:00:00:00:00:01"));
+        s.apply(&rec(AcctStatus::Start, "b", "02:00:00:00:00:01")); // same device, another AP
+        s.apply(&rec(AcctStatus::Start, "c", "02:00:00:00:00:02"));
+        assert_eq!(s.devices_online("m1").len(), 2);
+        s.apply(&rec(AcctStatus::Stop, "c", "02:00:00:00:00:02"));
+        assert_eq!(s.devices_online("m1").len(), 1);
+        s.apply(&rec(AcctStatus::NasRestart, "", ""));
+        assert!(s.devices_online("m1").is_empty());
+    }
+}
