@@ -269,7 +269,7 @@ async fn pap_chap_mschapv2_mab_and_rejects() {
         "Session-Timeout {st}, expected about {expected}"
     );
 
-    // Rejects.
+    // Rejects (and what explain then tells the operator).
     for (user, pw, why) in [
         (ada.as_str(), "wrong-password", "bad password"),
         ("nobody@example.com", "whatever1", "unknown user"),
@@ -284,6 +284,27 @@ async fn pap_chap_mschapv2_mab_and_rejects() {
             "no reason leaks by default"
         );
     }
+
+    // The auth log is written in batches off the hot path: wait for it (bounded).
+    let mut e = serde_json::Value::Null;
+    for _ in 0..30 {
+        e = r
+            .env
+            .run(&["explain", "--user", &sus, "--json"])
+            .ok()
+            .json();
+        if e["recent_logins"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(e["recent_logins"][0]["reason"], "suspended", "{e}");
+    assert_eq!(e["recent_logins"][0]["accepted"], false);
+    let text = r.env.run(&["explain", "--user", &night]).ok().stdout;
+    assert!(
+        text.contains("recent RADIUS logins:") && text.contains("outside-hours"),
+        "{text}"
+    );
 
     // CHAP.
     let c = r.auth(&format!("User-Name={ada},CHAP-Password={ada_pw}"));

@@ -72,6 +72,27 @@ pub async fn explain(ctx: &Ctx, user: &str, at: Option<&str>, resource: &str) ->
         ),
     };
     let d = decide(&cat, subject, res, now);
+    // What RADIUS actually saw for this login name recently (the 2 a.m. question).
+    let login_name = match &resolved {
+        Resolved::Member(m) => m.wifi_username.clone(),
+        Resolved::Device { device, .. } => {
+            device.mac.format(frontdesk_core::mac::MacFormat::LowerBare)
+        }
+        Resolved::Voucher(v) => v.code.clone(),
+    };
+    let mut recent = store.recent_auth(&login_name, 5).await?;
+    if let Resolved::Device { device, .. } = &resolved {
+        // MAB User-Names come in every MAC format; match them all.
+        for f in [
+            frontdesk_core::mac::MacFormat::LowerColon,
+            frontdesk_core::mac::MacFormat::UpperHyphen,
+            frontdesk_core::mac::MacFormat::UpperColon,
+        ] {
+            recent.extend(store.recent_auth(&device.mac.format(f), 5).await?);
+        }
+        recent.sort_by(|a, b| b.at.cmp(&a.at));
+        recent.truncate(5);
+    }
     if ctx.json {
         json(&json!({
             "allowed": d.allowed,
@@ -85,6 +106,7 @@ pub async fn explain(ctx: &Ctx, user: &str, at: Option<&str>, resource: &str) ->
             "timezone": tz.name(),
             "resource": resource,
             "subject": {"kind": kind, "id": id, "label": label},
+            "recent_logins": recent,
         }));
         return Ok(());
     }
@@ -109,5 +131,19 @@ pub async fn explain(ctx: &Ctx, user: &str, at: Option<&str>, resource: &str) ->
         pairs.push(("opens_at", local_and_utc(t, tz)));
     }
     kv(&pairs);
+    if !recent.is_empty() {
+        println!("recent RADIUS logins:");
+        for r in &recent {
+            println!(
+                "  {}  {:6}  {:6}  {:14}  mac {}  vlan {}",
+                local_and_utc(r.at, tz),
+                if r.accepted { "accept" } else { "reject" },
+                r.method,
+                r.reason,
+                r.mac.as_deref().unwrap_or("-"),
+                opt(r.vlan)
+            );
+        }
+    }
     Ok(())
 }

@@ -205,6 +205,48 @@ impl Store {
         Ok(())
     }
 
+    /// The newest auth-log rows for one RADIUS User-Name (any case), newest first.
+    pub async fn recent_auth(&self, user_name: &str, limit: i64) -> Result<Vec<AuthLogEntry>> {
+        type Row = (
+            i64,
+            Option<i64>,
+            String,
+            Option<String>,
+            String,
+            i64,
+            String,
+            Option<i64>,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us FROM auth_log \
+             WHERE user_name = $1 OR user_name = $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(user_name)
+        .bind(user_name.to_lowercase())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us)| {
+                    AuthLogEntry {
+                        at: ts(at),
+                        nas_id,
+                        user_name,
+                        mac,
+                        method,
+                        accepted: accepted != 0,
+                        reason,
+                        vlan: vlan.map(|v| v as u16),
+                        latency_us,
+                    }
+                },
+            )
+            .collect())
+    }
+
     /// Sessions; `online_since`: only those without a Stop updated after that instant.
     pub async fn sessions(
         &self,
