@@ -90,7 +90,7 @@ pub async fn explain(ctx: &Ctx, user: &str, at: Option<&str>, resource: &str) ->
         ] {
             recent.extend(store.recent_auth(&device.mac.format(f), 5).await?);
         }
-        recent.sort_by(|a, b| b.at.cmp(&a.at));
+        recent.sort_by_key(|r| std::cmp::Reverse(r.at));
         recent.truncate(5);
     }
     if ctx.json {
