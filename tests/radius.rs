@@ -431,9 +431,19 @@ async fn pap_chap_mschapv2_mab_and_rejects() {
     );
     assert_eq!(u.code, None, "unknown NAS must get no answer: {}", u.out);
 
-    // The operator sees why: counters per NAS and cause.
-    std::thread::sleep(Duration::from_millis(2500));
-    let list = r.env.run(&["nas", "list", "--json"]).ok().json();
+    // The operator sees why: counters per NAS and cause (merged each second, saved every 2 s).
+    let mut list = serde_json::Value::Null;
+    for _ in 0..80 {
+        list = r.env.run(&["nas", "list", "--json"]).ok().json();
+        let c = &list[0]["counters"];
+        if c["no-message-authenticator"].as_i64() >= Some(1)
+            && c["bad-authenticator"].as_i64() >= Some(1)
+            && c["unsigned"].as_i64() >= Some(1)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let counters = &list[0]["counters"];
     assert!(
         counters["no-message-authenticator"].as_i64() >= Some(1),
