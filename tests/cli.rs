@@ -3,6 +3,13 @@
 mod common;
 use common::{Db, Env};
 
+/// `explain --json` for a user at an instant.
+fn explain(env: &Env, user: &str, at: &str) -> serde_json::Value {
+    env.run(&["explain", "--user", user, "--at", at, "--json"])
+        .ok()
+        .json()
+}
+
 async fn setup(env: &Env) -> serde_json::Value {
     env.run(&["init", "--site", "Berlin", "--timezone", "Europe/Berlin"])
         .ok();
@@ -33,33 +40,13 @@ async fn init_add_explain(env: &Env) {
     assert_eq!(added["wifi_password"].as_str().unwrap().len(), 14);
 
     // 10:00 Berlin on a Friday: allowed until 19:00 local (18:00Z).
-    let at10 = env
-        .run(&[
-            "explain",
-            "--user",
-            "ada@example.com",
-            "--at",
-            "2026-11-27T10:00:00+01:00",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let at10 = explain(env, "ada@example.com", "2026-11-27T10:00:00+01:00");
     assert_eq!(at10["allowed"], true);
     assert_eq!(at10["reason"], "ok");
     assert_eq!(at10["vlan"], 20);
     assert_eq!(at10["valid_until"], "2026-11-27T18:00:00Z");
     // 23:00 local: outside hours, no VLAN, no valid_until.
-    let at23 = env
-        .run(&[
-            "explain",
-            "--user",
-            "ADA@example.com",
-            "--at",
-            "2026-11-27T23:00",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let at23 = explain(env, "ADA@example.com", "2026-11-27T23:00");
     assert_eq!(at23["allowed"], false);
     assert_eq!(at23["reason"], "outside-hours");
     assert_eq!(at23["vlan"], serde_json::Value::Null);
@@ -94,17 +81,7 @@ async fn init_add_explain(env: &Env) {
         "printer",
     ])
     .ok();
-    let dev = env
-        .run(&[
-            "explain",
-            "--user",
-            "aabb.cc00.0001",
-            "--at",
-            "2026-11-28T03:00",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let dev = explain(env, "aabb.cc00.0001", "2026-11-28T03:00");
     assert_eq!(
         (dev["allowed"].clone(), dev["vlan"].clone()),
         (true.into(), 40.into())
@@ -114,47 +91,17 @@ async fn init_add_explain(env: &Env) {
         .ok()
         .json();
     let code = v[0]["code"].as_str().unwrap().to_lowercase();
-    let vj = env
-        .run(&[
-            "explain",
-            "--user",
-            &code,
-            "--at",
-            "2026-11-27T18:30",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let vj = explain(env, &code, "2026-11-27T18:30");
     assert_eq!(vj["valid_until"], "2026-11-27T18:00:00Z");
     assert_eq!(vj["vlan"], 30);
 
     // Suspension shows immediately.
     env.run(&["member", "suspend", "ada@example.com"]).ok();
-    let s = env
-        .run(&[
-            "explain",
-            "--user",
-            "ada@example.com",
-            "--at",
-            "2026-11-27T10:00",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let s = explain(env, "ada@example.com", "2026-11-27T10:00");
     assert_eq!(s["reason"], "suspended");
     env.run(&["member", "resume", "ada@example.com"]).ok();
     env.run(&["member", "cancel", "ada@example.com"]).ok();
-    let c = env
-        .run(&[
-            "explain",
-            "--user",
-            "aa:bb:cc:00:00:01",
-            "--at",
-            "2026-11-28T03:00",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let c = explain(env, "aa:bb:cc:00:00:01", "2026-11-28T03:00");
     assert_eq!(
         c["reason"], "cancelled",
         "a cancelled member's printer goes too"
@@ -508,17 +455,7 @@ async fn import_export(env: &Env) {
         .ok()
         .json();
     assert_eq!(listed.as_array().unwrap().len(), 100);
-    let g = env
-        .run(&[
-            "explain",
-            "--user",
-            "given-user",
-            "--at",
-            "2026-11-27T10:00",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let g = explain(env, "given-user", "2026-11-27T10:00");
     assert_eq!(g["allowed"], true);
 
     env.run(&["member", "export", "--csv", "out.csv", "--with-secrets"])

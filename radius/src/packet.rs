@@ -326,45 +326,17 @@ pub fn verify_digest_request_authenticator(raw: &[u8], secret: &[u8]) -> bool {
     bool::from(digest.ct_eq(&raw[4..20]))
 }
 
-/// Encodes a response to a request with `request_authenticator`: Message-Authenticator (if the
-/// packet carries one, its value is computed here) and the Response Authenticator
-/// MD5(Code+ID+Length+RequestAuth+Attributes+Secret) (RFC 2865 §3).
-pub fn encode_response(
-    resp: &Packet,
-    request_authenticator: &[u8; 16],
+/// Encodes `p` with `authenticator` in the header, fills in its Message-Authenticator (if it
+/// carries one: HMAC-MD5 over the packet with the value zeroed, RFC 3579 §3.2), and with
+/// `digest` replaces the header authenticator by MD5(packet ‖ secret).
+fn sign(
+    p: &Packet,
+    authenticator: [u8; 16],
     secret: &[u8],
+    digest: bool,
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut p = resp.clone();
-    p.authenticator = *request_authenticator;
-    for a in p
-        .attributes
-        .iter_mut()
-        .filter(|a| a.typ == attr::MESSAGE_AUTHENTICATOR)
-    {
-        a.value = vec![0; 16];
-    }
-    let mut raw = p.encode()?;
-    if let Some(off) = message_authenticator_offset(&raw) {
-        let mac = hmac_md5(secret, &raw);
-        raw[off..off + 16].copy_from_slice(&mac);
-    }
-    let mut h = Md5::new();
-    h.update(&raw);
-    h.update(secret);
-    let auth: [u8; 16] = h.finalize().into();
-    raw[4..20].copy_from_slice(&auth);
-    Ok(raw)
-}
-
-/// Encodes a request as a client would (tests, load generator, CoA): Access-Request and
-/// Status-Server keep the given random authenticator; Accounting/CoA/Disconnect get the digest.
-/// A Message-Authenticator attribute present in `req` is filled in.
-pub fn encode_request(req: &Packet, secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
-    let mut p = req.clone();
-    let digest = p.code.authenticator_is_digest();
-    if digest {
-        p.authenticator = [0; 16];
-    }
+    let mut p = p.clone();
+    p.authenticator = authenticator;
     for a in p
         .attributes
         .iter_mut()
@@ -385,6 +357,28 @@ pub fn encode_request(req: &Packet, secret: &[u8]) -> Result<Vec<u8>, EncodeErro
         raw[4..20].copy_from_slice(&auth);
     }
     Ok(raw)
+}
+
+/// Encodes a response to a request with `request_authenticator`: Message-Authenticator (if the
+/// packet carries one, its value is computed here) and the Response Authenticator
+/// MD5(Code+ID+Length+RequestAuth+Attributes+Secret) (RFC 2865 §3).
+pub fn encode_response(
+    resp: &Packet,
+    request_authenticator: &[u8; 16],
+    secret: &[u8],
+) -> Result<Vec<u8>, EncodeError> {
+    sign(resp, *request_authenticator, secret, true)
+}
+
+/// Encodes a request as a client would (tests, load generator, CoA): Access-Request and
+/// Status-Server keep the given random authenticator; Accounting/CoA/Disconnect get the digest
+/// (RFC 2866 §3, RFC 5176 §2.3). A Message-Authenticator attribute present in `req` is filled in.
+pub fn encode_request(req: &Packet, secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
+    if req.code.authenticator_is_digest() {
+        sign(req, [0; 16], secret, true)
+    } else {
+        sign(req, req.authenticator, secret, false)
+    }
 }
 
 /// Verifies a response's authenticators against the request it answers (client side).
