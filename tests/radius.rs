@@ -85,12 +85,17 @@ impl Radius {
 
     fn serve(env: &Env) -> Server {
         let mut cmd = env.cmd();
+        let any = if ipv6_loopback() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
         cmd.args([
             "serve",
             "--radius-auth",
-            "[::]:0",
+            any,
             "--radius-acct",
-            "[::]:0",
+            any,
             "--http",
             "127.0.0.1:0",
             "--portal",
@@ -183,6 +188,11 @@ impl Radius {
     fn settle(&self) {
         std::thread::sleep(Duration::from_millis(700));
     }
+}
+
+/// Whether this host has IPv6 loopback (the unknown-NAS check sends from ::1).
+fn ipv6_loopback() -> bool {
+    std::net::UdpSocket::bind("[::1]:0").is_ok()
 }
 
 fn pap(user: &str, password: &str) -> String {
@@ -422,14 +432,18 @@ async fn pap_chap_mschapv2_mab_and_rejects() {
         "no Message-Authenticator must get no answer: {}",
         n.out
     );
-    let u = r.send(
-        "[::1]",
-        r.auth,
-        "auth",
-        SECRET,
-        &format!("{},Message-Authenticator=0x00", pap(&ada, &ada_pw)),
-    );
-    assert_eq!(u.code, None, "unknown NAS must get no answer: {}", u.out);
+    if ipv6_loopback() {
+        let u = r.send(
+            "[::1]",
+            r.auth,
+            "auth",
+            SECRET,
+            &format!("{},Message-Authenticator=0x00", pap(&ada, &ada_pw)),
+        );
+        assert_eq!(u.code, None, "unknown NAS must get no answer: {}", u.out);
+    } else {
+        eprintln!("SKIPPED: unknown-NAS check from ::1 (no IPv6 loopback on this host)");
+    }
 
     // The operator sees why: counters per NAS and cause (merged each second, saved every 2 s).
     let mut list = serde_json::Value::Null;

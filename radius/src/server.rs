@@ -244,7 +244,18 @@ pub struct Listeners {
 impl Listeners {
     pub fn bind(auth: SocketAddr, acct: SocketAddr) -> std::io::Result<Listeners> {
         let open = |addr: SocketAddr| -> std::io::Result<UdpSocket> {
-            let s = UdpSocket::bind(addr)?;
+            let s = match UdpSocket::bind(addr) {
+                // A host with IPv6 disabled cannot bind the dual-stack default: serve IPv4.
+                Err(e)
+                    if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED
+                        && e.kind() != std::io::ErrorKind::AddrInUse =>
+                {
+                    let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port()));
+                    warn!(%addr, error = %e, fallback = %v4, "IPv6 unavailable; RADIUS listens on IPv4 only");
+                    UdpSocket::bind(v4)?
+                }
+                other => other?,
+            };
             s.set_read_timeout(Some(Duration::from_secs(1)))?;
             Ok(s)
         };
