@@ -9,6 +9,7 @@ use frontdesk_core::MacAddr;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+/// A member as the hot path needs it (`member.name` and `member.email` are left empty).
 pub struct MemberEntry {
     pub member: Member,
     pub nt_hash: [u8; 16],
@@ -45,9 +46,15 @@ impl Directory {
             .enumerate()
             .map(|(i, m)| (m.member.wifi_username.clone(), i))
             .collect();
+        // Ids are looked up only for device owners (MAB): index just those.
+        let owners: std::collections::HashSet<&str> = devices
+            .iter()
+            .filter_map(|d| d.member_id.as_deref())
+            .collect();
         let by_id = members
             .iter()
             .enumerate()
+            .filter(|(_, m)| owners.contains(m.member.id.as_str()))
             .map(|(i, m)| (m.member.id.clone(), i))
             .collect();
         // Most specific NAS entry first: a /32 wins over the /24 it sits in.
@@ -75,8 +82,11 @@ impl Directory {
             .members(&MemberFilter::default())
             .await?
             .into_iter()
-            .filter_map(|member| {
+            .filter_map(|mut member| {
                 let (nt_hash, password) = secrets.remove(&member.id)?;
+                // Authentication never reads these; keeping 100k of them costs megabytes.
+                member.name = String::new();
+                member.email = String::new();
                 Some(MemberEntry {
                     member,
                     nt_hash,
@@ -133,6 +143,13 @@ impl Directory {
 
     pub fn member_count(&self) -> usize {
         self.members.len()
+    }
+
+    pub fn active_member_count(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.member.status == frontdesk_core::model::MemberStatus::Active)
+            .count()
     }
 }
 

@@ -6,9 +6,9 @@ use crate::cli::ServeArgs;
 use crate::config::LogFormat;
 use crate::output::json;
 use anyhow::{bail, Context, Result};
-use frontdesk_core::model::{parse_cidr, MemberStatus, Role, Vendor};
+use frontdesk_core::model::{parse_cidr, Role, Vendor};
 use frontdesk_core::ports::ChangeFeed;
-use frontdesk_core::store::{self, Actor, MemberFilter, NewMember, NewNas, Store};
+use frontdesk_core::store::{self, Actor, NewMember, NewNas, Store};
 use frontdesk_radius::directory::Directory;
 use frontdesk_radius::handler::HandlerConfig;
 use frontdesk_radius::server::Listeners;
@@ -75,21 +75,17 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         ctx.open().await?
     };
 
-    let catalog = store.catalog().await?;
-    let members = store.members(&MemberFilter::default()).await?;
-    let active = members
-        .iter()
-        .filter(|m| m.status == MemberStatus::Active)
-        .count();
-    let nas = store.nas_list().await?.len();
+    // The RADIUS index is the one full load of members; the startup summary comes from it.
+    let directory = Directory::load(&store).await?;
+    let catalog = directory.catalog();
     info!(
         site = %catalog.site.name,
         timezone = catalog.site.tz().name(),
         database = %store::redact_url(store.url()),
-        members = members.len(),
-        active,
+        members = directory.member_count(),
+        active = directory.active_member_count(),
         plans = catalog.plans.len(),
-        nas,
+        nas = directory.nas_clients().len(),
         "database open"
     );
     let listeners = Listeners::bind(radius_auth, radius_acct).with_context(|| format!("cannot listen for RADIUS on {radius_auth} / {radius_acct} (port in use, or binding below 1024 needs CAP_NET_BIND_SERVICE)"))?;
@@ -102,7 +98,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     };
     let radius = frontdesk_radius::server::start(
         store.clone(),
-        Directory::load(&store).await?,
+        directory,
         handler_config,
         ctx.config.radius.nas_rate_limit,
         listeners,
