@@ -163,6 +163,11 @@ impl OnlineSessions {
             return;
         }
         let Some(member) = &r.member_id else { return };
+        // MAC-authenticated devices (User-Name is the MAC: printers, TVs) belong to a member
+        // but do not use up that member's personal device limit.
+        if r.user_name.parse::<MacAddr>().is_ok() {
+            return;
+        }
         let list = m.entry(member.clone()).or_default();
         list.retain(|s| !(s.0 == r.nas_id && s.1 == r.session_id));
         if r.status != AcctStatus::Stop {
@@ -648,6 +653,11 @@ mod tests {
         s.apply(&rec(AcctStatus::Start, "a", "02:00:00:00:00:01"));
         s.apply(&rec(AcctStatus::Start, "b", "02:00:00:00:00:01")); // same device, another AP
         s.apply(&rec(AcctStatus::Start, "c", "02:00:00:00:00:02"));
+        assert_eq!(s.devices_online("m1").len(), 2);
+        // The member's printer (MAB: User-Name is its MAC) does not count.
+        let mut printer = rec(AcctStatus::Start, "p", "02:00:00:00:00:09");
+        printer.user_name = "020000000009".into();
+        s.apply(&printer);
         assert_eq!(s.devices_online("m1").len(), 2);
         s.apply(&rec(AcctStatus::Stop, "c", "02:00:00:00:00:02"));
         assert_eq!(s.devices_online("m1").len(), 1);
