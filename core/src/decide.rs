@@ -229,6 +229,14 @@ pub fn decide(
     }
 }
 
+/// The plan's window for the resource (borrowed: this runs for every RADIUS request).
+fn window_of<'p>(p: &'p Plan, resource: Resource<'_>) -> &'p WindowSpec {
+    match resource {
+        Resource::Wifi { .. } => &p.wifi,
+        Resource::Door { .. } => &p.door,
+    }
+}
+
 fn status_denial(m: &Member) -> Option<Decision> {
     match m.status {
         MemberStatus::Active => None,
@@ -246,12 +254,6 @@ fn evaluate(
 ) -> Decision {
     let cal = &catalog.site.calendar;
     let t = now.timestamp();
-    let window_of = |p: &Plan| -> WindowSpec {
-        match resource {
-            Resource::Wifi { .. } => p.wifi.clone(),
-            Resource::Door { .. } => p.door.clone(),
-        }
-    };
     let relevant: Vec<&Grant> = grants
         .iter()
         .filter(|g| match resource {
@@ -274,7 +276,7 @@ fn evaluate(
         .map(|g| {
             (
                 g.plan,
-                intersect(&cal.spans(&window_of(g.plan), t), &g.held),
+                intersect(&cal.spans(window_of(g.plan, resource), t), &g.held),
             )
         })
         .collect();
@@ -310,7 +312,7 @@ fn evaluate(
         }
     } else if current
         .iter()
-        .any(|g| cal.closed_on(&window_of(g.plan), cal.local_date(t)))
+        .any(|g| cal.closed_on(window_of(g.plan, resource), cal.local_date(t)))
     {
         Reason::SiteClosed
     } else {

@@ -1,6 +1,5 @@
 //! Members, their plan assignments and Wi-Fi credentials.
 
-use super::site::unknown_plan;
 use super::{dup, now_secs, ts, Actor, Audit, Result, Store, StoreError};
 use crate::model::{validate_email, Assignment, Member, MemberStatus};
 use crate::secrets::{generate_wifi_password, nt_hash};
@@ -296,12 +295,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Member> {
         let m = self.member(key).await?;
-        let plan = self
-            .plans()
-            .await?
-            .into_iter()
-            .find(|p| p.name == plan)
-            .ok_or_else(|| unknown_plan(plan))?;
+        let plan = self.plan(plan).await?;
         let until = until.or_else(|| default_until(today, plan.validity_days));
         if let Some(u) = until.filter(|u| *u < today) {
             return Err(StoreError::Invalid(format!(

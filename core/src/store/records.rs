@@ -1,6 +1,5 @@
 //! Devices (MAB), NAS clients, vouchers, operator accounts, and subject resolution.
 
-use super::site::unknown_plan;
 use super::{dup, now_secs, ts, Actor, Audit, Result, Store, StoreError};
 use crate::mac::MacAddr;
 use crate::model::{Admin, Device, Member, Nas, Role, Vendor, Voucher};
@@ -85,12 +84,7 @@ impl Store {
             Some(m) => Some(self.member(m).await?),
             None => None,
         };
-        let plan = self
-            .plans()
-            .await?
-            .into_iter()
-            .find(|p| p.name == plan)
-            .ok_or_else(|| unknown_plan(plan))?;
+        let plan = self.plan(plan).await?;
         let mut tx = self.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO devices (mac, member_id, plan_id, name, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -245,12 +239,7 @@ impl Store {
                 "voucher devices must be at least 1".into(),
             ));
         }
-        let plan = self
-            .plans()
-            .await?
-            .into_iter()
-            .find(|p| p.name == plan)
-            .ok_or_else(|| unknown_plan(plan))?;
+        let plan = self.plan(plan).await?;
         let sponsor = match sponsor {
             Some(s) => Some(self.member(s).await?),
             None => None,

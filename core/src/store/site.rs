@@ -304,7 +304,7 @@ impl Store {
     }
 }
 
-pub(crate) fn unknown_plan(name: &str) -> StoreError {
+fn unknown_plan(name: &str) -> StoreError {
     StoreError::NotFound(format!("plan {name:?} (see `frontdesk plan list`)"))
 }
 
