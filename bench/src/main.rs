@@ -51,6 +51,11 @@ enum Cmd {
         /// Per-request timeout.
         #[arg(long, default_value = "1s")]
         timeout: humantime::Duration,
+        /// Send and receive from one busy-polling thread per socket instead of blocking
+        /// sender/receiver pairs: no wake-up delays on the generator side, so fixed-rate
+        /// latency is the server's (costs one full core; pin it with taskset).
+        #[arg(long)]
+        spin: bool,
         /// Label printed with the result.
         #[arg(long, default_value = "target")]
         label: String,
@@ -132,6 +137,7 @@ struct Job {
     window: usize,
     /// Fixed pacing for this thread; `None`: send as answers come back.
     interval: Option<Duration>,
+    spin: bool,
 }
 
 type InFlight = std::sync::Mutex<Vec<Option<(Instant, [u8; 16])>>>;
@@ -142,6 +148,9 @@ type InFlight = std::sync::Mutex<Vec<Option<(Instant, [u8; 16])>>>;
 /// its queueing. (A single thread with a receive timeout cannot pace: Linux rounds socket
 /// timeouts to scheduler ticks, which showed up as a 4 ms floor.)
 fn run_thread(job: Job) -> Result<Vec<u32>> {
+    if job.spin {
+        return run_spinning(job);
+    }
     let c = job.client.clone();
     let sock = std::net::UdpSocket::bind(if c.target.is_ipv4() {
         "0.0.0.0:0"
@@ -278,6 +287,96 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[idx]) / 1000.0
 }
 
+/// One thread, one non-blocking socket, never sleeps: sends when the schedule (or the window)
+/// says so and reads answers in between.
+fn run_spinning(job: Job) -> Result<Vec<u32>> {
+    let c = job.client.clone();
+    let sock = std::net::UdpSocket::bind(if c.target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })?;
+    sock.connect(c.target)?;
+    sock.set_nonblocking(true)?;
+    let mut in_flight: Vec<Option<(Instant, [u8; 16])>> = vec![None; 256];
+    let mut outstanding = 0usize;
+    let mut latencies = Vec::with_capacity(1 << 18);
+    let mut buf = vec![0u8; 4096];
+    let window = job.window.clamp(1, 255);
+    let (mut next_id, mut user) = (0u8, job.offset);
+    let mut next_send = Instant::now();
+    let mut last_sweep = Instant::now();
+    let mut sending = true;
+    loop {
+        let now = Instant::now();
+        if sending && now >= job.until {
+            sending = false;
+        }
+        if !sending && (outstanding == 0 || now >= job.until + c.timeout) {
+            break;
+        }
+        let due = job.interval.is_none_or(|_| now >= next_send);
+        if sending && due && outstanding < window {
+            while in_flight[next_id as usize].is_some() {
+                next_id = next_id.wrapping_add(1);
+            }
+            let scheduled = match job.interval {
+                Some(iv) => {
+                    let s = next_send;
+                    next_send += iv;
+                    s
+                }
+                None => now,
+            };
+            let (name, password) = &job.users[user % job.users.len()];
+            user += job.stride;
+            let (raw, auth) = c.request(next_id, name, password);
+            in_flight[next_id as usize] = Some((scheduled, auth));
+            outstanding += 1;
+            sock.send(&raw)?;
+            job.counters.sent.fetch_add(1, Ordering::Relaxed);
+            next_id = next_id.wrapping_add(1);
+        }
+        loop {
+            let n = match sock.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            };
+            if n < 20 {
+                continue;
+            }
+            let Some((scheduled, auth)) = in_flight[buf[1] as usize].take() else {
+                continue;
+            };
+            outstanding -= 1;
+            latencies.push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+            let resp = &buf[..n];
+            if !verify_response(resp, &auth, &c.secret) {
+                job.counters.invalid.fetch_add(1, Ordering::Relaxed);
+            } else if resp[0] == 2 {
+                job.counters.accepts.fetch_add(1, Ordering::Relaxed);
+            } else {
+                job.counters.rejects.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if last_sweep.elapsed() > Duration::from_millis(10) {
+            last_sweep = Instant::now();
+            for slot in in_flight.iter_mut() {
+                if slot.is_some_and(|(at, _)| at.elapsed() > c.timeout) {
+                    *slot = None;
+                    outstanding -= 1;
+                    job.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    for _ in in_flight.iter().flatten() {
+        job.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(latencies)
+}
+
 fn main() -> Result<()> {
     let Cmd::Radius {
         target,
@@ -288,6 +387,7 @@ fn main() -> Result<()> {
         threads,
         rate,
         timeout,
+        spin,
         label,
         json,
     } = Cli::parse().cmd;
@@ -313,6 +413,7 @@ fn main() -> Result<()> {
                 until,
                 window: concurrency.div_ceil(threads),
                 interval,
+                spin,
             };
             std::thread::spawn(move || run_thread(job))
         })

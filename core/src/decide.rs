@@ -1,6 +1,6 @@
 //! `decide()`: the one entitlement function every enforcement point calls (SPEC §1).
 
-use crate::model::{Device, Member, MemberStatus, Plan, Site, Team, Voucher};
+use crate::model::{Assignment, Device, Member, MemberStatus, Plan, Site, Team, Voucher};
 use crate::schedule::{containing, instant, intersect, merge, next_start_after, Span, WindowSpec};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -62,13 +62,32 @@ impl fmt::Display for Reason {
 /// Who asks.
 #[derive(Clone, Copy, Debug)]
 pub enum Subject<'a> {
-    Member(&'a Member),
+    Member(Holder<'a>),
     /// A MAC-authenticated device; its owner's status and membership dates bound it.
     Device {
         device: &'a Device,
-        owner: Option<&'a Member>,
+        owner: Option<Holder<'a>>,
     },
     Voucher(&'a Voucher),
+}
+
+/// What `decide()` reads of a member: status, team and plan assignments. A borrowed view, so
+/// the RADIUS index can keep members in a compact layout instead of whole `Member` values.
+#[derive(Clone, Copy, Debug)]
+pub struct Holder<'a> {
+    pub status: MemberStatus,
+    pub team_id: Option<i64>,
+    pub assignments: &'a [Assignment],
+}
+
+impl<'a> From<&'a Member> for Holder<'a> {
+    fn from(m: &'a Member) -> Holder<'a> {
+        Holder {
+            status: m.status,
+            team_id: m.team_id,
+            assignments: &m.assignments,
+        }
+    }
 }
 
 /// For what.
@@ -237,7 +256,7 @@ fn window_of<'p>(p: &'p Plan, resource: Resource<'_>) -> &'p WindowSpec {
     }
 }
 
-fn status_denial(m: &Member) -> Option<Decision> {
+fn status_denial(m: Holder<'_>) -> Option<Decision> {
     match m.status {
         MemberStatus::Active => None,
         MemberStatus::Suspended => Some(Decision::deny(Reason::Suspended)),

@@ -3,7 +3,7 @@
 
 use crate::attr::{self, vendor};
 use crate::auth::mschap;
-use crate::directory::{Directory, MemberEntry};
+use crate::directory::{Directory, MemberRef};
 use crate::nas::{parse_called_station, profile, VlanStyle};
 use crate::packet::{self, Code, Packet};
 use chrono::{DateTime, Utc};
@@ -335,14 +335,14 @@ fn mab_password_ok(cred: &Credential, user_name: &str, mac: MacAddr) -> bool {
 
 struct Verdict<'a> {
     method: Method,
-    member: Option<&'a MemberEntry>,
+    member: Option<MemberRef<'a>>,
     decision: Decision,
     /// MS-CHAPv2 success material: (ident, authenticator response, send key, recv key).
     mschap: Option<(u8, String, [u8; 16], [u8; 16])>,
     mschap_ident: Option<u8>,
 }
 
-fn deny<'a>(method: Method, member: Option<&'a MemberEntry>, reason: Reason) -> Verdict<'a> {
+fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Verdict<'a> {
     Verdict {
         method,
         member,
@@ -401,7 +401,7 @@ fn access(
                             catalog,
                             Subject::Device {
                                 device,
-                                owner: owner.map(|o| &o.member),
+                                owner: owner.map(|o| o.holder),
                             },
                             resource,
                             now,
@@ -426,7 +426,7 @@ fn access(
                 .and_then(|p| catalog.plan_by_name(p))
                 .and_then(|p| p.device_limit);
             if let Some(limit) = limit {
-                let online = sessions.devices_online(&entry.member.id);
+                let online = sessions.devices_online(entry.id);
                 let roam = calling.is_some_and(|m| online.contains(&m));
                 if !roam && online.len() >= limit as usize {
                     decision = Decision::deny(Reason::DeviceLimit);
@@ -447,7 +447,7 @@ fn access(
             decision.reason.to_string()
         },
         vlan: decision.vlan,
-        member_id: verdict.member.map(|m| m.member.id.clone()),
+        member_id: verdict.member.map(|m| m.id.to_owned()),
     };
 
     if !decision.allowed {
@@ -564,7 +564,7 @@ fn member_verdict<'a>(
     let ok = match &cred {
         Credential::Pap(p) => {
             let given = String::from_utf8_lossy(p);
-            bool::from(frontdesk_core::secrets::nt_hash(&given).ct_eq(&entry.nt_hash))
+            bool::from(frontdesk_core::secrets::nt_hash(&given).ct_eq(entry.nt_hash))
         }
         Credential::Chap {
             id,
@@ -578,16 +578,16 @@ fn member_verdict<'a>(
             challenge,
         } => {
             let name = user_name.as_bytes();
-            let ok = mschap::verify(challenge, peer_challenge, name, &entry.nt_hash, nt_response);
+            let ok = mschap::verify(challenge, peer_challenge, name, entry.nt_hash, nt_response);
             if ok {
                 let success = mschap::authenticator_response(
-                    &entry.nt_hash,
+                    entry.nt_hash,
                     nt_response,
                     peer_challenge,
                     challenge,
                     name,
                 );
-                let (send, recv) = mschap::mppe_keys(&entry.nt_hash, nt_response);
+                let (send, recv) = mschap::mppe_keys(entry.nt_hash, nt_response);
                 mschap = Some((*ident, success, send, recv));
             }
             ok
@@ -602,7 +602,7 @@ fn member_verdict<'a>(
     Verdict {
         method,
         member: Some(entry),
-        decision: decide(dir.catalog(), Subject::Member(&entry.member), resource, now),
+        decision: decide(dir.catalog(), Subject::Member(entry.holder), resource, now),
         mschap,
         mschap_ident,
     }
@@ -674,7 +674,7 @@ fn accounting(
         .and_then(|s| s.parse().ok());
     let member_id = dir
         .member_by_username(&user_name)
-        .map(|m| m.member.id.clone())
+        .map(|m| m.id.to_owned())
         .or_else(|| {
             let device = dir.device(&user_name.parse().ok()?)?;
             device.member_id.clone()

@@ -50,11 +50,16 @@ pub async fn explain(ctx: &Ctx, user: &str, at: Option<&str>, resource: &str) ->
     };
     let resolved = store.resolve(user).await?;
     let (subject, kind, id, label) = match &resolved {
-        Resolved::Member(m) => (Subject::Member(m), "member", m.id.clone(), m.email.clone()),
+        Resolved::Member(m) => (
+            Subject::Member(m.into()),
+            "member",
+            m.id.clone(),
+            m.email.clone(),
+        ),
         Resolved::Device { device, owner } => (
             Subject::Device {
                 device,
-                owner: owner.as_ref(),
+                owner: owner.as_ref().map(Into::into),
             },
             "device",
             device.mac.to_string(),

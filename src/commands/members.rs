@@ -184,7 +184,7 @@ async fn show(ctx: &Ctx, store: &Store, m: &Member) -> Result<()> {
     let cat = store.catalog().await?;
     let today = site_today(store).await?;
     let now = Utc::now();
-    let d = decide(&cat, Subject::Member(m), Resource::WIFI, now);
+    let d = decide(&cat, Subject::Member(m.into()), Resource::WIFI, now);
     if ctx.json {
         let mut v = member_json(m, &cat, today);
         v["wifi_now"] = serde_json::to_value(&d)?;

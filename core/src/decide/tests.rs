@@ -88,7 +88,7 @@ fn member(plans: &[(i64, &str, Option<&str>)]) -> Member {
 }
 
 fn wifi(c: &Catalog, m: &Member, now: DateTime<Utc>) -> Decision {
-    decide(c, Subject::Member(m), Resource::WIFI, now)
+    decide(c, Subject::Member(m.into()), Resource::WIFI, now)
 }
 
 #[test]
@@ -348,7 +348,7 @@ fn suspended_and_cancelled() {
         &c,
         Subject::Device {
             device: &printer,
-            owner: Some(&m),
+            owner: Some((&m).into()),
         },
         Resource::WIFI,
         now,
@@ -359,7 +359,7 @@ fn suspended_and_cancelled() {
         &c,
         Subject::Device {
             device: &printer,
-            owner: Some(&m),
+            owner: Some((&m).into()),
         },
         Resource::WIFI,
         now,
@@ -464,7 +464,7 @@ fn doors_and_ssids() {
     assert!(
         decide(
             &c,
-            Subject::Member(&m),
+            Subject::Member((&m).into()),
             Resource::Door { group: "main" },
             now
         )
@@ -472,7 +472,7 @@ fn doors_and_ssids() {
     );
     let d = decide(
         &c,
-        Subject::Member(&m),
+        Subject::Member((&m).into()),
         Resource::Door {
             group: "after-hours",
         },
@@ -483,7 +483,7 @@ fn doors_and_ssids() {
     assert!(
         decide(
             &c,
-            Subject::Member(&ft),
+            Subject::Member((&ft).into()),
             Resource::Door {
                 group: "after-hours"
             },
@@ -496,7 +496,7 @@ fn doors_and_ssids() {
     assert!(
         decide(
             &c,
-            Subject::Member(&m),
+            Subject::Member((&m).into()),
             Resource::Wifi {
                 ssid: Some("Members")
             },
@@ -506,7 +506,7 @@ fn doors_and_ssids() {
     );
     let d = decide(
         &c,
-        Subject::Member(&m),
+        Subject::Member((&m).into()),
         Resource::Wifi { ssid: Some("IoT") },
         now,
     );

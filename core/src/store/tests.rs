@@ -196,7 +196,7 @@ async fn member_lifecycle(store: &Store) {
         .unwrap()
         .with_timezone(&Utc);
     let m = s.member(&m.id).await.unwrap();
-    let d = decide(&cat, Subject::Member(&m), Resource::WIFI, ten);
+    let d = decide(&cat, Subject::Member((&m).into()), Resource::WIFI, ten);
     assert!(d.allowed);
     assert_eq!(d.vlan, Some(20));
 
@@ -205,7 +205,7 @@ async fn member_lifecycle(store: &Store) {
         .await
         .unwrap();
     assert_eq!(
-        decide(&cat, Subject::Member(&m), Resource::WIFI, ten).reason,
+        decide(&cat, Subject::Member((&m).into()), Resource::WIFI, ten).reason,
         Reason::Suspended
     );
     let m = s
@@ -338,7 +338,7 @@ async fn teams_hours_closures(store: &Store) {
         .with_ymd_and_hms(2026, 11, 27, 23, 0, 0)
         .unwrap()
         .with_timezone(&Utc);
-    let d = decide(&cat, Subject::Member(&m), Resource::WIFI, night);
+    let d = decide(&cat, Subject::Member((&m).into()), Resource::WIFI, night);
     assert_eq!(d.vlan, Some(101));
     let (f, _) = s
         .add_member(&new_member("flex@example.com", "flex"), today(), &actor())
@@ -349,7 +349,7 @@ async fn teams_hours_closures(store: &Store) {
         .unwrap()
         .with_timezone(&Utc);
     assert_eq!(
-        decide(&cat, Subject::Member(&f), Resource::WIFI, noon).reason,
+        decide(&cat, Subject::Member((&f).into()), Resource::WIFI, noon).reason,
         Reason::SiteClosed
     );
 }
