@@ -94,10 +94,23 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// Certificates for WPA2/WPA3-Enterprise (802.1X).
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// The audit log, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// The server name and CA fingerprint members' devices must check.
+    Show {
+        /// Print the CA certificate (PEM) to install on devices instead.
+        #[arg(long)]
+        ca_pem: bool,
     },
 }
 

@@ -4,6 +4,7 @@
 use crate::attr::{self, vendor};
 use crate::auth::mschap;
 use crate::directory::{Directory, MemberRef};
+use crate::eap::{self, EapServer, Step};
 use crate::nas::{parse_called_station, profile, VlanStyle};
 use crate::packet::{self, Code, Packet};
 use chrono::{DateTime, Utc};
@@ -22,6 +23,8 @@ pub struct HandlerConfig {
     pub max_session: u32,
     /// Send the reason as Reply-Message in Access-Reject.
     pub reject_reply_message: bool,
+    /// 802.1X (PEAP, TTLS); `None` rejects EAP.
+    pub eap: Option<std::sync::Arc<EapServer>>,
 }
 
 impl Default for HandlerConfig {
@@ -29,6 +32,7 @@ impl Default for HandlerConfig {
         HandlerConfig {
             max_session: 12 * 3600,
             reject_reply_message: false,
+            eap: None,
         }
     }
 }
@@ -50,6 +54,7 @@ pub enum DropCause {
     ProxyStateWithoutMessageAuthenticator,
     UnexpectedCode,
     RateLimited,
+    EapOutOfOrder,
 }
 
 impl DropCause {
@@ -64,6 +69,7 @@ impl DropCause {
             }
             DropCause::UnexpectedCode => "unexpected-code",
             DropCause::RateLimited => "rate-limited",
+            DropCause::EapOutOfOrder => "eap-out-of-order",
         }
     }
 }
@@ -75,6 +81,9 @@ pub enum Method {
     MsChapV2,
     Mab,
     Eap,
+    PeapMsChapV2,
+    TtlsPap,
+    TtlsMsChapV2,
     Unknown,
 }
 
@@ -86,6 +95,9 @@ impl Method {
             Method::MsChapV2 => "mschapv2",
             Method::Mab => "mab",
             Method::Eap => "eap",
+            Method::PeapMsChapV2 => "peap-mschapv2",
+            Method::TtlsPap => "ttls-pap",
+            Method::TtlsMsChapV2 => "ttls-mschapv2",
             Method::Unknown => "none",
         }
     }
@@ -340,6 +352,9 @@ struct Verdict<'a> {
     /// MS-CHAPv2 success material: (ident, authenticator response, send key, recv key).
     mschap: Option<(u8, String, [u8; 16], [u8; 16])>,
     mschap_ident: Option<u8>,
+    /// EAP: the EAP-Success to send on accept (an EAP-Failure with its identifier otherwise)
+    /// and the MSK for the MS-MPPE keys.
+    eap: Option<(Vec<u8>, Box<[u8; 64]>)>,
 }
 
 fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Verdict<'a> {
@@ -349,6 +364,7 @@ fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Ve
         decision: Decision::deny(reason),
         mschap: None,
         mschap_ident: None,
+        eap: None,
     }
 }
 
@@ -372,10 +388,103 @@ fn access(
         ssid: ssid.as_deref(),
     };
     let catalog = dir.catalog();
+    let mut user_name = user_name;
 
     let verdict = match credential(req, secret) {
         None => deny(Method::Unknown, None, Reason::BadPassword),
-        Some(Credential::Eap) => deny(Method::Eap, None, Reason::UnknownUser),
+        Some(Credential::Eap) => {
+            let Some(eap) = cfg.eap.as_deref() else {
+                let mut v = deny(Method::Eap, None, Reason::UnknownUser);
+                v.eap = Some((
+                    eap::encode(eap::CODE_FAILURE, eap_id(req), None, &[]),
+                    Box::new([0; 64]),
+                ));
+                return finish(
+                    req,
+                    nas,
+                    dir,
+                    sessions,
+                    cfg,
+                    now,
+                    user_name,
+                    calling,
+                    v,
+                    Some("eap-not-enabled"),
+                );
+            };
+            let packet = eap::reassemble(req.all(attr::EAP_MESSAGE));
+            let ctx = eap::Context {
+                nas_id: nas.id,
+                state: req.get(attr::STATE),
+                framed_mtu: req.get_u32(attr::FRAMED_MTU),
+                dir,
+            };
+            match eap.process(&packet, &ctx) {
+                Step::Discard => return drop(DropCause::EapOutOfOrder, Some(nas)),
+                Step::Challenge { eap, state } => {
+                    let mut resp = reply_to(req, Code::AccessChallenge);
+                    for chunk in eap.chunks(253) {
+                        resp.add(attr::EAP_MESSAGE, chunk.to_vec());
+                    }
+                    resp.add(attr::STATE, state.to_vec());
+                    return reply(nas, req, resp, None, None);
+                }
+                Step::Reject {
+                    eap_failure,
+                    user,
+                    why,
+                    detail,
+                } => {
+                    tracing::debug!(nas = %nas.name, user = user.as_deref().unwrap_or(""), %detail, "EAP conversation failed");
+                    let reason = match why {
+                        eap::Failure::UnknownUser => Reason::UnknownUser,
+                        eap::Failure::BadPassword => Reason::BadPassword,
+                        eap::Failure::Protocol | eap::Failure::Busy => Reason::UnknownUser,
+                    };
+                    let member = user.as_deref().and_then(|u| dir.member_by_username(u));
+                    if let Some(u) = user {
+                        user_name = u;
+                    }
+                    let mut v = deny(Method::Eap, member, reason);
+                    v.eap = Some((eap_failure, Box::new([0; 64])));
+                    let label = match why {
+                        eap::Failure::Protocol => Some("eap-protocol-error"),
+                        eap::Failure::Busy => Some("eap-busy"),
+                        _ => None,
+                    };
+                    return finish(
+                        req, nas, dir, sessions, cfg, now, user_name, calling, v, label,
+                    );
+                }
+                Step::Authenticated {
+                    eap_success,
+                    msk,
+                    user,
+                    method,
+                } => {
+                    let method = match method {
+                        "peap-mschapv2" => Method::PeapMsChapV2,
+                        "ttls-pap" => Method::TtlsPap,
+                        _ => Method::TtlsMsChapV2,
+                    };
+                    let member = dir.member_by_username(&user);
+                    user_name = user;
+                    let mut v = match member {
+                        None => deny(method, None, Reason::UnknownUser),
+                        Some(m) => Verdict {
+                            method,
+                            member: Some(m),
+                            decision: decide(catalog, Subject::Member(m.holder), resource, now),
+                            mschap: None,
+                            mschap_ident: None,
+                            eap: None,
+                        },
+                    };
+                    v.eap = Some((eap_success, Box::new(msk)));
+                    v
+                }
+            }
+        }
         Some(cred) => {
             let mab_mac = user_name
                 .parse::<MacAddr>()
@@ -408,6 +517,7 @@ fn access(
                         ),
                         mschap: None,
                         mschap_ident: None,
+                        eap: None,
                     }
                 }
             } else {
@@ -416,6 +526,34 @@ fn access(
         }
     };
 
+    finish(
+        req, nas, dir, sessions, cfg, now, user_name, calling, verdict, None,
+    )
+}
+
+/// The EAP identifier a final Success/Failure must carry: the one of the Response it answers.
+fn eap_id(req: &Packet) -> u8 {
+    req.get(attr::EAP_MESSAGE)
+        .and_then(|m| m.get(1).copied())
+        .unwrap_or(0)
+}
+
+/// Device limit, auth event, and the Access-Accept or Access-Reject for a verdict.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    req: &Packet,
+    nas: &Nas,
+    dir: &Directory,
+    sessions: &dyn Sessions,
+    cfg: &HandlerConfig,
+    now: DateTime<Utc>,
+    user_name: String,
+    calling: Option<MacAddr>,
+    verdict: Verdict<'_>,
+    reason_label: Option<&str>,
+) -> Outcome {
+    let secret = nas.secret.as_bytes();
+    let catalog = dir.catalog();
     // Device limit: distinct MACs online, a roam of a known MAC is not a new device.
     let mut decision = verdict.decision.clone();
     if decision.allowed && verdict.method != Method::Mab {
@@ -441,10 +579,9 @@ fn access(
         mac: calling,
         method: verdict.method,
         accepted: decision.allowed,
-        reason: if verdict.method == Method::Eap {
-            "eap-not-enabled".into()
-        } else {
-            decision.reason.to_string()
+        reason: match reason_label {
+            Some(label) => label.into(),
+            None => decision.reason.to_string(),
         },
         vlan: decision.vlan,
         member_id: verdict.member.map(|m| m.id.to_owned()),
@@ -462,6 +599,12 @@ fn access(
             let mut err = vec![ident];
             err.extend(b"E=691 R=0 V=3");
             resp.add_vsa(vendor::MICROSOFT, vendor::ms::CHAP_ERROR, &err);
+        }
+        if let Some((packet, _)) = &verdict.eap {
+            // Allowed by the inner method but not by decide(): the same identifier, failed.
+            let mut failure = packet.clone();
+            failure[0] = eap::CODE_FAILURE;
+            resp.add(attr::EAP_MESSAGE, failure);
         }
         return reply(nas, req, resp, Some(event), None);
     }
@@ -526,6 +669,16 @@ fn access(
             vendor::ms::MPPE_ENCRYPTION_TYPES,
             &6u32.to_be_bytes(),
         );
+    }
+    if let Some((success, msk)) = &verdict.eap {
+        resp.add(attr::EAP_MESSAGE, success.clone());
+        // RFC 2548 §2.4.2/2.4.3 as RFC 5216 §2.3 assigns them: Recv = MSK[0..32],
+        // Send = MSK[32..64] (the NAS's receive key is the peer's send key).
+        let mut rng = rand::thread_rng();
+        let recv = packet::salt_encrypt(&msk[..32], secret, &req.authenticator, rng.gen());
+        let send = packet::salt_encrypt(&msk[32..], secret, &req.authenticator, rng.gen());
+        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_RECV_KEY, &recv);
+        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_SEND_KEY, &send);
     }
     reply(nas, req, resp, Some(event), None)
 }
@@ -605,6 +758,7 @@ fn member_verdict<'a>(
         decision: decide(dir.catalog(), Subject::Member(entry.holder), resource, now),
         mschap,
         mschap_ident,
+        eap: None,
     }
 }
 

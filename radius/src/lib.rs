@@ -8,6 +8,7 @@
 pub mod attr;
 pub mod auth;
 pub mod directory;
+pub mod eap;
 pub mod handler;
 pub mod nas;
 pub mod packet;

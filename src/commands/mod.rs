@@ -1,6 +1,7 @@
 //! One file per verb group; `run` dispatches.
 
 mod backup;
+pub mod cert;
 mod explain;
 mod members;
 mod records;
@@ -134,6 +135,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Nas(c) => records::nas(&ctx, c, &actor).await,
         Command::Voucher(c) => records::voucher(&ctx, c, &actor).await,
         Command::Admin(c) => records::admin(&ctx, c, &actor).await,
+        Command::Cert(c) => cert::run(&ctx, c).await,
         Command::Explain { user, at, resource } => {
             explain::explain(&ctx, &user, at.as_deref(), &resource).await
         }

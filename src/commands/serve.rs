@@ -10,6 +10,7 @@ use frontdesk_core::model::{parse_cidr, Role, Vendor};
 use frontdesk_core::ports::ChangeFeed;
 use frontdesk_core::store::{self, Actor, NewMember, NewNas, Store};
 use frontdesk_radius::directory::Directory;
+use frontdesk_radius::eap::{pki, EapServer, EapSettings};
 use frontdesk_radius::handler::HandlerConfig;
 use frontdesk_radius::server::Listeners;
 use serde_json::json;
@@ -92,9 +93,30 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let max_session = humantime::parse_duration(&ctx.config.radius.max_session)?
         .as_secs()
         .clamp(60, u64::from(u32::MAX)) as u32;
+    let (pki, created) = super::cert::load_or_create(ctx, &store).await?;
+    if created {
+        info!(server_name = %pki.server_name, "created a private CA and EAP server certificate");
+    }
+    let eap_cfg = &ctx.config.eap;
+    let tunnel = pki::tunnel_config(&pki, eap_cfg.peap_tls13 || eap_cfg.ttls_tls13)
+        .context("EAP certificate or key unusable ([eap] cert_file / key_file)")?;
+    info!(
+        server_name = %pki.server_name,
+        ca_sha256 = %pki::fingerprint(&pki.ca_cert).unwrap_or_default(),
+        "802.1X ready: PEAP-MSCHAPv2, TTLS-PAP, TTLS-MSCHAPv2"
+    );
+    let eap = EapServer::new(
+        tunnel,
+        EapSettings {
+            fragment_size: usize::from(eap_cfg.fragment_size),
+            server_name: pki.server_name.clone(),
+            ..EapSettings::default()
+        },
+    );
     let handler_config = HandlerConfig {
         max_session,
         reject_reply_message: ctx.config.radius.reject_reply_message,
+        eap: Some(std::sync::Arc::new(eap)),
     };
     let radius = frontdesk_radius::server::start(
         store.clone(),

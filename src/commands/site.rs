@@ -18,9 +18,11 @@ pub async fn init(ctx: &Ctx, site: &str, timezone: &str, actor: &Actor) -> Resul
     let store = ctx.create().await?;
     let s = store.init_site(site, tz.name(), actor).await?;
     let key = ctx.key_path();
+    let pki = super::cert::create(ctx, &store).await?;
+    let ca_sha256 = frontdesk_radius::eap::pki::fingerprint(&pki.ca_cert)?;
     if ctx.json {
         json(
-            &json!({"site": s.name, "timezone": tz.name(), "database": frontdesk_core::store::redact_url(&ctx.db_url), "key_file": key}),
+            &json!({"site": s.name, "timezone": tz.name(), "database": frontdesk_core::store::redact_url(&ctx.db_url), "key_file": key, "eap_server_name": pki.server_name, "ca_sha256": ca_sha256}),
         );
     } else {
         kv(&[
@@ -48,6 +50,8 @@ pub async fn init(ctx: &Ctx, site: &str, timezone: &str, actor: &Actor) -> Resul
                 "opening hours",
                 "mon-fri 08:00-19:00, weekends closed".into(),
             ),
+            ("802.1X server name", pki.server_name.clone()),
+            ("802.1X CA SHA-256", ca_sha256),
         ]);
     }
     Ok(())

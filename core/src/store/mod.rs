@@ -247,6 +247,27 @@ impl Store {
         )
     }
 
+    /// A value kept encrypted under the secrets key (the EAP certificates and their keys).
+    pub async fn sealed_meta(&self, key: &str) -> Result<Option<String>> {
+        match self.meta(&format!("sealed.{key}")).await? {
+            None => Ok(None),
+            Some(v) => Ok(Some(self.key()?.decrypt_string(&v)?)),
+        }
+    }
+
+    pub async fn set_sealed_meta(&self, key: &str, value: &str) -> Result<()> {
+        let sealed = self.key()?.encrypt(value.as_bytes());
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("sealed.{key}"))
+        .bind(sealed)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Whether the database already has a secrets key (check value) recorded.
     pub async fn has_secrets_key(&self) -> Result<bool> {
         Ok(self.meta("secrets_check").await?.is_some())

@@ -1,0 +1,481 @@
+//! EAP over RADIUS (RFC 3579): EAP-Message reassembly, State correlation, conversations with
+//! a timeout and a bound, Identity and NAK, and the TLS-based methods PEAPv0 (inner
+//! EAP-MS-CHAPv2) and EAP-TTLS (inner PAP or MS-CHAPv2). Sans-IO: `EapServer::process` takes
+//! one reassembled EAP packet and returns the next EAP packet and what to tell the NAS.
+
+pub mod peap;
+pub mod pki;
+pub mod tls;
+pub mod ttls;
+
+use crate::directory::Directory;
+use rand::RngCore;
+use rustls::ServerConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tls::{Received, TlsSession};
+
+pub const CODE_REQUEST: u8 = 1;
+pub const CODE_RESPONSE: u8 = 2;
+pub const CODE_SUCCESS: u8 = 3;
+pub const CODE_FAILURE: u8 = 4;
+
+pub const TYPE_IDENTITY: u8 = 1;
+pub const TYPE_NAK: u8 = 3;
+pub const TYPE_TLS: u8 = 13;
+pub const TYPE_TTLS: u8 = 21;
+pub const TYPE_PEAP: u8 = 25;
+pub const TYPE_MSCHAPV2: u8 = 26;
+pub const TYPE_TLV: u8 = 33;
+
+/// One EAP packet (RFC 3748 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EapPacket<'a> {
+    pub code: u8,
+    pub id: u8,
+    /// Type and Type-Data for Request/Response; `None` for Success/Failure.
+    pub typ: Option<u8>,
+    pub data: &'a [u8],
+}
+
+impl<'a> EapPacket<'a> {
+    pub fn parse(b: &'a [u8]) -> Option<EapPacket<'a>> {
+        if b.len() < 4 {
+            return None;
+        }
+        let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+        if len < 4 || len > b.len() {
+            return None;
+        }
+        let b = &b[..len];
+        match b[0] {
+            CODE_REQUEST | CODE_RESPONSE => {
+                let (&typ, data) = b[4..].split_first()?;
+                Some(EapPacket {
+                    code: b[0],
+                    id: b[1],
+                    typ: Some(typ),
+                    data,
+                })
+            }
+            CODE_SUCCESS | CODE_FAILURE if len == 4 => Some(EapPacket {
+                code: b[0],
+                id: b[1],
+                typ: None,
+                data: &[],
+            }),
+            _ => None,
+        }
+    }
+}
+
+pub fn encode(code: u8, id: u8, typ: Option<u8>, data: &[u8]) -> Vec<u8> {
+    let len = 4 + usize::from(typ.is_some()) + data.len();
+    let mut out = Vec::with_capacity(len);
+    out.extend([code, id]);
+    out.extend((len as u16).to_be_bytes());
+    out.extend(typ);
+    out.extend_from_slice(data);
+    out
+}
+
+/// The EAP-Message attributes of a request joined into one packet (RFC 3579 §3.1).
+pub fn reassemble<'a>(parts: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    parts.fold(Vec::new(), |mut acc, p| {
+        acc.extend_from_slice(p);
+        acc
+    })
+}
+
+/// Why a conversation ended without success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    UnknownUser,
+    BadPassword,
+    /// A protocol error: garbled or unexpected packet, TLS failure, unknown State.
+    Protocol,
+    /// Too many conversations in progress.
+    Busy,
+}
+
+/// What the handler sends next.
+#[derive(Debug)]
+pub enum Step {
+    /// Access-Challenge with this EAP packet and State.
+    Challenge { eap: Vec<u8>, state: [u8; 16] },
+    /// The inner method authenticated `user`; `decide()` has the last word. The EAP-Success
+    /// and the MSK for the MS-MPPE keys.
+    Authenticated {
+        eap_success: Vec<u8>,
+        msk: [u8; 64],
+        user: String,
+        method: &'static str,
+    },
+    /// Access-Reject with this EAP-Failure.
+    Reject {
+        eap_failure: Vec<u8>,
+        user: Option<String>,
+        why: Failure,
+        detail: String,
+    },
+    /// Not answered (a retransmitted or stray packet with the wrong EAP identifier).
+    Discard,
+}
+
+pub struct EapSettings {
+    pub fragment_size: usize,
+    pub max_conversations: usize,
+    pub timeout: Duration,
+    pub server_name: String,
+}
+
+impl Default for EapSettings {
+    fn default() -> Self {
+        EapSettings {
+            fragment_size: 1020,
+            max_conversations: 4096,
+            timeout: Duration::from_secs(30),
+            server_name: "frontdesk".into(),
+        }
+    }
+}
+
+/// The TLS-based method in progress.
+enum Method {
+    /// Identity received, method proposed, waiting for the peer to start TLS or NAK.
+    Proposed(u8),
+    Peap(TlsSession, peap::Inner),
+    Ttls(TlsSession, ttls::Inner),
+}
+
+struct Conversation {
+    nas_id: i64,
+    /// Identifier of our last request; the response must carry it.
+    last_id: u8,
+    outer_identity: String,
+    method: Method,
+    expires: Instant,
+    fragment: usize,
+}
+
+/// Conversations in flight, keyed by the State we sent last (a new random State every round,
+/// so a replayed State finds nothing).
+pub struct EapServer {
+    tunnel: Arc<ServerConfig>,
+    settings: EapSettings,
+    table: Mutex<HashMap<[u8; 16], Conversation>>,
+}
+
+impl std::fmt::Debug for EapServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EapServer")
+            .field("conversations", &self.conversations())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the handler knows about the request, besides the EAP packet.
+pub struct Context<'a> {
+    pub nas_id: i64,
+    pub state: Option<&'a [u8]>,
+    pub framed_mtu: Option<u32>,
+    pub dir: &'a Directory,
+}
+
+impl EapServer {
+    pub fn new(tunnel: Arc<ServerConfig>, settings: EapSettings) -> EapServer {
+        EapServer {
+            tunnel,
+            settings,
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn conversations(&self) -> usize {
+        self.table.lock().expect("eap table").len()
+    }
+
+    /// Fragment size for this request: the configured size, lowered to fit Framed-MTU
+    /// (EAP header 5, Flags 1, TLS length 4, and the EAPOL header 4 on the wire).
+    fn fragment_for(&self, framed_mtu: Option<u32>) -> usize {
+        let mut f = self.settings.fragment_size.clamp(64, 4000);
+        if let Some(mtu) = framed_mtu {
+            f = f.min((mtu as usize).saturating_sub(14).max(64));
+        }
+        f
+    }
+
+    pub fn process(&self, eap: &[u8], ctx: &Context<'_>) -> Step {
+        let Some(pkt) = EapPacket::parse(eap) else {
+            return reject(0, None, Failure::Protocol, "garbled EAP-Message");
+        };
+        if pkt.code != CODE_RESPONSE {
+            return reject(
+                pkt.id,
+                None,
+                Failure::Protocol,
+                "EAP packet is not a Response",
+            );
+        }
+        let now = Instant::now();
+        let conv = match ctx.state {
+            None => None,
+            Some(state) => {
+                let Ok(key) = <[u8; 16]>::try_from(state) else {
+                    return reject(pkt.id, None, Failure::Protocol, "unknown State");
+                };
+                let mut t = self.table.lock().expect("eap table");
+                match t.remove(&key) {
+                    Some(c) if c.nas_id == ctx.nas_id && c.expires > now => Some(c),
+                    _ => {
+                        return reject(pkt.id, None, Failure::Protocol, "unknown or expired State")
+                    }
+                }
+            }
+        };
+        let mut conv = match conv {
+            Some(c) => c,
+            None => {
+                if pkt.typ != Some(TYPE_IDENTITY) {
+                    return reject(
+                        pkt.id,
+                        None,
+                        Failure::Protocol,
+                        "conversation must start with Identity",
+                    );
+                }
+                let identity = String::from_utf8_lossy(pkt.data)
+                    .trim_end_matches('\0')
+                    .to_string();
+                Conversation {
+                    nas_id: ctx.nas_id,
+                    last_id: pkt.id,
+                    outer_identity: identity,
+                    method: Method::Proposed(TYPE_PEAP),
+                    expires: now + self.settings.timeout,
+                    fragment: self.fragment_for(ctx.framed_mtu),
+                }
+                .propose(TYPE_PEAP)
+            }
+        };
+        if ctx.state.is_some() {
+            if pkt.id != conv.last_id {
+                // A stale copy; keep the conversation and let the NAS retransmit.
+                self.store(conv, now, None);
+                return Step::Discard;
+            }
+            match self.advance(&mut conv, &pkt, ctx) {
+                Ok(Next::Request(typ, data)) => {
+                    conv.last_id = conv.last_id.wrapping_add(1);
+                    let eap = encode(CODE_REQUEST, conv.last_id, Some(typ), &data);
+                    return self.store(conv, now, Some(eap));
+                }
+                Ok(Next::Done(step)) => return step,
+                Err((why, detail)) => {
+                    let user = conv.inner_user();
+                    return reject(pkt.id, user, why, &detail);
+                }
+            }
+        }
+        // Fresh conversation: propose our method.
+        conv.last_id = pkt.id.wrapping_add(1);
+        let eap = encode(
+            CODE_REQUEST,
+            conv.last_id,
+            Some(TYPE_PEAP),
+            &[tls::FLAG_START],
+        );
+        self.store(conv, now, Some(eap))
+    }
+
+    fn store(&self, conv: Conversation, now: Instant, eap: Option<Vec<u8>>) -> Step {
+        let mut state = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut state);
+        let mut t = self.table.lock().expect("eap table");
+        if t.len() >= self.settings.max_conversations {
+            t.retain(|_, c| c.expires > now);
+        }
+        if t.len() >= self.settings.max_conversations {
+            drop(t);
+            return reject(
+                conv.last_id,
+                None,
+                Failure::Busy,
+                "too many EAP conversations in progress",
+            );
+        }
+        t.insert(state, conv);
+        match eap {
+            Some(eap) => Step::Challenge { eap, state },
+            None => Step::Discard,
+        }
+    }
+
+    fn advance(
+        &self,
+        conv: &mut Conversation,
+        pkt: &EapPacket<'_>,
+        ctx: &Context<'_>,
+    ) -> Result<Next, (Failure, String)> {
+        let typ = pkt.typ.unwrap_or(0);
+        if typ == TYPE_NAK {
+            if !matches!(conv.method, Method::Proposed(_)) {
+                return Err((Failure::Protocol, "NAK after the method started".into()));
+            }
+            let wanted = pkt
+                .data
+                .iter()
+                .copied()
+                .find(|t| [TYPE_PEAP, TYPE_TTLS].contains(t));
+            let Some(t) = wanted else {
+                return Err((
+                    Failure::Protocol,
+                    format!("peer wants none of our methods (asked for {:?})", pkt.data),
+                ));
+            };
+            conv.method = Method::Proposed(t);
+            return Ok(Next::Request(t, vec![tls::FLAG_START]));
+        }
+        if let Method::Proposed(t) = conv.method {
+            if typ != t {
+                return Err((
+                    Failure::Protocol,
+                    format!("expected EAP type {t}, got {typ}"),
+                ));
+            }
+            let conn = rustls::ServerConnection::new(self.tunnel.clone())
+                .map_err(|e| (Failure::Protocol, e.to_string()))?;
+            let session = TlsSession::new(conn, 0);
+            conv.method = match t {
+                TYPE_PEAP => Method::Peap(session, peap::Inner::default()),
+                _ => Method::Ttls(session, ttls::Inner::default()),
+            };
+        }
+        let fragment = conv.fragment;
+        let (session, expected) = match &mut conv.method {
+            Method::Peap(s, _) => (s, TYPE_PEAP),
+            Method::Ttls(s, _) => (s, TYPE_TTLS),
+            Method::Proposed(_) => unreachable!("replaced above"),
+        };
+        if typ != expected {
+            return Err((
+                Failure::Protocol,
+                format!("expected EAP type {expected}, got {typ}"),
+            ));
+        }
+        let plain = match session
+            .receive(pkt.data)
+            .map_err(|e| (Failure::Protocol, e.to_string()))?
+        {
+            Received::Continue => {
+                let data = session
+                    .next_request(fragment)
+                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
+                return Ok(Next::Request(expected, data));
+            }
+            Received::Message(plain) => plain,
+        };
+        if !session.handshake_done()
+            || session
+                .has_output()
+                .map_err(|e| (Failure::Protocol, e.to_string()))?
+        {
+            if !plain.is_empty() {
+                return Err((
+                    Failure::Protocol,
+                    "application data during the handshake".into(),
+                ));
+            }
+            if session
+                .has_output()
+                .map_err(|e| (Failure::Protocol, e.to_string()))?
+            {
+                let data = session
+                    .next_request(fragment)
+                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
+                return Ok(Next::Request(expected, data));
+            }
+            return Err((Failure::Protocol, "TLS handshake stalled".into()));
+        }
+        let id = conv.last_id;
+        let inner = match &mut conv.method {
+            Method::Peap(s, inner) => inner.step(s, &plain, ctx.dir, &self.settings)?,
+            Method::Ttls(s, inner) => inner.step(s, &plain, ctx.dir, &self.settings)?,
+            Method::Proposed(_) => unreachable!(),
+        };
+        let session = match &mut conv.method {
+            Method::Peap(s, _) | Method::Ttls(s, _) => s,
+            Method::Proposed(_) => unreachable!(),
+        };
+        match inner {
+            InnerStep::Send(data) => {
+                session
+                    .send_plaintext(&data)
+                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
+                let data = session
+                    .next_request(fragment)
+                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
+                Ok(Next::Request(expected, data))
+            }
+            InnerStep::Success {
+                user,
+                label,
+                method,
+            } => {
+                let mut msk = [0u8; 64];
+                session
+                    .export(label, None, &mut msk)
+                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
+                Ok(Next::Done(Step::Authenticated {
+                    eap_success: encode(CODE_SUCCESS, id, None, &[]),
+                    msk,
+                    user,
+                    method,
+                }))
+            }
+        }
+    }
+}
+
+/// What a method's inner state machine does with one decrypted message.
+pub enum InnerStep {
+    /// Encrypt and send this.
+    Send(Vec<u8>),
+    /// The inner method authenticated `user`; the MSK comes from the TLS exporter with `label`.
+    Success {
+        user: String,
+        label: &'static [u8],
+        method: &'static str,
+    },
+}
+
+enum Next {
+    Request(u8, Vec<u8>),
+    Done(Step),
+}
+
+impl Conversation {
+    fn propose(mut self, t: u8) -> Conversation {
+        self.method = Method::Proposed(t);
+        self
+    }
+
+    fn inner_user(&self) -> Option<String> {
+        match &self.method {
+            Method::Peap(_, i) => i.user(),
+            Method::Ttls(_, i) => i.user(),
+            Method::Proposed(_) => None,
+        }
+        .or_else(|| Some(self.outer_identity.clone()).filter(|s| !s.is_empty()))
+    }
+}
+
+fn reject(id: u8, user: Option<String>, why: Failure, detail: &str) -> Step {
+    Step::Reject {
+        eap_failure: encode(CODE_FAILURE, id, None, &[]),
+        user,
+        why,
+        detail: detail.to_string(),
+    }
+}

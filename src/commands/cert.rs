@@ -1,0 +1,93 @@
+//! `frontdesk cert`: the certificates behind WPA2/WPA3-Enterprise, and the loader `init` and
+//! `serve` share.
+
+use super::Ctx;
+use crate::cli::CertCommand;
+use crate::output::{json, kv};
+use anyhow::{Context, Result};
+use frontdesk_core::store::Store;
+use frontdesk_radius::eap::pki::{self, Pki};
+use serde_json::json;
+
+const PKI_KEY: &str = "eap_pki";
+/// Used when `[eap] server_name` is not set. Members enter it as the "domain" on Android.
+pub const DEFAULT_SERVER_NAME: &str = "radius.frontdesk.lan";
+
+/// The EAP certificates: the operator's files if configured, else the ones made at `init`
+/// (made now, once, for databases created before Frontdesk had EAP).
+pub async fn load_or_create(ctx: &Ctx, store: &Store) -> Result<(Pki, bool)> {
+    let eap = &ctx.config.eap;
+    if let (Some(cert), Some(key)) = (&eap.cert_file, &eap.key_file) {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        let server_cert = read(cert)?;
+        let ca_cert = match &eap.ca_file {
+            Some(p) => read(p)?,
+            None => server_cert.clone(),
+        };
+        return Ok((
+            Pki {
+                ca_cert,
+                ca_key: String::new(),
+                server_cert,
+                server_key: read(key)?,
+                server_name: eap.server_name.clone().unwrap_or_default(),
+            },
+            false,
+        ));
+    }
+    if let Some(stored) = store.sealed_meta(PKI_KEY).await? {
+        let pki: Pki =
+            serde_json::from_str(&stored).context("stored EAP certificates are unreadable")?;
+        return Ok((pki, false));
+    }
+    Ok((create(ctx, store).await?, true))
+}
+
+pub async fn create(ctx: &Ctx, store: &Store) -> Result<Pki> {
+    let site = store
+        .site()
+        .await
+        .map(|s| s.name)
+        .unwrap_or_else(|_| "Frontdesk".into());
+    let name = ctx
+        .config
+        .eap
+        .server_name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SERVER_NAME.to_string());
+    let pki = pki::generate(&site, &name)?;
+    store
+        .set_sealed_meta(PKI_KEY, &serde_json::to_string(&pki)?)
+        .await?;
+    Ok(pki)
+}
+
+pub async fn run(ctx: &Ctx, cmd: CertCommand) -> Result<()> {
+    let store = ctx.open().await?;
+    let (pki, _) = load_or_create(ctx, &store).await?;
+    match cmd {
+        CertCommand::Show { ca_pem: true } => {
+            print!("{}", pki.ca_cert);
+        }
+        CertCommand::Show { ca_pem: false } => {
+            let fp = pki::fingerprint(&pki.ca_cert)?;
+            if ctx.json {
+                json(
+                    &json!({"server_name": pki.server_name, "ca_sha256": fp, "own_ca": !pki.ca_key.is_empty()}),
+                );
+            } else {
+                kv(&[
+                    ("server name", format!("{} (the \"domain\" members enter on Android)", pki.server_name)),
+                    ("CA SHA-256", fp),
+                    (
+                        "CA certificate",
+                        "frontdesk cert show --ca-pem > ca.pem  (install on devices, or trust on first use)".into(),
+                    ),
+                ]);
+            }
+        }
+    }
+    Ok(())
+}
