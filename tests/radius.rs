@@ -105,21 +105,7 @@ impl Radius {
     }
 
     fn ports(&mut self) {
-        let line = self
-            .server
-            .wait_for(&["RADIUS listening"], Duration::from_secs(20))
-            .expect("RADIUS server started");
-        let port = |key: &str| -> u16 {
-            let rest = &line[line.find(key).expect("port in log") + key.len()..];
-            let addr = rest.split_whitespace().next().unwrap();
-            addr.rsplit(':').next().unwrap().parse().unwrap()
-        };
-        self.auth = port("auth=");
-        self.acct = port("acct=");
-        assert!(self
-            .server
-            .wait_for(&["following changes"], Duration::from_secs(10))
-            .is_some());
+        (self.auth, self.acct) = self.server.radius_ports();
     }
 
     fn add_member(&self, email: &str, plan: &str, extra: &[&str]) -> (String, String) {

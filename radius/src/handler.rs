@@ -439,7 +439,7 @@ fn access(
                     let reason = match why {
                         eap::Failure::UnknownUser => Reason::UnknownUser,
                         eap::Failure::BadPassword => Reason::BadPassword,
-                        eap::Failure::Protocol | eap::Failure::Busy => Reason::UnknownUser,
+                        eap::Failure::Protocol => Reason::UnknownUser,
                     };
                     let member = user.as_deref().and_then(|u| dir.member_by_username(u));
                     if let Some(u) = user {
@@ -449,7 +449,6 @@ fn access(
                     v.eap = Some((eap_failure, Box::new([0; 64])));
                     let label = match why {
                         eap::Failure::Protocol => Some("eap-protocol-error"),
-                        eap::Failure::Busy => Some("eap-busy"),
                         _ => None,
                     };
                     return finish(

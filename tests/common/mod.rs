@@ -209,6 +209,22 @@ impl Server {
         Server { child, lines }
     }
 
+    /// Waits until RADIUS listens and the change feed is followed; the (auth, acct) ports.
+    pub fn radius_ports(&self) -> (u16, u16) {
+        let line = self
+            .wait_for(&["RADIUS listening"], Duration::from_secs(20))
+            .expect("RADIUS server started");
+        let port = |key: &str| -> u16 {
+            let rest = &line[line.find(key).expect("port in log") + key.len()..];
+            let addr = rest.split_whitespace().next().unwrap();
+            addr.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        assert!(self
+            .wait_for(&["following changes"], Duration::from_secs(10))
+            .is_some());
+        (port("auth="), port("acct="))
+    }
+
     /// Waits for a stderr line containing every needle.
     pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;

@@ -95,8 +95,6 @@ pub enum Failure {
     BadPassword,
     /// A protocol error: garbled or unexpected packet, TLS failure, unknown State.
     Protocol,
-    /// Too many conversations in progress.
-    Busy,
 }
 
 /// What the handler sends next.
@@ -297,13 +295,11 @@ impl EapServer {
             t.retain(|_, c| c.expires > now);
         }
         if t.len() >= self.settings.max_conversations {
-            drop(t);
-            return reject(
-                conv.last_id,
-                None,
-                Failure::Busy,
-                "too many EAP conversations in progress",
-            );
+            // Still full of live conversations (a flood of half-open handshakes): the oldest
+            // goes, so memory stays bounded and a real login keeps getting through.
+            if let Some(oldest) = t.iter().min_by_key(|(_, c)| c.expires).map(|(k, _)| *k) {
+                t.remove(&oldest);
+            }
         }
         t.insert(state, conv);
         match eap {

@@ -1,0 +1,315 @@
+//! 802.1X end to end: `frontdesk serve` on loopback, driven by `eapol_test` (wpa_supplicant's
+//! RADIUS test client, the real peer). Every success must also show "MPPE keys OK: 1
+//! mismatch: 0": eapol_test compares the MS-MPPE keys in the Access-Accept with the MSK it
+//! derived itself.
+
+mod common;
+use common::{require_tool, Db, Env, Server};
+use frontdesk_radius::attr;
+use frontdesk_radius::packet::{encode_request, Code, Packet};
+use std::process::Command;
+use std::time::Duration;
+
+const SECRET: &str = "testing123";
+
+struct Lab {
+    env: Env,
+    server: Server,
+    auth: u16,
+    ca: std::path::PathBuf,
+}
+
+impl Lab {
+    /// UTC site, NAS 127.0.0.1, a team "Acme" on VLAN 77.
+    async fn start() -> Option<Lab> {
+        if !require_tool("eapol_test", "eapoltest") {
+            return None;
+        }
+        let env = Env::new(Db::Sqlite).await.unwrap();
+        env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+            .ok();
+        env.run(&[
+            "nas",
+            "add",
+            "--name",
+            "local",
+            "--address",
+            "127.0.0.1",
+            "--secret",
+            SECRET,
+        ])
+        .ok();
+        env.run(&["team", "add", "--name", "Acme", "--vlan", "77"])
+            .ok();
+        let pem = env.run(&["cert", "show", "--ca-pem"]).ok();
+        let ca = env.path("ca.pem");
+        std::fs::write(&ca, pem.stdout.as_bytes()).unwrap();
+        let mut cmd = env.cmd();
+        cmd.args([
+            "serve",
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--portal",
+            "127.0.0.1:0",
+        ]);
+        let server = Server::start(cmd);
+        let (auth, _) = server.radius_ports();
+        Some(Lab {
+            env,
+            server,
+            auth,
+            ca,
+        })
+    }
+
+    fn member(&self, email: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "member",
+            "add",
+            "--name",
+            "T",
+            "--email",
+            email,
+            "--plan",
+            "full-time",
+            "--json",
+        ];
+        args.extend(extra);
+        let j = self.env.run(&args).ok().json();
+        std::thread::sleep(Duration::from_millis(700)); // serve picks the change up
+        j["wifi_password"].as_str().unwrap().to_string()
+    }
+
+    /// Runs eapol_test with this network block body; (succeeded, output).
+    fn eapol(&self, name: &str, network: &str, extra: &[&str]) -> (bool, String) {
+        let conf = self.env.path(&format!("{name}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "network={{\n key_mgmt=WPA-EAP\n ca_cert=\"{}\"\n domain_match=\"radius.frontdesk.lan\"\n{network}\n}}\n",
+                self.ca.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new("eapol_test")
+            .args([
+                "-c",
+                conf.to_str().unwrap(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.auth.to_string(),
+                "-s",
+                SECRET,
+                "-r",
+                "0",
+                "-t",
+                "10",
+            ])
+            .args(extra)
+            .output()
+            .expect("eapol_test");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let ok = out.status.success() && text.lines().last() == Some("SUCCESS");
+        (ok, text)
+    }
+
+    fn expect_success(&self, name: &str, network: &str, extra: &[&str]) -> String {
+        let (ok, out) = self.eapol(name, network, extra);
+        let tail: Vec<&str> = out.lines().rev().take(40).collect();
+        assert!(
+            ok,
+            "{name}: eapol_test failed:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+        assert!(
+            out.contains("MPPE keys OK: 1  mismatch: 0"),
+            "{name}: MPPE keys not verified"
+        );
+        out
+    }
+}
+
+fn peap(user: &str, password: &str) -> String {
+    format!(" eap=PEAP\n identity=\"{user}\"\n anonymous_identity=\"anonymous\"\n password=\"{password}\"\n phase2=\"auth=MSCHAPV2\"")
+}
+
+fn ttls(user: &str, password: &str, inner: &str) -> String {
+    format!(" eap=TTLS\n identity=\"{user}\"\n anonymous_identity=\"anonymous@lab\"\n password=\"{password}\"\n phase2=\"auth={inner}\"")
+}
+
+/// The VLAN eapol_test printed for the Access-Accept (Tunnel-Private-Group-Id, attribute 81).
+fn vlan(out: &str) -> Option<String> {
+    let mut lines = out.lines();
+    while let Some(l) = lines.next() {
+        if l.contains("Attribute 81 (Tunnel-Private-Group-Id)") {
+            let v = lines.next()?.trim().strip_prefix("Value: ")?.to_string();
+            return String::from_utf8(hex::decode(v).ok()?).ok();
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn peap_and_ttls_logins_succeed_with_verified_keys_and_the_inner_identity_decides() {
+    let Some(lab) = Lab::start().await else {
+        return;
+    };
+    let pw = lab.member("ada@example.com", &[]);
+    let out = lab.expect_success("peap", &peap("ada@example.com", &pw), &[]);
+    assert_eq!(vlan(&out).as_deref(), Some("10"), "full-time VLAN");
+    lab.expect_success("ttls-pap", &ttls("ada@example.com", &pw, "PAP"), &[]);
+    lab.expect_success(
+        "ttls-mschapv2",
+        &ttls("ada@example.com", &pw, "MSCHAPV2"),
+        &[],
+    );
+
+    // Outer identity anonymous, inner identity a team member: the team VLAN.
+    let tim = lab.member("tim@acme.example", &["--team", "Acme"]);
+    let out = lab.expect_success("peap-team", &peap("tim@acme.example", &tim), &[]);
+    assert_eq!(
+        vlan(&out).as_deref(),
+        Some("77"),
+        "team VLAN from the inner identity"
+    );
+
+    // Small fragments both ways: the peer's (fragment_size) and ours (Framed-MTU 300).
+    lab.expect_success(
+        "peap-fragments",
+        &format!("{}\n fragment_size=200", peap("ada@example.com", &pw)),
+        &["-N12:d:300"],
+    );
+
+    let log = lab
+        .env
+        .run(&["explain", "--user", "ada@example.com", "--json"])
+        .ok()
+        .json();
+    let methods: Vec<String> = log["recent_logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["method"].as_str().unwrap_or("").to_string())
+        .collect();
+    for m in ["peap-mschapv2", "ttls-pap", "ttls-mschapv2"] {
+        assert!(
+            methods.iter().any(|x| x == m),
+            "{m} in the auth log: {methods:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_suspended_member_and_unknown_user_fail() {
+    let Some(lab) = Lab::start().await else {
+        return;
+    };
+    let pw = lab.member("ada@example.com", &[]);
+    for (name, net) in [
+        ("peap-wrong", peap("ada@example.com", "not-the-password")),
+        (
+            "ttls-pap-wrong",
+            ttls("ada@example.com", "not-the-password", "PAP"),
+        ),
+        (
+            "ttls-mschap-wrong",
+            ttls("ada@example.com", "not-the-password", "MSCHAPV2"),
+        ),
+        ("peap-unknown", peap("nobody@example.com", &pw)),
+    ] {
+        let (ok, out) = lab.eapol(name, &net, &[]);
+        assert!(!ok, "{name} must fail");
+        assert!(
+            out.contains("Access-Reject") || out.contains("code=3"),
+            "{name}: rejected"
+        );
+    }
+    // Right password, but the member is suspended: decide() has the last word.
+    let grace = lab.member("grace@example.com", &[]);
+    lab.expect_success("peap-before", &peap("grace@example.com", &grace), &[]);
+    lab.env
+        .run(&["member", "suspend", "grace@example.com"])
+        .ok();
+    std::thread::sleep(Duration::from_millis(700));
+    let (ok, _) = lab.eapol("peap-suspended", &peap("grace@example.com", &grace), &[]);
+    assert!(!ok, "a suspended member's PEAP login must fail");
+}
+
+/// Sends one signed Access-Request carrying `eap` (and `state`); the answer's code, if any.
+fn raw_eap(sock: &std::net::UdpSocket, id: u8, eap: &[u8], state: Option<&[u8]>) -> Option<u8> {
+    let mut p = Packet::new(Code::AccessRequest, id, rand::random());
+    p.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    p.add(attr::USER_NAME, b"flood".to_vec());
+    p.add(attr::EAP_MESSAGE, eap.to_vec());
+    if let Some(s) = state {
+        p.add(attr::STATE, s.to_vec());
+    }
+    sock.send(&encode_request(&p, SECRET.as_bytes()).unwrap())
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    sock.recv(&mut buf).ok().map(|_| buf[0])
+}
+
+#[tokio::test]
+async fn garbled_eap_unknown_state_and_a_flood_of_half_open_conversations() {
+    let Some(lab) = Lab::start().await else {
+        return;
+    };
+    let pw = lab.member("ada@example.com", &[]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", lab.auth)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let identity = [2u8, 7, 0, 10, 1, b'f', b'l', b'o', b'o', b'd'];
+    // Garbled: length beyond the data, too short, a Request instead of a Response.
+    for (i, bad) in [&[2u8, 7, 0, 99, 1][..], &[2, 7][..], &[1, 7, 0, 5, 1][..]]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            raw_eap(&sock, i as u8, bad, None),
+            Some(3),
+            "garbled EAP → Access-Reject"
+        );
+    }
+    // A State we never issued (or a replayed one) is rejected, not resumed.
+    assert_eq!(raw_eap(&sock, 10, &identity, Some(&[9u8; 16])), Some(3));
+    // 10,000 half-open conversations: each gets its Challenge, memory stays bounded (the
+    // table keeps at most 4,096), and a real login still succeeds afterwards.
+    // Batches of 50 in flight, so neither side's socket buffer overflows.
+    let mut buf = [0u8; 4096];
+    let mut challenges = 0;
+    for batch in 0..200u32 {
+        for i in 0..50u32 {
+            let mut p = Packet::new(Code::AccessRequest, (batch * 50 + i) as u8, rand::random());
+            p.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+            p.add(attr::EAP_MESSAGE, identity.to_vec());
+            sock.send(&encode_request(&p, SECRET.as_bytes()).unwrap())
+                .unwrap();
+        }
+        for _ in 0..50 {
+            match sock.recv(&mut buf) {
+                Ok(n) => challenges += usize::from(n > 0 && buf[0] == 11),
+                Err(_) => break,
+            }
+        }
+    }
+    let nas = lab.env.run(&["nas", "list"]).stdout;
+    assert!(
+        challenges > 9_000,
+        "flood answered with challenges: {challenges}\n{nas}"
+    );
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", lab.server.child.id())).unwrap();
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(rss_kb < 150 * 1024, "RSS after the flood: {rss_kb} kB");
+    lab.expect_success("peap-after-flood", &peap("ada@example.com", &pw), &[]);
+}
