@@ -475,3 +475,147 @@ fn reject(id: u8, user: Option<String>, why: Failure, detail: &str) -> Step {
         detail: detail.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Directory;
+
+    fn server(max: usize) -> EapServer {
+        let pki = pki::generate("Lab", "radius.test").unwrap();
+        EapServer::new(
+            pki::tunnel_config(&pki, false).unwrap(),
+            EapSettings {
+                max_conversations: max,
+                ..EapSettings::default()
+            },
+        )
+    }
+
+    fn ctx<'a>(dir: &'a Directory, state: Option<&'a [u8]>) -> Context<'a> {
+        Context {
+            nas_id: 1,
+            state,
+            framed_mtu: None,
+            dir,
+        }
+    }
+
+    #[test]
+    fn packets_parse_and_encode() {
+        let p = encode(CODE_RESPONSE, 7, Some(TYPE_IDENTITY), b"ada");
+        assert_eq!(p, [2, 7, 0, 8, 1, b'a', b'd', b'a']);
+        let e = EapPacket::parse(&p).unwrap();
+        assert_eq!((e.code, e.id, e.typ, e.data), (2, 7, Some(1), &b"ada"[..]));
+        // Trailing bytes beyond Length are ignored; short or inconsistent packets are not EAP.
+        let mut longer = p.clone();
+        longer.push(0xff);
+        assert_eq!(EapPacket::parse(&longer).unwrap().data, b"ada");
+        for bad in [
+            &[2u8, 7, 0][..],
+            &[2, 7, 0, 3],
+            &[2, 7, 0, 9, 1],
+            &[3, 1, 0, 5, 0],
+            &[9, 1, 0, 4],
+        ] {
+            assert!(EapPacket::parse(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(reassemble([&p[..3], &p[3..]].into_iter()), p);
+    }
+
+    #[test]
+    fn identity_starts_peap_and_each_round_gets_a_new_state() {
+        let eap = server(16);
+        let dir = Directory::default();
+        let id = encode(CODE_RESPONSE, 1, Some(TYPE_IDENTITY), b"anonymous");
+        let Step::Challenge { eap: req, state } = eap.process(&id, &ctx(&dir, None)) else {
+            panic!("challenge expected")
+        };
+        assert_eq!(req, [1, 2, 0, 6, TYPE_PEAP, tls::FLAG_START]);
+        // NAK asking for TTLS: a TTLS Start under a fresh State; the old one is gone.
+        let nak = encode(CODE_RESPONSE, 2, Some(TYPE_NAK), &[TYPE_TTLS]);
+        let Step::Challenge {
+            eap: req,
+            state: s2,
+        } = eap.process(&nak, &ctx(&dir, Some(&state)))
+        else {
+            panic!("challenge expected")
+        };
+        assert_eq!(req, [1, 3, 0, 6, TYPE_TTLS, tls::FLAG_START]);
+        assert_ne!(state, s2);
+        assert!(matches!(
+            eap.process(&nak, &ctx(&dir, Some(&state))),
+            Step::Reject {
+                why: Failure::Protocol,
+                ..
+            }
+        ));
+        // A response with a stale identifier is discarded, the conversation kept.
+        let stale = encode(CODE_RESPONSE, 2, Some(TYPE_TTLS), &[0]);
+        assert!(matches!(
+            eap.process(&stale, &ctx(&dir, Some(&s2))),
+            Step::Discard
+        ));
+        assert_eq!(eap.conversations(), 1);
+        // Garbage where a ClientHello belongs ends the conversation with a failure.
+        let junk = encode(CODE_RESPONSE, 3, Some(TYPE_TTLS), &[0, 22, 3, 1, 0, 1, 0]);
+        let mut state = None;
+        if let Step::Challenge { state: s, .. } = eap.process(&stale, &ctx(&dir, Some(&s2))) {
+            state = Some(s);
+        }
+        let s3 = state.unwrap_or(s2);
+        assert!(matches!(
+            eap.process(&junk, &ctx(&dir, Some(&s3))),
+            Step::Reject {
+                why: Failure::Protocol,
+                ..
+            } | Step::Discard
+        ));
+    }
+
+    #[test]
+    fn half_open_conversations_are_bounded() {
+        let eap = server(100);
+        let dir = Directory::default();
+        let id = encode(CODE_RESPONSE, 1, Some(TYPE_IDENTITY), b"flood");
+        for _ in 0..1000 {
+            assert!(matches!(
+                eap.process(&id, &ctx(&dir, None)),
+                Step::Challenge { .. }
+            ));
+        }
+        assert_eq!(eap.conversations(), 100);
+    }
+
+    #[test]
+    fn tls_framing_fragments_and_acknowledges_both_ways() {
+        let pki = pki::generate("Lab", "radius.test").unwrap();
+        let cfg = pki::tunnel_config(&pki, false).unwrap();
+        let mut s = TlsSession::new(rustls::ServerConnection::new(cfg).unwrap(), 0);
+        // The peer's first fragment (L + M) is acknowledged with an empty request.
+        let mut first = vec![tls::FLAG_LENGTH | tls::FLAG_MORE];
+        first.extend(10u32.to_be_bytes());
+        first.extend([22, 3, 1, 0, 5]);
+        assert_eq!(s.receive(&first), Ok(Received::Continue));
+        assert_eq!(s.next_request(100).unwrap(), [0]);
+        // A last fragment that does not add up to the announced length is an error.
+        assert!(s.receive(&[0, 1, 2]).is_err());
+        // Outbound: L and M on the first of several fragments, M until the last.
+        let mut s = TlsSession::new(
+            rustls::ServerConnection::new(pki::tunnel_config(&pki, false).unwrap()).unwrap(),
+            0,
+        );
+        s.outbound = vec![7; 250];
+        let a = s.next_request(100).unwrap();
+        assert_eq!(a[0], tls::FLAG_LENGTH | tls::FLAG_MORE);
+        assert_eq!(a[1..5], 250u32.to_be_bytes());
+        assert_eq!(a.len(), 105);
+        assert_eq!(s.receive(&[0]), Ok(Received::Continue), "ack");
+        let b = s.next_request(100).unwrap();
+        assert_eq!((b[0], b.len()), (tls::FLAG_MORE, 101));
+        assert!(
+            s.receive(&[0, 1]).is_err(),
+            "data while our fragments are outstanding"
+        );
+    }
+}

@@ -35,7 +35,7 @@ pub struct TlsSession {
     version: u8,
     inbound: Vec<u8>,
     inbound_expected: Option<usize>,
-    outbound: Vec<u8>,
+    pub(crate) outbound: Vec<u8>,
     sent: usize,
     /// The last Flags octet we sent had M set: the next empty response is an acknowledgement.
     ack_pending: bool,

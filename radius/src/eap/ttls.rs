@@ -209,3 +209,25 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avps_round_trip_with_padding_and_vendor() {
+        let mut b = encode_avp(AVP_USER_NAME, 0, b"ada");
+        b.extend(encode_avp(MS_CHAP2_SUCCESS, VENDOR_MICROSOFT, b"12345"));
+        assert_eq!(b.len(), 12 + 20);
+        let avps = parse_avps(&b).unwrap();
+        assert_eq!(avps[0].data, b"ada");
+        assert_eq!(
+            (avps[1].vendor, avps[1].code, avps[1].data),
+            (311, 26, &b"12345"[..])
+        );
+        // Length shorter than the header, or beyond the data: not AVPs.
+        assert!(parse_avps(&[0, 0, 0, 1, 0x40, 0, 0, 4]).is_none());
+        assert!(parse_avps(&[0, 0, 0, 1, 0x40, 0, 0, 40, 1]).is_none());
+        assert!(parse_avps(&[0, 0, 0]).is_none());
+    }
+}
