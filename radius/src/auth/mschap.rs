@@ -95,6 +95,33 @@ pub fn authenticator_response(
 }
 
 /// Verifies a peer's NT-Response in constant time.
+/// Checks an NT-Response and, if it is right, returns the authenticator response ("S=…") the
+/// peer expects back (EAP-MS-CHAPv2 inside PEAP, MS-CHAP2-Success inside TTLS).
+pub fn check(
+    authenticator_challenge: &[u8; 16],
+    peer_challenge: &[u8; 16],
+    user_name: &[u8],
+    nt_hash: &[u8; 16],
+    nt_response: &[u8; 24],
+) -> Option<String> {
+    verify(
+        authenticator_challenge,
+        peer_challenge,
+        user_name,
+        nt_hash,
+        nt_response,
+    )
+    .then(|| {
+        authenticator_response(
+            nt_hash,
+            nt_response,
+            peer_challenge,
+            authenticator_challenge,
+            user_name,
+        )
+    })
+}
+
 pub fn verify(
     authenticator_challenge: &[u8; 16],
     peer_challenge: &[u8; 16],

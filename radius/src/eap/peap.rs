@@ -122,25 +122,18 @@ impl Inner {
                     Some(i) => &name[i + 1..],
                     None => name,
                 };
-                if !mschap::verify(
+                let Some(auth) = mschap::check(
                     &challenge,
                     &peer_challenge,
                     hash_name,
                     member.nt_hash,
                     &nt_response,
-                ) {
+                ) else {
                     return Err((
                         Failure::BadPassword,
                         "MS-CHAPv2 response does not match".into(),
                     ));
-                }
-                let auth = mschap::authenticator_response(
-                    member.nt_hash,
-                    &nt_response,
-                    &peer_challenge,
-                    &challenge,
-                    hash_name,
-                );
+                };
                 let message = format!("{auth} M=Welcome");
                 *self = Inner::WaitSuccessAck { user };
                 Ok(InnerStep::Send(mschap_packet(

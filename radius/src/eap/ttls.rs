@@ -178,25 +178,18 @@ impl Inner {
                     Some(i) => &user[i + 1..],
                     None => user.as_str(),
                 };
-                if !mschap::verify(
+                let Some(auth) = mschap::check(
                     &challenge,
                     &peer_challenge,
                     name.as_bytes(),
                     member.nt_hash,
                     &nt_response,
-                ) {
+                ) else {
                     return Err((
                         Failure::BadPassword,
                         "MS-CHAPv2 response does not match".into(),
                     ));
-                }
-                let auth = mschap::authenticator_response(
-                    member.nt_hash,
-                    &nt_response,
-                    &peer_challenge,
-                    &challenge,
-                    name.as_bytes(),
-                );
+                };
                 let mut success = vec![response[0]];
                 success.extend(auth.as_bytes());
                 *self = Inner::WaitAck { user };
