@@ -352,9 +352,9 @@ struct Verdict<'a> {
     /// MS-CHAPv2 success material: (ident, authenticator response, send key, recv key).
     mschap: Option<(u8, String, [u8; 16], [u8; 16])>,
     mschap_ident: Option<u8>,
-    /// EAP: the EAP-Success to send on accept (an EAP-Failure with its identifier otherwise)
-    /// and the MSK for the MS-MPPE keys.
-    eap: Option<(Vec<u8>, Box<[u8; 64]>)>,
+    /// EAP: the identifier the final EAP-Success or EAP-Failure answers, and the MSK when the
+    /// inner method succeeded (for the MS-MPPE keys).
+    eap: Option<(u8, Option<Box<[u8; 64]>>)>,
 }
 
 fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Verdict<'a> {
@@ -395,10 +395,7 @@ fn access(
         Some(Credential::Eap) => {
             let Some(eap) = cfg.eap.as_deref() else {
                 let mut v = deny(Method::Eap, None, Reason::UnknownUser);
-                v.eap = Some((
-                    eap::encode(eap::CODE_FAILURE, eap_id(req), None, &[]),
-                    Box::new([0; 64]),
-                ));
+                v.eap = Some((eap_id(req), None));
                 return finish(
                     req,
                     nas,
@@ -430,41 +427,37 @@ fn access(
                     return reply(nas, req, resp, None, None);
                 }
                 Step::Reject {
-                    eap_failure,
+                    id,
                     user,
                     why,
                     detail,
                 } => {
                     tracing::debug!(nas = %nas.name, user = user.as_deref().unwrap_or(""), %detail, "EAP conversation failed");
-                    let reason = match why {
-                        eap::Failure::UnknownUser => Reason::UnknownUser,
-                        eap::Failure::BadPassword => Reason::BadPassword,
-                        eap::Failure::Protocol => Reason::UnknownUser,
+                    let (reason, label) = match why {
+                        eap::Failure::UnknownUser => (Reason::UnknownUser, None),
+                        eap::Failure::BadPassword => (Reason::BadPassword, None),
+                        eap::Failure::Protocol => (Reason::UnknownUser, Some("eap-protocol-error")),
                     };
                     let member = user.as_deref().and_then(|u| dir.member_by_username(u));
                     if let Some(u) = user {
                         user_name = u;
                     }
                     let mut v = deny(Method::Eap, member, reason);
-                    v.eap = Some((eap_failure, Box::new([0; 64])));
-                    let label = match why {
-                        eap::Failure::Protocol => Some("eap-protocol-error"),
-                        _ => None,
-                    };
+                    v.eap = Some((id, None));
                     return finish(
                         req, nas, dir, sessions, cfg, now, user_name, calling, v, label,
                     );
                 }
                 Step::Authenticated {
-                    eap_success,
+                    id,
                     msk,
                     user,
                     method,
                 } => {
                     let method = match method {
-                        "peap-mschapv2" => Method::PeapMsChapV2,
-                        "ttls-pap" => Method::TtlsPap,
-                        _ => Method::TtlsMsChapV2,
+                        eap::InnerMethod::PeapMsChapV2 => Method::PeapMsChapV2,
+                        eap::InnerMethod::TtlsPap => Method::TtlsPap,
+                        eap::InnerMethod::TtlsMsChapV2 => Method::TtlsMsChapV2,
                     };
                     let member = dir.member_by_username(&user);
                     user_name = user;
@@ -479,7 +472,7 @@ fn access(
                             eap: None,
                         },
                     };
-                    v.eap = Some((eap_success, Box::new(msk)));
+                    v.eap = Some((id, Some(Box::new(msk))));
                     v
                 }
             }
@@ -599,11 +592,12 @@ fn finish(
             err.extend(b"E=691 R=0 V=3");
             resp.add_vsa(vendor::MICROSOFT, vendor::ms::CHAP_ERROR, &err);
         }
-        if let Some((packet, _)) = &verdict.eap {
-            // Allowed by the inner method but not by decide(): the same identifier, failed.
-            let mut failure = packet.clone();
-            failure[0] = eap::CODE_FAILURE;
-            resp.add(attr::EAP_MESSAGE, failure);
+        if let Some((id, _)) = verdict.eap {
+            // Also when the inner method succeeded but decide() said no.
+            resp.add(
+                attr::EAP_MESSAGE,
+                eap::encode(eap::CODE_FAILURE, id, None, &[]),
+            );
         }
         return reply(nas, req, resp, Some(event), None);
     }
@@ -669,8 +663,11 @@ fn finish(
             &6u32.to_be_bytes(),
         );
     }
-    if let Some((success, msk)) = &verdict.eap {
-        resp.add(attr::EAP_MESSAGE, success.clone());
+    if let Some((id, Some(msk))) = &verdict.eap {
+        resp.add(
+            attr::EAP_MESSAGE,
+            eap::encode(eap::CODE_SUCCESS, *id, None, &[]),
+        );
         // RFC 2548 §2.4.2/2.4.3 as RFC 5216 §2.3 assigns them: Recv = MSK[0..32],
         // Send = MSK[32..64] (the NAS's receive key is the peer's send key).
         let mut rng = rand::thread_rng();
@@ -730,19 +727,15 @@ fn member_verdict<'a>(
             challenge,
         } => {
             let name = user_name.as_bytes();
-            let ok = mschap::verify(challenge, peer_challenge, name, entry.nt_hash, nt_response);
-            if ok {
-                let success = mschap::authenticator_response(
-                    entry.nt_hash,
-                    nt_response,
-                    peer_challenge,
-                    challenge,
-                    name,
-                );
+            let success =
+                mschap::check(challenge, peer_challenge, name, entry.nt_hash, nt_response);
+            if let Some(success) = success {
                 let (send, recv) = mschap::mppe_keys(entry.nt_hash, nt_response);
                 mschap = Some((*ident, success, send, recv));
+                true
+            } else {
+                false
             }
-            ok
         }
         _ => false,
     };

@@ -97,28 +97,59 @@ pub enum Failure {
     Protocol,
 }
 
+/// The inner method that authenticated a member (for the auth log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InnerMethod {
+    PeapMsChapV2,
+    TtlsPap,
+    TtlsMsChapV2,
+}
+
+impl InnerMethod {
+    /// TLS exporter label for the MSK: RFC 5216 §2.3 (used by PEAPv0 too), RFC 5281 §8.
+    fn key_label(self) -> &'static [u8] {
+        match self {
+            InnerMethod::PeapMsChapV2 => b"client EAP encryption",
+            InnerMethod::TtlsPap | InnerMethod::TtlsMsChapV2 => b"ttls keying material",
+        }
+    }
+}
+
 /// What the handler sends next.
 #[derive(Debug)]
 pub enum Step {
     /// Access-Challenge with this EAP packet and State.
     Challenge { eap: Vec<u8>, state: [u8; 16] },
-    /// The inner method authenticated `user`; `decide()` has the last word. The EAP-Success
-    /// and the MSK for the MS-MPPE keys.
+    /// The inner method authenticated `user`; `decide()` has the last word. `id` is the EAP
+    /// identifier the final Success (or Failure) must carry; the MSK gives the MS-MPPE keys.
     Authenticated {
-        eap_success: Vec<u8>,
+        id: u8,
         msk: [u8; 64],
         user: String,
-        method: &'static str,
+        method: InnerMethod,
     },
-    /// Access-Reject with this EAP-Failure.
+    /// Access-Reject with an EAP-Failure carrying `id`.
     Reject {
-        eap_failure: Vec<u8>,
+        id: u8,
         user: Option<String>,
         why: Failure,
         detail: String,
     },
     /// Not answered (a retransmitted or stray packet with the wrong EAP identifier).
     Discard,
+}
+
+/// Why a step failed, and the detail for the operator's log.
+pub type Fail = (Failure, String);
+
+impl From<tls::TlsError> for Fail {
+    fn from(e: tls::TlsError) -> Fail {
+        (Failure::Protocol, e.to_string())
+    }
+}
+
+fn protocol(detail: impl Into<String>) -> Fail {
+    (Failure::Protocol, detail.into())
 }
 
 pub struct EapSettings {
@@ -141,10 +172,42 @@ impl Default for EapSettings {
 
 /// The TLS-based method in progress.
 enum Method {
-    /// Identity received, method proposed, waiting for the peer to start TLS or NAK.
+    /// Identity received, method (PEAP or TTLS) proposed, waiting for the peer to start TLS
+    /// or NAK.
     Proposed(u8),
-    Peap(TlsSession, peap::Inner),
-    Ttls(TlsSession, ttls::Inner),
+    /// Boxed: half-open conversations (the many, under a flood) stay small.
+    Tunnel {
+        typ: u8,
+        tls: Box<TlsSession>,
+        inner: Inner,
+    },
+}
+
+enum Inner {
+    Peap(peap::Inner),
+    Ttls(ttls::Inner),
+}
+
+impl Inner {
+    fn step(
+        &mut self,
+        tls: &mut TlsSession,
+        plain: &[u8],
+        dir: &Directory,
+        settings: &EapSettings,
+    ) -> Result<InnerStep, Fail> {
+        match self {
+            Inner::Peap(i) => i.step(plain, dir, settings),
+            Inner::Ttls(i) => i.step(tls, plain, dir),
+        }
+    }
+
+    fn user(&self) -> Option<String> {
+        match self {
+            Inner::Peap(i) => i.user(),
+            Inner::Ttls(i) => i.user(),
+        }
+    }
 }
 
 struct Conversation {
@@ -206,88 +269,65 @@ impl EapServer {
 
     pub fn process(&self, eap: &[u8], ctx: &Context<'_>) -> Step {
         let Some(pkt) = EapPacket::parse(eap) else {
-            return reject(0, None, Failure::Protocol, "garbled EAP-Message");
+            return reject(0, None, protocol("garbled EAP-Message"));
         };
         if pkt.code != CODE_RESPONSE {
-            return reject(
-                pkt.id,
-                None,
-                Failure::Protocol,
-                "EAP packet is not a Response",
-            );
+            return reject(pkt.id, None, protocol("EAP packet is not a Response"));
         }
         let now = Instant::now();
-        let conv = match ctx.state {
-            None => None,
-            Some(state) => {
-                let Ok(key) = <[u8; 16]>::try_from(state) else {
-                    return reject(pkt.id, None, Failure::Protocol, "unknown State");
-                };
-                let mut t = self.table.lock().expect("eap table");
-                match t.remove(&key) {
-                    Some(c) if c.nas_id == ctx.nas_id && c.expires > now => Some(c),
-                    _ => {
-                        return reject(pkt.id, None, Failure::Protocol, "unknown or expired State")
-                    }
-                }
+        let Some(state) = ctx.state else {
+            // A new conversation: it must start with the Identity; we propose PEAP.
+            if pkt.typ != Some(TYPE_IDENTITY) {
+                return reject(
+                    pkt.id,
+                    None,
+                    protocol("conversation must start with Identity"),
+                );
             }
-        };
-        let mut conv = match conv {
-            Some(c) => c,
-            None => {
-                if pkt.typ != Some(TYPE_IDENTITY) {
-                    return reject(
-                        pkt.id,
-                        None,
-                        Failure::Protocol,
-                        "conversation must start with Identity",
-                    );
-                }
-                let identity = String::from_utf8_lossy(pkt.data)
+            let conv = Conversation {
+                nas_id: ctx.nas_id,
+                last_id: pkt.id,
+                outer_identity: String::from_utf8_lossy(pkt.data)
                     .trim_end_matches('\0')
-                    .to_string();
-                Conversation {
-                    nas_id: ctx.nas_id,
-                    last_id: pkt.id,
-                    outer_identity: identity,
-                    method: Method::Proposed(TYPE_PEAP),
-                    expires: now + self.settings.timeout,
-                    fragment: self.fragment_for(ctx.framed_mtu),
-                }
-                .propose(TYPE_PEAP)
-            }
+                    .to_string(),
+                method: Method::Proposed(TYPE_PEAP),
+                expires: now + self.settings.timeout,
+                fragment: self.fragment_for(ctx.framed_mtu),
+            };
+            return self.request(conv, TYPE_PEAP, &[tls::FLAG_START], now);
         };
-        if ctx.state.is_some() {
-            if pkt.id != conv.last_id {
-                // A stale copy; keep the conversation and let the NAS retransmit.
-                self.store(conv, now, None);
-                return Step::Discard;
-            }
-            match self.advance(&mut conv, &pkt, ctx) {
-                Ok(Next::Request(typ, data)) => {
-                    conv.last_id = conv.last_id.wrapping_add(1);
-                    let eap = encode(CODE_REQUEST, conv.last_id, Some(typ), &data);
-                    return self.store(conv, now, Some(eap));
-                }
-                Ok(Next::Done(step)) => return step,
-                Err((why, detail)) => {
-                    let user = conv.inner_user();
-                    return reject(pkt.id, user, why, &detail);
-                }
+        let found = <[u8; 16]>::try_from(state)
+            .ok()
+            .and_then(|key| self.table.lock().expect("eap table").remove(&key));
+        let mut conv = match found {
+            Some(c) if c.nas_id == ctx.nas_id && c.expires > now => c,
+            _ => return reject(pkt.id, None, protocol("unknown or expired State")),
+        };
+        if pkt.id != conv.last_id {
+            // A stale copy; keep the conversation and let the NAS retransmit.
+            self.store(conv, now);
+            return Step::Discard;
+        }
+        match self.advance(&mut conv, &pkt, ctx) {
+            Ok(Next::Request(typ, data)) => self.request(conv, typ, &data, now),
+            Ok(Next::Done(step)) => step,
+            Err(fail) => {
+                let user = conv.inner_user();
+                reject(pkt.id, user, fail)
             }
         }
-        // Fresh conversation: propose our method.
-        conv.last_id = pkt.id.wrapping_add(1);
-        let eap = encode(
-            CODE_REQUEST,
-            conv.last_id,
-            Some(TYPE_PEAP),
-            &[tls::FLAG_START],
-        );
-        self.store(conv, now, Some(eap))
     }
 
-    fn store(&self, conv: Conversation, now: Instant, eap: Option<Vec<u8>>) -> Step {
+    /// Sends the next request of `conv` (the next identifier) under a fresh State.
+    fn request(&self, mut conv: Conversation, typ: u8, data: &[u8], now: Instant) -> Step {
+        conv.last_id = conv.last_id.wrapping_add(1);
+        let eap = encode(CODE_REQUEST, conv.last_id, Some(typ), data);
+        let state = self.store(conv, now);
+        Step::Challenge { eap, state }
+    }
+
+    /// Keeps `conv` under a new random State, which it returns.
+    fn store(&self, conv: Conversation, now: Instant) -> [u8; 16] {
         let mut state = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut state);
         let mut t = self.table.lock().expect("eap table");
@@ -302,10 +342,7 @@ impl EapServer {
             }
         }
         t.insert(state, conv);
-        match eap {
-            Some(eap) => Step::Challenge { eap, state },
-            None => Step::Discard,
-        }
+        state
     }
 
     fn advance(
@@ -313,118 +350,80 @@ impl EapServer {
         conv: &mut Conversation,
         pkt: &EapPacket<'_>,
         ctx: &Context<'_>,
-    ) -> Result<Next, (Failure, String)> {
+    ) -> Result<Next, Fail> {
         let typ = pkt.typ.unwrap_or(0);
-        if typ == TYPE_NAK {
-            if !matches!(conv.method, Method::Proposed(_)) {
-                return Err((Failure::Protocol, "NAK after the method started".into()));
+        if let Method::Proposed(proposed) = conv.method {
+            if typ == TYPE_NAK {
+                let wanted = pkt
+                    .data
+                    .iter()
+                    .copied()
+                    .find(|t| [TYPE_PEAP, TYPE_TTLS].contains(t));
+                let Some(t) = wanted else {
+                    return Err(protocol(format!(
+                        "peer wants none of our methods (asked for {:?})",
+                        pkt.data
+                    )));
+                };
+                conv.method = Method::Proposed(t);
+                return Ok(Next::Request(t, vec![tls::FLAG_START]));
             }
-            let wanted = pkt
-                .data
-                .iter()
-                .copied()
-                .find(|t| [TYPE_PEAP, TYPE_TTLS].contains(t));
-            let Some(t) = wanted else {
-                return Err((
-                    Failure::Protocol,
-                    format!("peer wants none of our methods (asked for {:?})", pkt.data),
-                ));
-            };
-            conv.method = Method::Proposed(t);
-            return Ok(Next::Request(t, vec![tls::FLAG_START]));
-        }
-        if let Method::Proposed(t) = conv.method {
-            if typ != t {
-                return Err((
-                    Failure::Protocol,
-                    format!("expected EAP type {t}, got {typ}"),
-                ));
+            if typ != proposed {
+                return Err(protocol(format!("expected EAP type {proposed}, got {typ}")));
             }
             let conn = rustls::ServerConnection::new(self.tunnel.clone())
-                .map_err(|e| (Failure::Protocol, e.to_string()))?;
-            let session = TlsSession::new(conn, 0);
-            conv.method = match t {
-                TYPE_PEAP => Method::Peap(session, peap::Inner::default()),
-                _ => Method::Ttls(session, ttls::Inner::default()),
+                .map_err(|e| protocol(e.to_string()))?;
+            conv.method = Method::Tunnel {
+                typ,
+                tls: Box::new(TlsSession::new(conn, 0)),
+                inner: match typ {
+                    TYPE_PEAP => Inner::Peap(peap::Inner::default()),
+                    _ => Inner::Ttls(ttls::Inner::default()),
+                },
             };
         }
-        let fragment = conv.fragment;
-        let (session, expected) = match &mut conv.method {
-            Method::Peap(s, _) => (s, TYPE_PEAP),
-            Method::Ttls(s, _) => (s, TYPE_TTLS),
-            Method::Proposed(_) => unreachable!("replaced above"),
+        let Method::Tunnel {
+            typ: expected,
+            tls: session,
+            inner,
+        } = &mut conv.method
+        else {
+            unreachable!("a proposed method became a tunnel above")
         };
-        if typ != expected {
-            return Err((
-                Failure::Protocol,
-                format!("expected EAP type {expected}, got {typ}"),
-            ));
+        let expected = *expected;
+        if typ == TYPE_NAK {
+            return Err(protocol("NAK after the method started"));
         }
-        let plain = match session
-            .receive(pkt.data)
-            .map_err(|e| (Failure::Protocol, e.to_string()))?
-        {
+        if typ != expected {
+            return Err(protocol(format!("expected EAP type {expected}, got {typ}")));
+        }
+        let fragment = conv.fragment;
+        let plain = match session.receive(pkt.data)? {
             Received::Continue => {
-                let data = session
-                    .next_request(fragment)
-                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
-                return Ok(Next::Request(expected, data));
+                return Ok(Next::Request(expected, session.next_request(fragment)?))
             }
             Received::Message(plain) => plain,
         };
-        if !session.handshake_done()
-            || session
-                .has_output()
-                .map_err(|e| (Failure::Protocol, e.to_string()))?
-        {
+        let output = session.has_output()?;
+        if output || !session.handshake_done() {
             if !plain.is_empty() {
-                return Err((
-                    Failure::Protocol,
-                    "application data during the handshake".into(),
-                ));
+                return Err(protocol("application data during the handshake"));
             }
-            if session
-                .has_output()
-                .map_err(|e| (Failure::Protocol, e.to_string()))?
-            {
-                let data = session
-                    .next_request(fragment)
-                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
-                return Ok(Next::Request(expected, data));
+            if !output {
+                return Err(protocol("TLS handshake stalled"));
             }
-            return Err((Failure::Protocol, "TLS handshake stalled".into()));
+            return Ok(Next::Request(expected, session.next_request(fragment)?));
         }
-        let id = conv.last_id;
-        let inner = match &mut conv.method {
-            Method::Peap(s, inner) => inner.step(s, &plain, ctx.dir, &self.settings)?,
-            Method::Ttls(s, inner) => inner.step(s, &plain, ctx.dir, &self.settings)?,
-            Method::Proposed(_) => unreachable!(),
-        };
-        let session = match &mut conv.method {
-            Method::Peap(s, _) | Method::Ttls(s, _) => s,
-            Method::Proposed(_) => unreachable!(),
-        };
-        match inner {
+        match inner.step(session, &plain, ctx.dir, &self.settings)? {
             InnerStep::Send(data) => {
-                session
-                    .send_plaintext(&data)
-                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
-                let data = session
-                    .next_request(fragment)
-                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
-                Ok(Next::Request(expected, data))
+                session.send_plaintext(&data)?;
+                Ok(Next::Request(expected, session.next_request(fragment)?))
             }
-            InnerStep::Success {
-                user,
-                label,
-                method,
-            } => {
+            InnerStep::Success { user, method } => {
                 let mut msk = [0u8; 64];
-                session
-                    .export(label, None, &mut msk)
-                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
+                session.export(method.key_label(), None, &mut msk)?;
                 Ok(Next::Done(Step::Authenticated {
-                    eap_success: encode(CODE_SUCCESS, id, None, &[]),
+                    id: conv.last_id,
                     msk,
                     user,
                     method,
@@ -438,12 +437,8 @@ impl EapServer {
 pub enum InnerStep {
     /// Encrypt and send this.
     Send(Vec<u8>),
-    /// The inner method authenticated `user`; the MSK comes from the TLS exporter with `label`.
-    Success {
-        user: String,
-        label: &'static [u8],
-        method: &'static str,
-    },
+    /// The inner method authenticated `user`.
+    Success { user: String, method: InnerMethod },
 }
 
 enum Next {
@@ -452,27 +447,21 @@ enum Next {
 }
 
 impl Conversation {
-    fn propose(mut self, t: u8) -> Conversation {
-        self.method = Method::Proposed(t);
-        self
-    }
-
     fn inner_user(&self) -> Option<String> {
         match &self.method {
-            Method::Peap(_, i) => i.user(),
-            Method::Ttls(_, i) => i.user(),
+            Method::Tunnel { inner, .. } => inner.user(),
             Method::Proposed(_) => None,
         }
         .or_else(|| Some(self.outer_identity.clone()).filter(|s| !s.is_empty()))
     }
 }
 
-fn reject(id: u8, user: Option<String>, why: Failure, detail: &str) -> Step {
+fn reject(id: u8, user: Option<String>, (why, detail): Fail) -> Step {
     Step::Reject {
-        eap_failure: encode(CODE_FAILURE, id, None, &[]),
+        id,
         user,
         why,
-        detail: detail.to_string(),
+        detail,
     }
 }
 

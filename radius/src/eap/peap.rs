@@ -2,11 +2,11 @@
 //! inside draft-kamath-pppext-eap-mschapv2), then the Result TLV. Inner EAP packets travel
 //! without their 4-octet header except the TLV exchange, as Windows and wpa_supplicant expect.
 
-use super::{encode, InnerStep, TYPE_IDENTITY, TYPE_MSCHAPV2, TYPE_TLV};
+use super::{encode, protocol as proto, Fail, InnerMethod, InnerStep};
+use super::{EapSettings, Failure, CODE_REQUEST, CODE_RESPONSE};
+use super::{TYPE_IDENTITY, TYPE_MSCHAPV2, TYPE_TLV};
 use crate::auth::mschap;
 use crate::directory::Directory;
-use crate::eap::tls::TlsSession;
-use crate::eap::{EapSettings, Failure, CODE_REQUEST, CODE_RESPONSE};
 use rand::RngCore;
 
 const OP_CHALLENGE: u8 = 1;
@@ -33,12 +33,6 @@ pub enum Inner {
     },
 }
 
-type Err = (Failure, String);
-
-fn proto(s: &str) -> Err {
-    (Failure::Protocol, s.to_string())
-}
-
 /// The Type-Data of an MS-CHAPv2 packet: OpCode, MS-CHAPv2-ID, MS-Length, then `body`.
 fn mschap_packet(op: u8, ms_id: u8, body: &[u8]) -> Vec<u8> {
     let mut v = vec![TYPE_MSCHAPV2, op, ms_id];
@@ -59,11 +53,10 @@ impl Inner {
 
     pub fn step(
         &mut self,
-        _tls: &mut TlsSession,
         plain: &[u8],
         dir: &Directory,
         settings: &EapSettings,
-    ) -> Result<InnerStep, Err> {
+    ) -> Result<InnerStep, Fail> {
         match std::mem::take(self) {
             Inner::Start => {
                 // The peer's acknowledgement of our Finished: ask for the inner identity.
@@ -169,8 +162,7 @@ impl Inner {
                 }
                 Ok(InnerStep::Success {
                     user,
-                    label: b"client EAP encryption",
-                    method: "peap-mschapv2",
+                    method: InnerMethod::PeapMsChapV2,
                 })
             }
         }

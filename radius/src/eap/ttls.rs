@@ -2,7 +2,7 @@
 //! User-Password, §11.2.5) and MS-CHAPv2 (§11.2.4: the challenge comes from the TLS exporter
 //! with the label "ttls challenge", the answer goes back as MS-CHAP2-Success).
 
-use super::{EapSettings, Failure, InnerStep};
+use super::{protocol, Fail, Failure, InnerMethod, InnerStep};
 use crate::auth::mschap;
 use crate::directory::Directory;
 use crate::eap::tls::TlsSession;
@@ -24,8 +24,6 @@ pub enum Inner {
     /// MS-CHAP2-Success sent; the peer's empty response completes the conversation.
     WaitAck { user: String },
 }
-
-type Err = (Failure, String);
 
 /// One Diameter AVP (RFC 6733 §4.1): code, flags, optional vendor, data.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,29 +92,23 @@ impl Inner {
         tls: &mut TlsSession,
         plain: &[u8],
         dir: &Directory,
-        _settings: &EapSettings,
-    ) -> Result<InnerStep, Err> {
-        let done = |user: String| InnerStep::Success {
-            user,
-            label: b"ttls keying material",
-            method: "ttls",
-        };
+    ) -> Result<InnerStep, Fail> {
         match std::mem::take(self) {
             Inner::WaitAck { user } => {
                 if !plain.is_empty() {
-                    return Err((
-                        Failure::Protocol,
-                        "expected an empty acknowledgement".into(),
-                    ));
+                    return Err(protocol("expected an empty acknowledgement"));
                 }
-                Ok(done(user))
+                Ok(InnerStep::Success {
+                    user,
+                    method: InnerMethod::TtlsMsChapV2,
+                })
             }
             Inner::WaitAvps => {
                 if plain.is_empty() {
                     // Some peers acknowledge our Finished before sending their AVPs.
                     return Ok(InnerStep::Send(Vec::new()));
                 }
-                let avps = parse_avps(plain).ok_or((Failure::Protocol, "garbled AVPs".into()))?;
+                let avps = parse_avps(plain).ok_or_else(|| protocol("garbled AVPs"))?;
                 let get = |vendor: u32, code: u32| {
                     avps.iter()
                         .find(|a| a.vendor == vendor && a.code == code)
@@ -128,7 +120,7 @@ impl Inner {
                             .trim_end_matches('\0')
                             .to_string()
                     })
-                    .ok_or((Failure::Protocol, "no User-Name AVP".into()))?;
+                    .ok_or_else(|| protocol("no User-Name AVP"))?;
                 let Some(member) = dir.member_by_username(&user) else {
                     return Err((
                         Failure::UnknownUser,
@@ -148,28 +140,23 @@ impl Inner {
                     }
                     return Ok(InnerStep::Success {
                         user,
-                        label: b"ttls keying material",
-                        method: "ttls-pap",
+                        method: InnerMethod::TtlsPap,
                     });
                 }
                 let (Some(challenge), Some(response)) = (
                     get(VENDOR_MICROSOFT, MS_CHAP_CHALLENGE),
                     get(VENDOR_MICROSOFT, MS_CHAP2_RESPONSE),
                 ) else {
-                    return Err((Failure::Protocol, "neither PAP nor MS-CHAPv2 AVPs".into()));
+                    return Err(protocol("neither PAP nor MS-CHAPv2 AVPs"));
                 };
                 // §11.2.4: challenge and ident come from the tunnel, not from the peer.
                 let mut expected = [0u8; 17];
-                tls.export(b"ttls challenge", None, &mut expected)
-                    .map_err(|e| (Failure::Protocol, e.to_string()))?;
+                tls.export(b"ttls challenge", None, &mut expected)?;
                 if challenge != &expected[..16]
                     || response.len() != 50
                     || response[0] != expected[16]
                 {
-                    return Err((
-                        Failure::Protocol,
-                        "MS-CHAP challenge not derived from the tunnel".into(),
-                    ));
+                    return Err(protocol("MS-CHAP challenge not derived from the tunnel"));
                 }
                 let challenge: [u8; 16] = expected[..16].try_into().expect("16");
                 let peer_challenge: [u8; 16] = response[2..18].try_into().expect("16");
