@@ -73,12 +73,14 @@ struct Members {
     hasher: RandomState,
 }
 
-impl Members {
-    fn username(&self, r: &Record) -> &str {
-        let start = r.text as usize + r.id_len as usize;
-        &self.text[start..start + r.user_len as usize]
+impl Record {
+    fn username<'t>(&self, text: &'t str) -> &'t str {
+        let start = self.text as usize + self.id_len as usize;
+        &text[start..start + self.user_len as usize]
     }
+}
 
+impl Members {
     fn get(&self, i: u32) -> MemberRef<'_> {
         let r = &self.records[i as usize];
         let t = r.text as usize;
@@ -118,7 +120,8 @@ impl Members {
         ) else {
             return false;
         };
-        if self.find(&m.wifi_username).is_some() {
+        let hash = self.hasher.hash_one(m.wifi_username.as_str());
+        if self.find_hashed(hash, &m.wifi_username).is_some() {
             return false;
         }
         self.text.push_str(&m.id);
@@ -136,7 +139,6 @@ impl Members {
             assignment_count,
             status: m.status,
         });
-        let hash = self.hasher.hash_one(m.wifi_username.as_str());
         let Members {
             records,
             text,
@@ -145,17 +147,20 @@ impl Members {
             ..
         } = self;
         by_username.insert_unique(hash, index, |&i| {
-            let r = &records[i as usize];
-            let s = r.text as usize + r.id_len as usize;
-            hasher.hash_one(&text[s..s + r.user_len as usize])
+            hasher.hash_one(records[i as usize].username(text))
         });
         true
     }
 
     fn find(&self, name: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(name);
+        self.find_hashed(self.hasher.hash_one(name), name)
+    }
+
+    fn find_hashed(&self, hash: u64, name: &str) -> Option<u32> {
         self.by_username
-            .find(hash, |&i| self.username(&self.records[i as usize]) == name)
+            .find(hash, |&i| {
+                self.records[i as usize].username(&self.text) == name
+            })
             .copied()
     }
 
