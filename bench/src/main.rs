@@ -107,6 +107,28 @@ struct Client {
 }
 
 impl Client {
+    fn connect(&self) -> Result<std::net::UdpSocket> {
+        let sock = std::net::UdpSocket::bind(if self.target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })?;
+        sock.connect(self.target)?;
+        Ok(sock)
+    }
+
+    /// Checks one answer (Response Authenticator, Message-Authenticator) and counts it.
+    fn tally(&self, resp: &[u8], request_authenticator: &[u8; 16], counters: &Counters) {
+        let counter = if !verify_response(resp, request_authenticator, &self.secret) {
+            &counters.invalid
+        } else if resp[0] == 2 {
+            &counters.accepts
+        } else {
+            &counters.rejects
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn request(&self, id: u8, user: &str, password: &str) -> (Vec<u8>, [u8; 16]) {
         let auth: [u8; 16] = rand::thread_rng().gen();
         let mut p = Packet::new(Code::AccessRequest, id, auth);
@@ -152,12 +174,7 @@ fn run_thread(job: Job) -> Result<Vec<u32>> {
         return run_spinning(job);
     }
     let c = job.client.clone();
-    let sock = std::net::UdpSocket::bind(if c.target.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    })?;
-    sock.connect(c.target)?;
+    let sock = c.connect()?;
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let sock = Arc::new(sock);
     let in_flight: Arc<InFlight> = Arc::new(std::sync::Mutex::new(vec![None; 256]));
@@ -195,14 +212,7 @@ fn run_thread(job: Job) -> Result<Vec<u32>> {
                     continue; // late answer to a request already counted as timed out
                 };
                 latencies.push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                let resp = &buf[..n];
-                if !verify_response(resp, &auth, &client.secret) {
-                    counters.invalid.fetch_add(1, Ordering::Relaxed);
-                } else if resp[0] == 2 {
-                    counters.accepts.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    counters.rejects.fetch_add(1, Ordering::Relaxed);
-                }
+                client.tally(&buf[..n], &auth, &counters);
             }
             Ok(latencies)
         })
@@ -291,12 +301,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 /// says so and reads answers in between.
 fn run_spinning(job: Job) -> Result<Vec<u32>> {
     let c = job.client.clone();
-    let sock = std::net::UdpSocket::bind(if c.target.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    })?;
-    sock.connect(c.target)?;
+    let sock = c.connect()?;
     sock.set_nonblocking(true)?;
     let mut in_flight: Vec<Option<(Instant, [u8; 16])>> = vec![None; 256];
     let mut outstanding = 0usize;
@@ -351,14 +356,7 @@ fn run_spinning(job: Job) -> Result<Vec<u32>> {
             };
             outstanding -= 1;
             latencies.push(scheduled.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-            let resp = &buf[..n];
-            if !verify_response(resp, &auth, &c.secret) {
-                job.counters.invalid.fetch_add(1, Ordering::Relaxed);
-            } else if resp[0] == 2 {
-                job.counters.accepts.fetch_add(1, Ordering::Relaxed);
-            } else {
-                job.counters.rejects.fetch_add(1, Ordering::Relaxed);
-            }
+            c.tally(&buf[..n], &auth, &job.counters);
         }
         if last_sweep.elapsed() > Duration::from_millis(10) {
             last_sweep = Instant::now();
