@@ -26,37 +26,13 @@ impl Lab {
             return None;
         }
         let env = Env::new(Db::Sqlite).await.unwrap();
-        env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
-            .ok();
-        env.run(&[
-            "nas",
-            "add",
-            "--name",
-            "local",
-            "--address",
-            "127.0.0.1",
-            "--secret",
-            SECRET,
-        ])
-        .ok();
+        env.init_lab(SECRET);
         env.run(&["team", "add", "--name", "Acme", "--vlan", "77"])
             .ok();
         let pem = env.run(&["cert", "show", "--ca-pem"]).ok();
         let ca = env.path("ca.pem");
         std::fs::write(&ca, pem.stdout.as_bytes()).unwrap();
-        let mut cmd = env.cmd();
-        cmd.args([
-            "serve",
-            "--radius-auth",
-            "127.0.0.1:0",
-            "--radius-acct",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--portal",
-            "127.0.0.1:0",
-        ]);
-        let server = Server::start(cmd);
+        let server = env.serve("127.0.0.1:0");
         let (auth, _) = server.radius_ports();
         Some(Lab {
             env,

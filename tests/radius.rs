@@ -45,19 +45,7 @@ impl Radius {
             return None;
         }
         let env = Env::new(Db::Sqlite).await.unwrap();
-        env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
-            .ok();
-        env.run(&[
-            "nas",
-            "add",
-            "--name",
-            "local",
-            "--address",
-            "127.0.0.1",
-            "--secret",
-            SECRET,
-        ])
-        .ok();
+        env.init_lab(SECRET);
         env.run(&[
             "plan",
             "add",
@@ -84,24 +72,12 @@ impl Radius {
     }
 
     fn serve(env: &Env) -> Server {
-        let mut cmd = env.cmd();
-        let any = if ipv6_loopback() {
+        // Dual-stack where the host has IPv6, so the unknown-NAS check can send from ::1.
+        env.serve(if ipv6_loopback() {
             "[::]:0"
         } else {
             "0.0.0.0:0"
-        };
-        cmd.args([
-            "serve",
-            "--radius-auth",
-            any,
-            "--radius-acct",
-            any,
-            "--http",
-            "127.0.0.1:0",
-            "--portal",
-            "127.0.0.1:0",
-        ]);
-        Server::start(cmd)
+        })
     }
 
     fn ports(&mut self) {

@@ -1,31 +1,15 @@
 //! `serve` as a separate process: the demo, and changes made by another process reaching it.
 
 mod common;
-use common::{Db, Env, Server, BIN};
+use common::{listen_args, Db, Env, Server, BIN};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-fn ports(cmd: &mut Command) {
-    // Ephemeral loopback addresses: nothing binds them yet, but they must parse.
-    cmd.args([
-        "--radius-auth",
-        "127.0.0.1:0",
-        "--radius-acct",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--portal",
-        "127.0.0.1:0",
-    ]);
-}
 
 async fn cli_change_reaches_serve_within_a_second(env: &Env) {
     env.run(&["init", "--site", "Berlin", "--timezone", "Europe/Berlin"])
         .ok();
-    let mut cmd = env.cmd();
-    cmd.arg("serve");
-    ports(&mut cmd);
-    let server = Server::start(cmd);
+    // Ephemeral loopback addresses: nothing binds them yet, but they must parse.
+    let server = env.serve("127.0.0.1:0");
     assert!(
         server
             .wait_for(&["following changes"], Duration::from_secs(20))
@@ -69,7 +53,7 @@ fn demo_prints_credentials_and_serves_a_throwaway_database() {
     cmd.current_dir(dir.path())
         .env_remove("FRONTDESK_DATABASE_URL")
         .args(["--json", "serve", "--demo"]);
-    ports(&mut cmd);
+    listen_args(&mut cmd, "127.0.0.1:0");
     let mut server = Server::start(cmd);
     assert!(server
         .wait_for(&["following changes"], Duration::from_secs(20))

@@ -115,6 +115,32 @@ impl Env {
             .into()
     }
 
+    /// A UTC site "Lab" and one NAS, 127.0.0.1 with `secret`: what the RADIUS suites start from.
+    pub fn init_lab(&self, secret: &str) {
+        self.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+            .ok();
+        self.run(&[
+            "nas",
+            "add",
+            "--name",
+            "local",
+            "--address",
+            "127.0.0.1",
+            "--secret",
+            secret,
+        ])
+        .ok();
+    }
+
+    /// `serve` with RADIUS on `radius` (both ports; port 0 = ephemeral), console and portal on
+    /// ephemeral loopback ports.
+    pub fn serve(&self, radius: &str) -> Server {
+        let mut cmd = self.cmd();
+        cmd.arg("serve");
+        listen_args(&mut cmd, radius);
+        Server::start(cmd)
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -184,6 +210,21 @@ pub fn require_root(test: &str) -> bool {
 }
 
 /// A running `serve`, its stderr lines delivered on a channel; killed on drop.
+/// `serve`'s listener flags: RADIUS auth and accounting on `radius`, console and portal on
+/// ephemeral loopback ports.
+pub fn listen_args(cmd: &mut Command, radius: &str) {
+    cmd.args([
+        "--radius-auth",
+        radius,
+        "--radius-acct",
+        radius,
+        "--http",
+        "127.0.0.1:0",
+        "--portal",
+        "127.0.0.1:0",
+    ]);
+}
+
 pub struct Server {
     pub child: Child,
     lines: mpsc::Receiver<String>,
