@@ -316,8 +316,7 @@ pub fn release_free_memory() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use frontdesk_core::model::{default_plans, Site};
-    use frontdesk_core::schedule::{Calendar, OpeningHours};
+    use frontdesk_core::model::default_plans;
 
     fn member(id: &str, user: &str, plans: &[i64], status: MemberStatus) -> MemberEntry {
         MemberEntry {
@@ -345,19 +344,7 @@ mod tests {
 
     #[test]
     fn compact_index_returns_each_member_as_stored() {
-        let catalog = Catalog {
-            site: Site {
-                id: 1,
-                name: "Lab".into(),
-                calendar: Calendar {
-                    tz: chrono_tz::UTC,
-                    hours: OpeningHours::default_hours(),
-                    closures: vec![],
-                },
-            },
-            plans: default_plans(),
-            teams: vec![],
-        };
+        let catalog = crate::testing::lab_catalog(default_plans());
         let printer = Device {
             id: 1,
             mac: "02:00:00:00:00:01".parse().unwrap(),

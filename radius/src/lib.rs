@@ -15,3 +15,28 @@ pub mod packet;
 pub mod server;
 
 pub use packet::{Code, DecodeError, Packet};
+
+/// Fixtures the crate's unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use frontdesk_core::decide::Catalog;
+    use frontdesk_core::model::{Plan, Site};
+    use frontdesk_core::schedule::{Calendar, OpeningHours};
+
+    /// Site "Lab" in UTC with the default opening hours, no closures and no teams.
+    pub fn lab_catalog(plans: Vec<Plan>) -> Catalog {
+        Catalog {
+            site: Site {
+                id: 1,
+                name: "Lab".into(),
+                calendar: Calendar {
+                    tz: chrono_tz::UTC,
+                    hours: OpeningHours::default_hours(),
+                    closures: vec![],
+                },
+            },
+            plans,
+            teams: vec![],
+        }
+    }
+}

@@ -4,11 +4,7 @@ use super::*;
 use crate::directory::{Directory, MemberEntry};
 use crate::packet::{decrypt_user_password, encode_request, encrypt_user_password};
 use chrono::TimeZone;
-use frontdesk_core::decide::Catalog;
-use frontdesk_core::model::{
-    default_plans, Assignment, Device, Member, MemberStatus, Site, Vendor,
-};
-use frontdesk_core::schedule::{Calendar, OpeningHours};
+use frontdesk_core::model::{default_plans, Assignment, Device, Member, MemberStatus, Vendor};
 
 const SECRET: &str = "testing123";
 
@@ -19,19 +15,7 @@ fn directory() -> Directory {
     }
     // IoT devices only on the IoT SSID.
     plans[5].ssids = vec!["IoT".into()];
-    let catalog = Catalog {
-        site: Site {
-            id: 1,
-            name: "Lab".into(),
-            calendar: Calendar {
-                tz: chrono_tz::UTC,
-                hours: OpeningHours::default_hours(),
-                closures: vec![],
-            },
-        },
-        plans,
-        teams: vec![],
-    };
+    let catalog = crate::testing::lab_catalog(plans);
     let member = Member {
         id: "m1".into(),
         name: "Ada".into(),
