@@ -647,11 +647,7 @@ fn finish(
         let mut v = vec![*ident];
         v.extend(success.as_bytes());
         resp.add_vsa(vendor::MICROSOFT, vendor::ms::CHAP2_SUCCESS, &v);
-        let mut rng = rand::thread_rng();
-        let send_enc = packet::salt_encrypt(send, secret, &req.authenticator, rng.gen());
-        let recv_enc = packet::salt_encrypt(recv, secret, &req.authenticator, rng.gen());
-        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_SEND_KEY, &send_enc);
-        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_RECV_KEY, &recv_enc);
+        add_mppe_keys(&mut resp, send, recv, secret, &req.authenticator);
         resp.add_vsa(
             vendor::MICROSOFT,
             vendor::ms::MPPE_ENCRYPTION_POLICY,
@@ -668,15 +664,35 @@ fn finish(
             attr::EAP_MESSAGE,
             eap::encode(eap::CODE_SUCCESS, *id, None, &[]),
         );
-        // RFC 2548 §2.4.2/2.4.3 as RFC 5216 §2.3 assigns them: Recv = MSK[0..32],
-        // Send = MSK[32..64] (the NAS's receive key is the peer's send key).
-        let mut rng = rand::thread_rng();
-        let recv = packet::salt_encrypt(&msk[..32], secret, &req.authenticator, rng.gen());
-        let send = packet::salt_encrypt(&msk[32..], secret, &req.authenticator, rng.gen());
-        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_RECV_KEY, &recv);
-        resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_SEND_KEY, &send);
+        // RFC 5216 §2.3: Recv = MSK[0..32], Send = MSK[32..64] (the NAS's receive key is the
+        // peer's send key).
+        add_mppe_keys(
+            &mut resp,
+            &msk[32..],
+            &msk[..32],
+            secret,
+            &req.authenticator,
+        );
     }
     reply(nas, req, resp, Some(event), None)
+}
+
+/// MS-MPPE-Send-Key and MS-MPPE-Recv-Key (RFC 2548 §2.4.2/2.4.3), salt-encrypted.
+fn add_mppe_keys(
+    resp: &mut Packet,
+    send: &[u8],
+    recv: &[u8],
+    secret: &[u8],
+    request_authenticator: &[u8; 16],
+) {
+    let mut rng = rand::thread_rng();
+    for (typ, key) in [
+        (vendor::ms::MPPE_SEND_KEY, send),
+        (vendor::ms::MPPE_RECV_KEY, recv),
+    ] {
+        let sealed = packet::salt_encrypt(key, secret, request_authenticator, rng.gen());
+        resp.add_vsa(vendor::MICROSOFT, typ, &sealed);
+    }
 }
 
 fn member_verdict<'a>(
