@@ -17,6 +17,9 @@ pub const DEFAULT_SERVER_NAME: &str = "radius.frontdesk.lan";
 /// (made now, once, for databases created before Frontdesk had EAP).
 pub async fn load_or_create(ctx: &Ctx, store: &Store) -> Result<(Pki, bool)> {
     let eap = &ctx.config.eap;
+    if eap.cert_file.is_some() != eap.key_file.is_some() {
+        anyhow::bail!("[eap] cert_file and key_file go together: set both or neither");
+    }
     if let (Some(cert), Some(key)) = (&eap.cert_file, &eap.key_file) {
         let read = |p: &std::path::Path| {
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
