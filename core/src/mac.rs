@@ -63,6 +63,17 @@ pub enum MacFormat {
     CiscoDots,
 }
 
+impl MacFormat {
+    pub const ALL: [MacFormat; 6] = [
+        MacFormat::LowerColon,
+        MacFormat::UpperColon,
+        MacFormat::UpperHyphen,
+        MacFormat::LowerHyphen,
+        MacFormat::LowerBare,
+        MacFormat::CiscoDots,
+    ];
+}
+
 impl MacAddr {
     pub fn format(&self, f: MacFormat) -> String {
         let b = self.0;
@@ -144,14 +155,7 @@ mod tests {
         assert_eq!(m.format(MacFormat::UpperHyphen), "AA-BB-CC-01-02-03");
         assert_eq!(m.format(MacFormat::LowerBare), "aabbcc010203");
         assert_eq!(m.format(MacFormat::CiscoDots), "aabb.cc01.0203");
-        for f in [
-            MacFormat::LowerColon,
-            MacFormat::UpperColon,
-            MacFormat::UpperHyphen,
-            MacFormat::LowerHyphen,
-            MacFormat::LowerBare,
-            MacFormat::CiscoDots,
-        ] {
+        for f in MacFormat::ALL {
             assert_eq!(m.format(f).parse::<MacAddr>(), Ok(m));
         }
     }

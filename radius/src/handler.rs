@@ -315,19 +315,9 @@ fn chap_ok(id: u8, password: &[u8], challenge: &[u8], response: &[u8; 16]) -> bo
 
 /// MAB passwords vendors send: empty, or the MAC in some format.
 fn mab_password_ok(cred: &Credential, user_name: &str, mac: MacAddr) -> bool {
-    use frontdesk_core::mac::MacFormat::*;
-    let mut candidates: Vec<String> = [
-        LowerColon,
-        UpperColon,
-        UpperHyphen,
-        LowerHyphen,
-        LowerBare,
-        CiscoDots,
-    ]
-    .iter()
-    .map(|f| mac.format(*f))
-    .collect();
-    candidates.push(mac.format(LowerBare).to_uppercase());
+    use frontdesk_core::mac::MacFormat;
+    let mut candidates: Vec<String> = MacFormat::ALL.iter().map(|f| mac.format(*f)).collect();
+    candidates.push(mac.format(MacFormat::LowerBare).to_uppercase());
     candidates.push(user_name.to_string());
     match cred {
         Credential::None => true,
