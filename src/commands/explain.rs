@@ -87,12 +87,9 @@ pub async fn explain(ctx: &Ctx, user: &str, at: Option<&str>, resource: &str) ->
     };
     let mut recent = store.recent_auth(&login_name, 5).await?;
     if let Resolved::Device { device, .. } = &resolved {
-        // MAB User-Names come in every MAC format; match them all.
-        for f in [
-            frontdesk_core::mac::MacFormat::LowerColon,
-            frontdesk_core::mac::MacFormat::UpperHyphen,
-            frontdesk_core::mac::MacFormat::UpperColon,
-        ] {
+        // MAB User-Names come in every MAC format; match them all (recent_auth also tries the
+        // lowercased name).
+        for f in frontdesk_core::mac::MacFormat::ALL {
             recent.extend(store.recent_auth(&device.mac.format(f), 5).await?);
         }
         recent.sort_by_key(|r| std::cmp::Reverse(r.at));
