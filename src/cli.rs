@@ -106,6 +106,21 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum CertCommand {
+    /// A client certificate for EAP-TLS, as a PKCS#12 file phones and laptops import.
+    Issue {
+        /// Member id or email.
+        #[arg(long)]
+        member: String,
+        /// Where to write the .p12 file (mode 0600; an existing file is not replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// The PKCS#12 password, read from this file; default: a generated one, printed.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
     /// The server name and CA fingerprint members' devices must check.
     Show {
         /// Print the CA certificate (PEM) to install on devices instead.

@@ -289,3 +289,73 @@ async fn garbled_eap_unknown_state_and_a_flood_of_half_open_conversations() {
     assert!(rss_kb < 150 * 1024, "RSS after the flood: {rss_kb} kB");
     lab.expect_success("peap-after-flood", &peap("ada@example.com", &pw), &[]);
 }
+
+#[tokio::test]
+async fn eap_tls_with_an_issued_certificate_over_tls_1_2_and_1_3_until_the_member_is_cancelled() {
+    let Some(lab) = Lab::start().await else {
+        return;
+    };
+    lab.member("ada@example.com", &[]);
+    let pw_file = lab.env.path("p12-password");
+    std::fs::write(&pw_file, "correct horse\n").unwrap();
+    let p12 = lab.env.path("ada.p12");
+    let issued = lab
+        .env
+        .run(&[
+            "cert",
+            "issue",
+            "--member",
+            "ada@example.com",
+            "--out",
+            p12.to_str().unwrap(),
+            "--password-file",
+            pw_file.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(issued["identity"], "ada@example.com");
+    assert!(
+        issued["password"].is_null(),
+        "a given password is not echoed"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&p12).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let tls = |versions: &str| {
+        format!(
+            " eap=TLS\n identity=\"ada@example.com\"\n private_key=\"{}\"\n private_key_passwd=\"correct horse\"\n phase1=\"{versions}\"",
+            p12.display()
+        )
+    };
+    let v12 = tls("tls_disable_tlsv1_3=1");
+    let v13 = tls(
+        "tls_disable_tlsv1_3=0 tls_disable_tlsv1_2=1 tls_disable_tlsv1_1=1 tls_disable_tlsv1_0=1",
+    );
+    let out = lab.expect_success("eap-tls-1.2", &v12, &[]);
+    assert!(out.contains("Using TLS version TLSv1.2"));
+    assert_eq!(vlan(&out).as_deref(), Some("10"));
+    let out = lab.expect_success("eap-tls-1.3", &v13, &[]);
+    assert!(out.contains("Using TLS version TLSv1.3"));
+
+    // Cancelling the member makes the certificate useless at once, over either version.
+    lab.env.run(&["member", "cancel", "ada@example.com"]).ok();
+    std::thread::sleep(Duration::from_millis(700));
+    for (name, net) in [
+        ("eap-tls-cancelled-1.2", &v12),
+        ("eap-tls-cancelled-1.3", &v13),
+    ] {
+        let (ok, _) = lab.eapol(name, net, &[]);
+        assert!(!ok, "{name}: a cancelled member's certificate must fail");
+    }
+    // An existing file is never replaced.
+    let again = lab.env.run(&[
+        "cert",
+        "issue",
+        "--member",
+        "ada@example.com",
+        "--out",
+        p12.to_str().unwrap(),
+    ]);
+    assert_ne!(again.code, 0);
+}

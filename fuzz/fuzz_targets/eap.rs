@@ -12,7 +12,7 @@ fn server() -> &'static (EapServer, std::sync::Arc<rustls::ServerConfig>) {
     S.get_or_init(|| {
         let pki = pki::generate("Fuzz", "radius.fuzz").unwrap();
         let cfg = pki::tunnel_config(&pki, false).unwrap();
-        (EapServer::new(cfg.clone(), EapSettings::default()), cfg)
+        (EapServer::new(cfg.clone(), pki::eap_tls_config(&pki).ok(), EapSettings::default()), cfg)
     })
 }
 

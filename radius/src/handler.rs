@@ -23,7 +23,7 @@ pub struct HandlerConfig {
     pub max_session: u32,
     /// Send the reason as Reply-Message in Access-Reject.
     pub reject_reply_message: bool,
-    /// 802.1X (PEAP, TTLS); `None` rejects EAP.
+    /// 802.1X (PEAP, TTLS, EAP-TLS); `None` rejects EAP.
     pub eap: Option<std::sync::Arc<EapServer>>,
 }
 
@@ -84,6 +84,7 @@ pub enum Method {
     PeapMsChapV2,
     TtlsPap,
     TtlsMsChapV2,
+    EapTls,
     Unknown,
 }
 
@@ -98,6 +99,7 @@ impl Method {
             Method::PeapMsChapV2 => "peap-mschapv2",
             Method::TtlsPap => "ttls-pap",
             Method::TtlsMsChapV2 => "ttls-mschapv2",
+            Method::EapTls => "eap-tls",
             Method::Unknown => "none",
         }
     }
@@ -448,6 +450,7 @@ fn access(
                         eap::InnerMethod::PeapMsChapV2 => Method::PeapMsChapV2,
                         eap::InnerMethod::TtlsPap => Method::TtlsPap,
                         eap::InnerMethod::TtlsMsChapV2 => Method::TtlsMsChapV2,
+                        eap::InnerMethod::EapTls => Method::EapTls,
                     };
                     let member = dir.member_by_username(&user);
                     user_name = user;

@@ -4,7 +4,7 @@
 use super::Ctx;
 use crate::cli::CertCommand;
 use crate::output::{json, kv};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use frontdesk_core::store::Store;
 use frontdesk_radius::eap::pki::{self, Pki};
 use serde_json::json;
@@ -71,6 +71,58 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> Result<()> {
     let store = ctx.open().await?;
     let (pki, _) = load_or_create(ctx, &store).await?;
     match cmd {
+        CertCommand::Issue {
+            member,
+            out,
+            password_file,
+            days,
+        } => {
+            let m = store.member(&member).await?;
+            if !(1..=3650).contains(&days) {
+                bail!("--days must be between 1 and 3650");
+            }
+            if out.exists() {
+                bail!("{} exists; not replacing it", out.display());
+            }
+            let (password, generated) = match &password_file {
+                Some(f) => (super::read_secret_file(f, "PKCS#12 password")?, false),
+                None => (frontdesk_core::secrets::generate_wifi_password(), true),
+            };
+            if password.is_empty() {
+                bail!("the PKCS#12 password is empty (iOS and Android refuse such files)");
+            }
+            let cert = pki::issue_client(&pki, &m.wifi_username, days)?;
+            let ca = pki::certs(&pki.ca_cert)?.remove(0);
+            // Legacy PKCS#12 (3DES key, RC2 certificates, SHA-1 MAC): the one form Android,
+            // iOS, macOS and Windows all import.
+            let pfx = p12::PFX::new(
+                &cert.cert_der,
+                &cert.key_der,
+                Some(ca.as_ref()),
+                &password,
+                &m.wifi_username,
+            )
+            .context("cannot build the PKCS#12 file")?;
+            super::backup::write_private(&out, &pfx.to_der())?;
+            let mut fields = vec![
+                ("member", m.id.clone()),
+                ("identity", m.wifi_username.clone()),
+                ("file", out.display().to_string()),
+            ];
+            if generated {
+                fields.push(("password", password.clone()));
+            }
+            if ctx.json {
+                json(&json!({
+                    "member": m.id,
+                    "identity": m.wifi_username,
+                    "file": out,
+                    "password": if generated { Some(&password) } else { None },
+                }));
+            } else {
+                kv(&fields);
+            }
+        }
         CertCommand::Show { ca_pem: true } => {
             print!("{}", pki.ca_cert);
         }

@@ -104,13 +104,22 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     }
     let tunnel = pki::tunnel_config(&pki, false)
         .context("EAP certificate or key unusable ([eap] cert_file / key_file)")?;
+    // EAP-TLS trusts client certificates from Frontdesk's own CA only.
+    let eap_tls = if pki.ca_key.is_empty() {
+        None
+    } else {
+        Some(pki::eap_tls_config(&pki).context("EAP-TLS configuration")?)
+    };
     info!(
         server_name = %pki.server_name,
         ca_sha256 = %pki::fingerprint(&pki.ca_cert).unwrap_or_default(),
-        "802.1X ready: PEAP-MSCHAPv2, TTLS-PAP, TTLS-MSCHAPv2"
+        eap_tls = eap_tls.is_some(),
+        "802.1X ready: PEAP-MSCHAPv2, TTLS-PAP, TTLS-MSCHAPv2{}",
+        if eap_tls.is_some() { ", EAP-TLS" } else { "" }
     );
     let eap = EapServer::new(
         tunnel,
+        eap_tls,
         EapSettings {
             fragment_size: usize::from(eap_cfg.fragment_size),
             server_name: pki.server_name.clone(),

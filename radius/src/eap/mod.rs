@@ -3,6 +3,7 @@
 //! EAP-MS-CHAPv2) and EAP-TTLS (inner PAP or MS-CHAPv2). Sans-IO: `EapServer::process` takes
 //! one reassembled EAP packet and returns the next EAP packet and what to tell the NAS.
 
+pub mod eap_tls;
 pub mod peap;
 pub mod pki;
 pub mod tls;
@@ -103,15 +104,35 @@ pub enum InnerMethod {
     PeapMsChapV2,
     TtlsPap,
     TtlsMsChapV2,
+    /// EAP-TLS: the client certificate, no inner method.
+    EapTls,
 }
 
 impl InnerMethod {
-    /// TLS exporter label for the MSK: RFC 5216 §2.3 (used by PEAPv0 too), RFC 5281 §8.
-    fn key_label(self) -> &'static [u8] {
+    /// The MSK from the TLS exporter: over TLS 1.2 the RFC 5216 §2.3 label (PEAPv0 uses it
+    /// too) or RFC 5281 §8's for TTLS; EAP-TLS over TLS 1.3 per RFC 9190 §2.3 (type code as
+    /// context, 128 octets of which the MSK is the first 64).
+    fn msk(self, session: &TlsSession) -> Result<[u8; 64], tls::TlsError> {
+        let mut msk = [0u8; 64];
+        let tls13 = session.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
         match self {
-            InnerMethod::PeapMsChapV2 => b"client EAP encryption",
-            InnerMethod::TtlsPap | InnerMethod::TtlsMsChapV2 => b"ttls keying material",
+            InnerMethod::EapTls if tls13 => {
+                let mut material = [0u8; 128];
+                session.export(
+                    b"EXPORTER_EAP_TLS_Key_Material",
+                    Some(&[TYPE_TLS]),
+                    &mut material,
+                )?;
+                msk.copy_from_slice(&material[..64]);
+            }
+            InnerMethod::PeapMsChapV2 | InnerMethod::EapTls => {
+                session.export(b"client EAP encryption", None, &mut msk)?
+            }
+            InnerMethod::TtlsPap | InnerMethod::TtlsMsChapV2 => {
+                session.export(b"ttls keying material", None, &mut msk)?
+            }
         }
+        Ok(msk)
     }
 }
 
@@ -186,6 +207,7 @@ enum Method {
 enum Inner {
     Peap(peap::Inner),
     Ttls(ttls::Inner),
+    Tls(eap_tls::Inner),
 }
 
 impl Inner {
@@ -199,6 +221,7 @@ impl Inner {
         match self {
             Inner::Peap(i) => i.step(plain, dir, settings),
             Inner::Ttls(i) => i.step(tls, plain, dir),
+            Inner::Tls(i) => i.step(tls, plain),
         }
     }
 
@@ -206,6 +229,7 @@ impl Inner {
         match self {
             Inner::Peap(i) => i.user(),
             Inner::Ttls(i) => i.user(),
+            Inner::Tls(i) => i.user(),
         }
     }
 }
@@ -224,6 +248,8 @@ struct Conversation {
 /// so a replayed State finds nothing).
 pub struct EapServer {
     tunnel: Arc<ServerConfig>,
+    /// EAP-TLS (client certificates); `None` when there is no Frontdesk CA to trust.
+    eap_tls: Option<Arc<ServerConfig>>,
     settings: EapSettings,
     table: Mutex<HashMap<[u8; 16], Conversation>>,
 }
@@ -245,9 +271,14 @@ pub struct Context<'a> {
 }
 
 impl EapServer {
-    pub fn new(tunnel: Arc<ServerConfig>, settings: EapSettings) -> EapServer {
+    pub fn new(
+        tunnel: Arc<ServerConfig>,
+        eap_tls: Option<Arc<ServerConfig>>,
+        settings: EapSettings,
+    ) -> EapServer {
         EapServer {
             tunnel,
+            eap_tls,
             settings,
             table: Mutex::new(HashMap::new()),
         }
@@ -354,11 +385,9 @@ impl EapServer {
         let typ = pkt.typ.unwrap_or(0);
         if let Method::Proposed(proposed) = conv.method {
             if typ == TYPE_NAK {
-                let wanted = pkt
-                    .data
-                    .iter()
-                    .copied()
-                    .find(|t| [TYPE_PEAP, TYPE_TTLS].contains(t));
+                let wanted = pkt.data.iter().copied().find(|&t| {
+                    t == TYPE_PEAP || t == TYPE_TTLS || (t == TYPE_TLS && self.eap_tls.is_some())
+                });
                 let Some(t) = wanted else {
                     return Err(protocol(format!(
                         "peer wants none of our methods (asked for {:?})",
@@ -371,13 +400,18 @@ impl EapServer {
             if typ != proposed {
                 return Err(protocol(format!("expected EAP type {proposed}, got {typ}")));
             }
-            let conn = rustls::ServerConnection::new(self.tunnel.clone())
-                .map_err(|e| protocol(e.to_string()))?;
+            let config = match (typ, &self.eap_tls) {
+                (TYPE_TLS, Some(c)) => c.clone(),
+                _ => self.tunnel.clone(),
+            };
+            let conn =
+                rustls::ServerConnection::new(config).map_err(|e| protocol(e.to_string()))?;
             conv.method = Method::Tunnel {
                 typ,
                 tls: Box::new(TlsSession::new(conn, 0)),
                 inner: match typ {
                     TYPE_PEAP => Inner::Peap(peap::Inner::default()),
+                    TYPE_TLS => Inner::Tls(eap_tls::Inner::default()),
                     _ => Inner::Ttls(ttls::Inner::default()),
                 },
             };
@@ -419,16 +453,12 @@ impl EapServer {
                 session.send_plaintext(&data)?;
                 Ok(Next::Request(expected, session.next_request(fragment)?))
             }
-            InnerStep::Success { user, method } => {
-                let mut msk = [0u8; 64];
-                session.export(method.key_label(), None, &mut msk)?;
-                Ok(Next::Done(Step::Authenticated {
-                    id: conv.last_id,
-                    msk,
-                    user,
-                    method,
-                }))
-            }
+            InnerStep::Success { user, method } => Ok(Next::Done(Step::Authenticated {
+                id: conv.last_id,
+                msk: method.msk(session)?,
+                user,
+                method,
+            })),
         }
     }
 }
@@ -474,6 +504,7 @@ mod tests {
         let pki = pki::generate("Lab", "radius.test").unwrap();
         EapServer::new(
             pki::tunnel_config(&pki, false).unwrap(),
+            Some(pki::eap_tls_config(&pki).unwrap()),
             EapSettings {
                 max_conversations: max,
                 ..EapSettings::default()

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
+    #[error("the server certificate comes from [eap] cert_file; client certificates need Frontdesk's own CA")]
+    NoCaKey,
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("{0}")]
@@ -102,6 +104,57 @@ pub fn fingerprint(pem: &str) -> Result<String, PkiError> {
         .join(":"))
 }
 
+/// A client certificate for EAP-TLS: the member's Wi-Fi username as CN and rfc822Name SAN
+/// (how the server finds the member), clientAuth EKU, signed by Frontdesk's CA.
+pub struct ClientCert {
+    pub cert_der: Vec<u8>,
+    pub cert_pem: String,
+    /// PKCS#8.
+    pub key_der: Vec<u8>,
+    pub key_pem: String,
+}
+
+pub fn issue_client(pki: &Pki, username: &str, days: i64) -> Result<ClientCert, PkiError> {
+    if pki.ca_key.is_empty() {
+        return Err(PkiError::NoCaKey);
+    }
+    let ca_key = KeyPair::from_pem(&pki.ca_key)?;
+    let ca = CertificateParams::from_ca_cert_pem(&pki.ca_cert)?.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, username);
+    p.distinguished_name = dn;
+    p.subject_alt_names = vec![SanType::Rfc822Name(username.try_into()?)];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.not_before = now - time::Duration::days(1);
+    p.not_after = now + time::Duration::days(days);
+    let cert = p.signed_by(&key, &ca, &ca_key)?;
+    Ok(ClientCert {
+        cert_der: cert.der().to_vec(),
+        cert_pem: cert.pem(),
+        key_der: key.serialize_der(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// The member a client certificate names: its rfc822Name SAN, else its CN.
+pub fn client_identity(cert_der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::RFC822Name(email) = name {
+                return Some(email.to_string());
+            }
+        }
+    }
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(cn.to_string())
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -123,4 +176,57 @@ pub fn tunnel_config(pki: &Pki, tls13: bool) -> Result<Arc<ServerConfig>, PkiErr
     cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     cfg.send_tls13_tickets = 0;
     Ok(Arc::new(cfg))
+}
+
+/// The server side of EAP-TLS: a client certificate from Frontdesk's CA is required; TLS 1.2
+/// and 1.3 (RFC 9190).
+pub fn eap_tls_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
+    if pki.ca_key.is_empty() {
+        return Err(PkiError::NoCaKey);
+    }
+    let key = PrivateKeyDer::from_pem_slice(pki.server_key.as_bytes())
+        .map_err(|e| PkiError::Pem(format!("server key PEM: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certs(&pki.ca_cert)? {
+        roots.add(ca)?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| PkiError::Pem(format!("client CA: {e}")))?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(&pki.server_cert)?, key)?;
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
+    Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_certificates_name_the_member_and_need_our_ca_key() {
+        let pki = generate("Lab", "radius.test").unwrap();
+        let c = issue_client(&pki, "ada@example.com", 30).unwrap();
+        assert_eq!(
+            client_identity(&c.cert_der).as_deref(),
+            Some("ada@example.com")
+        );
+        assert!(c.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(eap_tls_config(&pki).is_ok());
+        assert_eq!(fingerprint(&pki.ca_cert).unwrap().len(), 32 * 3 - 1);
+        // Operator-provided server certificate, no CA key here: no client certificates.
+        let theirs = Pki {
+            ca_key: String::new(),
+            ..pki
+        };
+        assert!(matches!(
+            issue_client(&theirs, "ada@example.com", 30),
+            Err(PkiError::NoCaKey)
+        ));
+        assert!(matches!(eap_tls_config(&theirs), Err(PkiError::NoCaKey)));
+    }
 }
