@@ -9,6 +9,7 @@ users=${1:-100000}
 secs=${2:-10}
 fr_port=18121
 fd_port=18122
+fr_eap_port=18123
 
 if ! command -v freeradius >/dev/null; then
     echo "== installing FreeRADIUS (Debian package freeradius)"
@@ -39,11 +40,85 @@ with open(csv_path, "w") as c, open(fr_path, "w") as f:
                 '\tSession-Timeout = 43200, Termination-Action = RADIUS-Request\n')
 PY
 
+echo "== one certificate for both servers' EAP (ECDSA P-256, as Frontdesk makes them)"
+(
+    cd "$work"
+    openssl ecparam -name prime256v1 -genkey -noout -out ca.key
+    openssl req -x509 -new -key ca.key -subj "/CN=Bench CA" -days 30 -out ca.pem \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+    openssl ecparam -name prime256v1 -genkey -noout -out server.key
+    openssl req -new -key server.key -subj "/CN=radius.bench" -out server.csr
+    printf 'subjectAltName=DNS:radius.bench\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+        -extfile server.ext -out server.pem
+    # FreeRADIUS runs as freerad; a throwaway key in a throwaway directory.
+    chmod a+r server.key server.pem ca.pem
+) >/dev/null 2>&1
+
 echo "== FreeRADIUS $(freeradius -v | head -1 | grep -o 'Version [0-9.]*')"
 fr=$work/freeradius
 cp -a /etc/freeradius/3.0 "$fr"
 rm -f "$fr"/sites-enabled/* "$fr"/mods-enabled/*
-for m in always pap files; do ln -s ../mods-available/$m "$fr/mods-enabled/$m"; done
+for m in always pap files mschap; do ln -s ../mods-available/$m "$fr/mods-enabled/$m"; done
+# PEAP-MSCHAPv2 on its own port, with the same certificate Frontdesk uses; no TLS cache
+# (Frontdesk does no resumption either), TLS 1.2 like Frontdesk's PEAP.
+cat > "$fr/mods-enabled/eap" <<CONF
+eap {
+    default_eap_type = peap
+    timer_expire = 60
+    max_sessions = 16384
+    tls-config tls-common {
+        private_key_file = $work/server.key
+        certificate_file = $work/server.pem
+        ca_file = $work/ca.pem
+        fragment_size = 1020
+        tls_min_version = "1.2"
+        tls_max_version = "1.2"
+        cache {
+            enable = no
+        }
+    }
+    peap {
+        tls = tls-common
+        default_eap_type = mschapv2
+        virtual_server = "bench-inner"
+    }
+    mschapv2 {
+    }
+}
+CONF
+cat > "$fr/sites-enabled/bench-peap" <<CONF
+server bench-peap {
+    listen {
+        type = auth
+        ipaddr = 127.0.0.1
+        port = $fr_eap_port
+    }
+    authorize {
+        eap {
+            ok = return
+        }
+    }
+    authenticate {
+        eap
+    }
+}
+server bench-inner {
+    authorize {
+        eap {
+            ok = return
+        }
+        files
+        mschap
+    }
+    authenticate {
+        Auth-Type MS-CHAP {
+            mschap
+        }
+        eap
+    }
+}
+CONF
 cp "$work/authorize" "$fr/mods-config/files/authorize"
 cat > "$fr/sites-enabled/bench" <<CONF
 server bench {
@@ -93,7 +168,8 @@ fr_pid=$!
 echo "== Frontdesk"
 db="sqlite:$work/frontdesk.db"
 # FreeRADIUS has no per-client rate limit by default; lift Frontdesk's (20k/s) for a fair run.
-printf '[radius]\nnas_rate_limit = 0\n' > "$work/frontdesk.toml"
+printf '[radius]\nnas_rate_limit = 0\n[eap]\nserver_name = "radius.bench"\ncert_file = "%s"\nkey_file = "%s"\nca_file = "%s"\n' \
+    "$work/server.pem" "$work/server.key" "$work/ca.pem" > "$work/frontdesk.toml"
 $fd --database "$db" init --site Bench --timezone UTC >/dev/null
 $fd --database "$db" member import --csv "$work/users.csv" >/dev/null
 $fd --database "$db" nas add --name localhost --address 127.0.0.1 --secret testing123 >/dev/null
@@ -152,3 +228,35 @@ print(f"ratio (Frontdesk / FreeRADIUS) requests/s: {fd['answers_per_second'] / f
 PY
 sleep 12
 echo "== RSS 12 s after the load stopped: FreeRADIUS $(rss $fr_pid), Frontdesk $(rss $fd_pid)"
+
+# PEAP-MSCHAPv2 full handshakes (no resumption on either side): parallel eapol_test processes,
+# each doing ROUNDS authentications (-r), on CPU 0 like the other generator; servers on CPU 1.
+peap_run() { # port -> handshakes/s (prints "FAILED" if any eapol_test failed)
+    local port=$1 procs=8 rounds=25 ok=0 clients=()
+    cat > "$work/peap.conf" <<CONF
+network={
+    key_mgmt=WPA-EAP
+    eap=PEAP
+    identity="user0@bench.example"
+    anonymous_identity="anonymous"
+    password="pw-0000000-secret"
+    phase2="auth=MSCHAPV2"
+    ca_cert="$work/ca.pem"
+}
+CONF
+    local start end
+    start=$(date +%s.%N)
+    for i in $(seq 1 $procs); do
+        taskset -c 0 eapol_test -c "$work/peap.conf" -a 127.0.0.1 -p "$port" -s testing123 \
+            -r $((rounds - 1)) -t 30 >"$work/peap-$port-$i.log" 2>&1 &
+        clients+=($!)
+    done
+    for c in "${clients[@]}"; do wait "$c" && ok=$((ok + 1)); done
+    end=$(date +%s.%N)
+    if [ "$ok" -ne "$procs" ]; then echo FAILED; return; fi
+    python3 -c "print(f'{$procs * $rounds / ($end - $start):.0f}')"
+}
+echo "== PEAP-MSCHAPv2 handshakes (8 eapol_test processes x 25 logins each)"
+fr_peap=$(peap_run $fr_eap_port)
+fd_peap=$(peap_run $fd_port)
+echo "PEAP handshakes/s  FreeRADIUS $fr_peap  Frontdesk $fd_peap"

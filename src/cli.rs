@@ -104,6 +104,14 @@ pub enum Command {
     },
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ProfileEap {
+    /// PEAP-MSCHAPv2 with the member's Wi-Fi username; the device asks for the password.
+    Peap,
+    /// EAP-TLS with a client certificate in the profile.
+    Tls,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum CertCommand {
     /// A client certificate for EAP-TLS, as a PKCS#12 file phones and laptops import.
@@ -118,6 +126,27 @@ pub enum CertCommand {
         #[arg(long)]
         password_file: Option<PathBuf>,
         /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// An Apple configuration profile (.mobileconfig) for iPhone, iPad and Mac: the CA, the
+    /// network and its EAP settings; with --eap tls also a new client certificate.
+    Profile {
+        /// Member id or email.
+        #[arg(long)]
+        member: String,
+        /// The network's name.
+        #[arg(long)]
+        ssid: String,
+        /// Where to write the profile (mode 0600; an existing file is not replaced).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = ProfileEap::Peap)]
+        eap: ProfileEap,
+        /// With --eap tls: the PKCS#12 password, read from this file; default: generated, printed.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// With --eap tls: certificate validity in days.
         #[arg(long, default_value_t = 825)]
         days: i64,
     },

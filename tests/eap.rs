@@ -359,3 +359,140 @@ async fn eap_tls_with_an_issued_certificate_over_tls_1_2_and_1_3_until_the_membe
     ]);
     assert_ne!(again.code, 0);
 }
+
+#[tokio::test]
+async fn apple_profiles_carry_the_ca_the_network_and_for_eap_tls_the_identity() {
+    let Some(lab) = Lab::start().await else {
+        return;
+    };
+    if !require_tool("python3", "python3") {
+        return;
+    }
+    lab.member("ada@example.com", &[]);
+    // Read back with Python's plistlib: well-formed, and the payloads iOS needs.
+    let read = |file: &std::path::Path| -> serde_json::Value {
+        let script = [
+            "import json, plistlib, sys",
+            "def conv(o):",
+            "    if isinstance(o, bytes): return {'bytes': len(o)}",
+            "    if isinstance(o, dict): return {k: conv(v) for k, v in o.items()}",
+            "    if isinstance(o, list): return [conv(v) for v in o]",
+            "    return o",
+            "print(json.dumps(conv(plistlib.load(open(sys.argv[1], 'rb')))))",
+        ]
+        .join("\n");
+        let out = Command::new("python3")
+            .args(["-c", &script, file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let peap = lab.env.path("peap.mobileconfig");
+    let r = lab
+        .env
+        .run(&[
+            "cert",
+            "profile",
+            "--member",
+            "ada@example.com",
+            "--ssid",
+            "Cowork & Co",
+            "--out",
+            peap.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(r["password"].is_null(), "a PEAP profile holds no secret");
+    let p = read(&peap);
+    assert_eq!(p["PayloadType"], "Configuration");
+    let payloads = p["PayloadContent"].as_array().unwrap();
+    let types: Vec<&str> = payloads
+        .iter()
+        .map(|x| x["PayloadType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["com.apple.security.root", "com.apple.wifi.managed"]);
+    let ca_uuid = payloads[0]["PayloadUUID"].clone();
+    assert!(
+        payloads[0]["PayloadContent"]["bytes"].as_u64().unwrap() > 300,
+        "CA DER"
+    );
+    let wifi = &payloads[1];
+    assert_eq!(wifi["SSID_STR"], "Cowork & Co");
+    let eap = &wifi["EAPClientConfiguration"];
+    assert_eq!(eap["AcceptEAPTypes"], serde_json::json!([25]));
+    assert_eq!(eap["UserName"], "ada@example.com");
+    assert_eq!(
+        eap["TLSTrustedServerNames"],
+        serde_json::json!(["radius.frontdesk.lan"])
+    );
+    assert_eq!(
+        eap["PayloadCertificateAnchorUUID"],
+        serde_json::json!([ca_uuid])
+    );
+
+    let tls = lab.env.path("tls.mobileconfig");
+    let r = lab
+        .env
+        .run(&[
+            "cert",
+            "profile",
+            "--member",
+            "ada@example.com",
+            "--ssid",
+            "Cowork",
+            "--eap",
+            "tls",
+            "--out",
+            tls.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(
+        !r["password"].as_str().unwrap().is_empty(),
+        "the PKCS#12 password is printed"
+    );
+    let p = read(&tls);
+    let payloads = p["PayloadContent"].as_array().unwrap();
+    let types: Vec<&str> = payloads
+        .iter()
+        .map(|x| x["PayloadType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "com.apple.security.root",
+            "com.apple.security.pkcs12",
+            "com.apple.wifi.managed"
+        ]
+    );
+    assert_eq!(
+        payloads[2]["EAPClientConfiguration"]["AcceptEAPTypes"],
+        serde_json::json!([13])
+    );
+    assert_eq!(
+        payloads[2]["PayloadCertificateUUID"],
+        payloads[1]["PayloadUUID"]
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&tls).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    // An existing file is not replaced.
+    let again = lab.env.run(&[
+        "cert",
+        "profile",
+        "--member",
+        "ada@example.com",
+        "--ssid",
+        "X",
+        "--out",
+        tls.to_str().unwrap(),
+    ]);
+    assert_ne!(again.code, 0);
+}

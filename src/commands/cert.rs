@@ -1,13 +1,15 @@
 //! `frontdesk cert`: the certificates behind WPA2/WPA3-Enterprise, and the loader `init` and
 //! `serve` share.
 
+use super::profile;
 use super::Ctx;
-use crate::cli::CertCommand;
+use crate::cli::{CertCommand, ProfileEap};
 use crate::output::{json, kv};
 use anyhow::{bail, Context, Result};
 use frontdesk_core::store::Store;
 use frontdesk_radius::eap::pki::{self, Pki};
 use serde_json::json;
+use std::path::Path;
 
 const PKI_KEY: &str = "eap_pki";
 /// Used when `[eap] server_name` is not set. Members enter it as the "domain" on Android.
@@ -67,6 +69,66 @@ pub async fn create(ctx: &Ctx, store: &Store) -> Result<Pki> {
     Ok(pki)
 }
 
+fn refuse_existing(out: &Path) -> Result<()> {
+    if out.exists() {
+        bail!("{} exists; not replacing it", out.display());
+    }
+    Ok(())
+}
+
+/// The PKCS#12 password: from the file, or generated (then `true`: the caller prints it).
+fn p12_password(file: Option<&Path>) -> Result<(String, bool)> {
+    let (password, generated) = match file {
+        Some(f) => (super::read_secret_file(f, "PKCS#12 password")?, false),
+        None => (frontdesk_core::secrets::generate_wifi_password(), true),
+    };
+    if password.is_empty() {
+        bail!("the PKCS#12 password is empty (iOS and Android refuse such files)");
+    }
+    Ok((password, generated))
+}
+
+/// A new client certificate for `username` with its key and the CA, as legacy PKCS#12
+/// (3DES key, RC2 certificates, SHA-1 MAC): the one form Android, iOS, macOS and Windows all
+/// import.
+fn pkcs12(pki: &Pki, username: &str, password: &str, days: i64) -> Result<Vec<u8>> {
+    if !(1..=3650).contains(&days) {
+        bail!("--days must be between 1 and 3650");
+    }
+    let cert = pki::issue_client(pki, username, days)?;
+    let ca = pki::certs(&pki.ca_cert)?.remove(0);
+    let pfx = p12::PFX::new(
+        &cert.cert_der,
+        &cert.key_der,
+        Some(ca.as_ref()),
+        password,
+        username,
+    )
+    .context("cannot build the PKCS#12 file")?;
+    Ok(pfx.to_der())
+}
+
+fn report(ctx: &Ctx, m: &frontdesk_core::Member, out: &Path, password: Option<&String>) {
+    if ctx.json {
+        json(&json!({
+            "member": m.id,
+            "identity": m.wifi_username,
+            "file": out,
+            "password": password,
+        }));
+    } else {
+        let mut fields = vec![
+            ("member", m.id.clone()),
+            ("identity", m.wifi_username.clone()),
+            ("file", out.display().to_string()),
+        ];
+        if let Some(p) = password {
+            fields.push(("password", p.clone()));
+        }
+        kv(&fields);
+    }
+}
+
 pub async fn run(ctx: &Ctx, cmd: CertCommand) -> Result<()> {
     let store = ctx.open().await?;
     let (pki, _) = load_or_create(ctx, &store).await?;
@@ -78,50 +140,48 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> Result<()> {
             days,
         } => {
             let m = store.member(&member).await?;
-            if !(1..=3650).contains(&days) {
-                bail!("--days must be between 1 and 3650");
+            refuse_existing(&out)?;
+            let (password, generated) = p12_password(password_file.as_deref())?;
+            let p12 = pkcs12(&pki, &m.wifi_username, &password, days)?;
+            super::backup::write_private(&out, &p12)?;
+            report(ctx, &m, &out, generated.then_some(&password));
+        }
+        CertCommand::Profile {
+            member,
+            ssid,
+            out,
+            eap,
+            password_file,
+            days,
+        } => {
+            let m = store.member(&member).await?;
+            if ssid.trim().is_empty() {
+                bail!("--ssid is empty");
             }
-            if out.exists() {
-                bail!("{} exists; not replacing it", out.display());
-            }
-            let (password, generated) = match &password_file {
-                Some(f) => (super::read_secret_file(f, "PKCS#12 password")?, false),
-                None => (frontdesk_core::secrets::generate_wifi_password(), true),
-            };
-            if password.is_empty() {
-                bail!("the PKCS#12 password is empty (iOS and Android refuse such files)");
-            }
-            let cert = pki::issue_client(&pki, &m.wifi_username, days)?;
+            refuse_existing(&out)?;
+            let site = store.site().await?.name;
             let ca = pki::certs(&pki.ca_cert)?.remove(0);
-            // Legacy PKCS#12 (3DES key, RC2 certificates, SHA-1 MAC): the one form Android,
-            // iOS, macOS and Windows all import.
-            let pfx = p12::PFX::new(
-                &cert.cert_der,
-                &cert.key_der,
-                Some(ca.as_ref()),
-                &password,
-                &m.wifi_username,
-            )
-            .context("cannot build the PKCS#12 file")?;
-            super::backup::write_private(&out, &pfx.to_der())?;
-            let mut fields = vec![
-                ("member", m.id.clone()),
-                ("identity", m.wifi_username.clone()),
-                ("file", out.display().to_string()),
-            ];
-            if generated {
-                fields.push(("password", password.clone()));
-            }
-            if ctx.json {
-                json(&json!({
-                    "member": m.id,
-                    "identity": m.wifi_username,
-                    "file": out,
-                    "password": if generated { Some(&password) } else { None },
-                }));
-            } else {
-                kv(&fields);
-            }
+            let (p12, password) = match eap {
+                ProfileEap::Peap => (None, None),
+                ProfileEap::Tls => {
+                    let (password, generated) = p12_password(password_file.as_deref())?;
+                    let p12 = pkcs12(&pki, &m.wifi_username, &password, days)?;
+                    (Some(p12), generated.then_some(password))
+                }
+            };
+            let text = profile::render(&profile::Profile {
+                site: &site,
+                ssid: &ssid,
+                username: &m.wifi_username,
+                server_name: &pki.server_name,
+                ca_der: ca.as_ref(),
+                eap: match &p12 {
+                    None => profile::Eap::Peap,
+                    Some(p) => profile::Eap::Tls { pkcs12: p },
+                },
+            });
+            super::backup::write_private(&out, text.as_bytes())?;
+            report(ctx, &m, &out, password.as_ref());
         }
         CertCommand::Show { ca_pem: true } => {
             print!("{}", pki.ca_cert);

@@ -4,6 +4,7 @@ mod backup;
 pub mod cert;
 mod explain;
 mod members;
+mod profile;
 mod records;
 mod serve;
 mod site;
