@@ -232,7 +232,7 @@ echo "== RSS 12 s after the load stopped: FreeRADIUS $(rss $fr_pid), Frontdesk $
 # PEAP-MSCHAPv2 full handshakes (no resumption on either side): parallel eapol_test processes,
 # each doing ROUNDS authentications (-r), on CPU 0 like the other generator; servers on CPU 1.
 peap_run() { # port -> handshakes/s (prints "FAILED" if any eapol_test failed)
-    local port=$1 procs=8 rounds=25 ok=0 clients=()
+    local port=$1 procs=${PEAP_PROCS:-32} rounds=${PEAP_ROUNDS:-20} ok=0 clients=()
     cat > "$work/peap.conf" <<CONF
 network={
     key_mgmt=WPA-EAP
@@ -256,7 +256,14 @@ CONF
     if [ "$ok" -ne "$procs" ]; then echo FAILED; return; fi
     python3 -c "print(f'{$procs * $rounds / ($end - $start):.0f}')"
 }
-echo "== PEAP-MSCHAPv2 handshakes (8 eapol_test processes x 25 logins each)"
-fr_peap=$(peap_run $fr_eap_port)
-fd_peap=$(peap_run $fd_port)
+echo "== PEAP-MSCHAPv2 handshakes (${PEAP_PROCS:-32} eapol_test processes x ${PEAP_ROUNDS:-20} logins each)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+t0=$(cpu_ticks $fr_pid); fr_peap=$(peap_run $fr_eap_port); fr_cpu=$(( $(cpu_ticks $fr_pid) - t0 ))
+t0=$(cpu_ticks $fd_pid); fd_peap=$(peap_run $fd_port); fd_cpu=$(( $(cpu_ticks $fd_pid) - t0 ))
+logins=$(( ${PEAP_PROCS:-32} * ${PEAP_ROUNDS:-20} ))
+hz=$(getconf CLK_TCK)
 echo "PEAP handshakes/s  FreeRADIUS $fr_peap  Frontdesk $fd_peap"
+python3 -c "
+fr, fd = $fr_cpu / $hz * 1000 / $logins, $fd_cpu / $hz * 1000 / $logins
+print(f'server CPU per handshake: FreeRADIUS {fr:.2f} ms, Frontdesk {fd:.2f} ms '
+      f'(one core: at most {1000 / max(fr, 0.001):.0f}/s vs {1000 / max(fd, 0.001):.0f}/s)')"
