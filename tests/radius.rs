@@ -407,6 +407,13 @@ async fn pap_chap_mschapv2_mab_and_rejects() {
         eprintln!("SKIPPED: unknown-NAS check from ::1 (no IPv6 loopback on this host)");
     }
 
+    // `nas test` lists the SSIDs the NAS names in Called-Station-Id.
+    let a = r.auth(&format!(
+        "{},Called-Station-Id=\"AA-BB-CC-DD-EE-FF:Members Wi-Fi\"",
+        pap(&ada, &ada_pw)
+    ));
+    assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
+
     // The operator sees why: counters per NAS and cause (merged each second, saved every 2 s).
     let mut list = serde_json::Value::Null;
     for _ in 0..80 {
@@ -415,6 +422,7 @@ async fn pap_chap_mschapv2_mab_and_rejects() {
         if c["no-message-authenticator"].as_i64() >= Some(1)
             && c["bad-authenticator"].as_i64() >= Some(1)
             && c["unsigned"].as_i64() >= Some(1)
+            && c["ssid:Members Wi-Fi"].as_i64() >= Some(1)
         {
             break;
         }
@@ -431,6 +439,10 @@ async fn pap_chap_mschapv2_mab_and_rejects() {
         text.contains("sent without Message-Authenticator (dropped)"),
         "{text}"
     );
+    let test = r.env.run(&["nas", "test", "local", "--json"]).ok().json();
+    assert!(test["ssids"]["Members Wi-Fi"].as_i64() >= Some(1), "{test}");
+    let text = r.env.run(&["nas", "test", "local"]).ok().stdout;
+    assert!(text.contains("Members Wi-Fi ("), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -111,6 +111,20 @@ pub struct Stats {
     /// Everything counted so far (requests, drops): tells a storm from a quiet spell.
     events: AtomicU64,
     unknown_sources: Mutex<HashMap<IpAddr, i64>>,
+    /// SSIDs each NAS names in Called-Station-Id, with counts (`nas test`), at most
+    /// `MAX_SSIDS_PER_NAS` each.
+    ssids: Mutex<HashMap<i64, Vec<(String, i64)>>>,
+}
+
+const MAX_SSIDS_PER_NAS: usize = 16;
+
+/// Counts `n` more requests naming `ssid` in a bounded per-NAS list.
+fn count_ssid(list: &mut Vec<(String, i64)>, ssid: &str, n: i64) {
+    if let Some((_, count)) = list.iter_mut().find(|(s, _)| s == ssid) {
+        *count += n;
+    } else if list.len() < MAX_SSIDS_PER_NAS {
+        list.push((ssid.to_string(), n));
+    }
 }
 
 /// A worker's own counters, merged into [`Stats`] about once a second so the hot path takes
@@ -119,6 +133,7 @@ pub struct Stats {
 struct LocalStats {
     add: HashMap<(i64, &'static str), i64>,
     set: HashMap<(i64, &'static str), i64>,
+    ssids: HashMap<i64, Vec<(String, i64)>>,
 }
 
 impl LocalStats {
@@ -141,17 +156,33 @@ impl LocalStats {
         for (k, v) in self.set.drain() {
             c.insert(k, v);
         }
+        drop(c);
+        if !self.ssids.is_empty() {
+            let mut all = stats.ssids.lock().expect("stats lock");
+            for (nas_id, list) in self.ssids.drain() {
+                let total = all.entry(nas_id).or_default();
+                for (ssid, n) in list {
+                    count_ssid(total, &ssid, n);
+                }
+            }
+        }
     }
 }
 
 impl Stats {
+    /// Every counter, SSIDs as `ssid:NAME`.
     pub fn snapshot(&self) -> Vec<(i64, String, i64)> {
-        self.counters
+        let mut out: Vec<(i64, String, i64)> = self
+            .counters
             .lock()
             .expect("stats lock")
             .iter()
             .map(|((n, c), v)| (*n, c.to_string(), *v))
-            .collect()
+            .collect();
+        for (nas_id, list) in self.ssids.lock().expect("stats lock").iter() {
+            out.extend(list.iter().map(|(s, n)| (*nas_id, format!("ssid:{s}"), *n)));
+        }
+        out
     }
 
     pub fn unknown_sources(&self) -> Vec<(IpAddr, i64)> {
@@ -499,6 +530,15 @@ fn note_attributes(stats: &mut LocalStats, nas_id: i64, datagram: &[u8]) {
         }
         signed |= t == crate::attr::MESSAGE_AUTHENTICATOR;
         stats.set(nas_id, crate::attr::seen_counter(t), 1);
+        if t == crate::attr::CALLED_STATION_ID {
+            let value = datagram.get(i + 2..i + l).unwrap_or_default();
+            if let Some(ssid) = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| crate::nas::parse_called_station(v).1)
+            {
+                count_ssid(stats.ssids.entry(nas_id).or_default(), &ssid, 1);
+            }
+        }
         i += l;
     }
     stats.add(nas_id, if signed { "signed" } else { "unsigned" });
@@ -642,6 +682,18 @@ mod tests {
         let mut auth = [0u8; 16];
         auth[..2].copy_from_slice(&n.to_be_bytes());
         ("127.0.0.1:1000".parse().unwrap(), n as u8, auth)
+    }
+
+    #[test]
+    fn ssids_per_nas_are_counted_and_bounded() {
+        let mut list = Vec::new();
+        count_ssid(&mut list, "Members", 1);
+        count_ssid(&mut list, "Members", 2);
+        for i in 0..100 {
+            count_ssid(&mut list, &format!("junk-{i}"), 1);
+        }
+        assert_eq!(list.len(), MAX_SSIDS_PER_NAS);
+        assert_eq!(list[0], ("Members".to_string(), 3));
     }
 
     #[test]

@@ -205,6 +205,11 @@ async fn nas_test(ctx: &Ctx, name: &str) -> Result<()> {
         .iter()
         .filter_map(|(k, _)| k.strip_prefix("attr:").map(String::from))
         .collect();
+    let mut ssids: Vec<(String, i64)> = stats
+        .iter()
+        .filter_map(|(k, n)| Some((k.strip_prefix("ssid:")?.to_string(), *n)))
+        .collect();
+    ssids.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let drops: Vec<(String, i64)> = stats
         .iter()
         .filter(|(k, _)| {
@@ -243,6 +248,7 @@ async fn nas_test(ctx: &Ctx, name: &str) -> Result<()> {
             "requests": get("requests"), "accepts": get("accepts"), "rejects": get("rejects"),
             "signed": signed, "unsigned": unsigned,
             "attributes": attributes,
+            "ssids": ssids.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "dropped": drops.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "profile": {
                 "vlan_style": format!("{:?}", profile.vlan_style), "mac_format": format!("{:?}", profile.mac_format),
@@ -266,6 +272,14 @@ async fn nas_test(ctx: &Ctx, name: &str) -> Result<()> {
         ("requests", format!("{} ({} accepted, {} rejected)", get("requests"), get("accepts"), get("rejects"))),
         ("message-authenticator", signing),
         ("attributes sent", if attributes.is_empty() { "-".into() } else { attributes.join(", ") }),
+        (
+            "SSIDs seen",
+            if ssids.is_empty() {
+                "none (no Called-Station-Id with an SSID)".into()
+            } else {
+                ssids.iter().map(|(s, n)| format!("{s} ({n})")).collect::<Vec<_>>().join(", ")
+            },
+        ),
         (
             "dropped",
             if drops.is_empty() {
