@@ -392,30 +392,33 @@ async fn apple_profiles_carry_the_ca_the_network_and_for_eap_tls_the_identity() 
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let peap = lab.env.path("peap.mobileconfig");
-    let r = lab
-        .env
-        .run(&[
+    // Writes a profile; the command's JSON, the profile as read back, and its payload types.
+    let profile = |name: &str, ssid: &str, extra: &[&str]| {
+        let file = lab.env.path(name);
+        let mut args = vec![
             "cert",
             "profile",
             "--member",
             "ada@example.com",
             "--ssid",
-            "Cowork & Co",
-            "--out",
-            peap.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
+            ssid,
+        ];
+        args.extend(extra);
+        args.extend(["--out", file.to_str().unwrap(), "--json"]);
+        let r = lab.env.run(&args).ok().json();
+        let p = read(&file);
+        let types: Vec<String> = p["PayloadContent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["PayloadType"].as_str().unwrap().to_string())
+            .collect();
+        (r, p, types, file)
+    };
+    let (r, p, types, _) = profile("peap.mobileconfig", "Cowork & Co", &[]);
     assert!(r["password"].is_null(), "a PEAP profile holds no secret");
-    let p = read(&peap);
     assert_eq!(p["PayloadType"], "Configuration");
     let payloads = p["PayloadContent"].as_array().unwrap();
-    let types: Vec<&str> = payloads
-        .iter()
-        .map(|x| x["PayloadType"].as_str().unwrap())
-        .collect();
     assert_eq!(types, ["com.apple.security.root", "com.apple.wifi.managed"]);
     let ca_uuid = payloads[0]["PayloadUUID"].clone();
     assert!(
@@ -436,34 +439,12 @@ async fn apple_profiles_carry_the_ca_the_network_and_for_eap_tls_the_identity() 
         serde_json::json!([ca_uuid])
     );
 
-    let tls = lab.env.path("tls.mobileconfig");
-    let r = lab
-        .env
-        .run(&[
-            "cert",
-            "profile",
-            "--member",
-            "ada@example.com",
-            "--ssid",
-            "Cowork",
-            "--eap",
-            "tls",
-            "--out",
-            tls.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
+    let (r, p, types, tls) = profile("tls.mobileconfig", "Cowork", &["--eap", "tls"]);
     assert!(
         !r["password"].as_str().unwrap().is_empty(),
         "the PKCS#12 password is printed"
     );
-    let p = read(&tls);
     let payloads = p["PayloadContent"].as_array().unwrap();
-    let types: Vec<&str> = payloads
-        .iter()
-        .map(|x| x["PayloadType"].as_str().unwrap())
-        .collect();
     assert_eq!(
         types,
         [
