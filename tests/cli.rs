@@ -22,10 +22,26 @@ async fn setup(env: &Env) -> serde_json::Value {
         "ada@example.com",
         "--plan",
         "flex",
+        // Fixed start, so the fixed instants below stay inside the membership on any day.
+        "--from",
+        "2026-11-01",
         "--json",
     ])
     .ok()
     .json()
+}
+
+/// 10:00 site time (Berlin) on today's date or the next weekday: CSV imports start "today", so
+/// a fixed date would fall before the membership once that day has passed.
+fn next_weekday_10am_berlin() -> String {
+    use chrono::{Datelike, Weekday};
+    let mut day = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+        day = day.succ_opt().unwrap();
+    }
+    format!("{day}T10:00")
 }
 
 async fn init_add_explain(env: &Env) {
@@ -455,7 +471,7 @@ async fn import_export(env: &Env) {
         .ok()
         .json();
     assert_eq!(listed.as_array().unwrap().len(), 100);
-    let g = explain(env, "given-user", "2026-11-27T10:00");
+    let g = explain(env, "given-user", &next_weekday_10am_berlin());
     assert_eq!(g["allowed"], true);
 
     env.run(&["member", "export", "--csv", "out.csv", "--with-secrets"])
