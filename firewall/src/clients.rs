@@ -134,7 +134,9 @@ async fn worker(nft: Nft, conntrack: Conntrack, mut rx: mpsc::Receiver<Job>) {
                 }
             }
             let result = nft.run(&batch).await.map_err(|e| e.to_string());
-            if result.is_ok() {
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, changes = jobs.len(), "firewall: client change failed");
+            } else {
                 for j in &jobs {
                     let mac = match j.op {
                         Op::Authorize(mac, _, _) | Op::Revoke(mac, _) => mac,
@@ -151,8 +153,6 @@ async fn worker(nft: Nft, conntrack: Conntrack, mut rx: mpsc::Receiver<Job>) {
                         Op::Revoke(mac, ip) => flush.push((mac, ip)),
                     }
                 }
-            } else {
-                tracing::warn!(error = %result.as_ref().unwrap_err(), changes = jobs.len(), "firewall: client change failed");
             }
             // Revokes answer after their connections are flushed; authorizations right away.
             let mut revokes = Vec::new();
