@@ -12,6 +12,7 @@ mod audit;
 mod feed;
 mod import;
 mod members;
+pub mod portal;
 pub mod radius;
 mod records;
 mod site;
@@ -306,7 +307,7 @@ impl Store {
     /// Every table's rows, sorted, as text: compares database contents independent of file
     /// layout (tests use it to prove a failed command changed nothing).
     pub async fn logical_dump(&self) -> Result<String> {
-        let tables: [(&str, &str); 14] = [
+        let tables: [(&str, &str); 16] = [
             ("meta", "key, value"),
             ("sites", "id, name, timezone"),
             ("opening_hours", "site_id, weekday, open_at, close_at"),
@@ -317,6 +318,8 @@ impl Store {
             ("assignments", "id, member_id, plan_id, valid_from, valid_until"),
             ("devices", "id, mac, member_id, plan_id, name"),
             ("vouchers", "code, plan_id, valid_secs, devices, sponsor_id, first_used_at"),
+            ("voucher_devices", "code, mac"),
+            ("portal_clients", "mac, ip, network, kind, subject, valid_until"),
             ("nas", "id, name, address, secret_enc, vendor, disconnect_port, coa_port, require_message_authenticator"),
             ("admins", "id, email, role, password_hash"),
             ("audit", "id, actor, action, object, before_summary, after_summary"),

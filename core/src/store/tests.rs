@@ -542,3 +542,74 @@ async fn change_feed_sees_other_writers(store: &Store) {
     assert_eq!(batch[0].kind, "member");
 }
 both!(feed, change_feed_sees_other_writers);
+
+async fn portal_vouchers_and_clients(store: &Store) {
+    use super::portal::{PortalClient, PortalKind, Redeemed};
+    let s = ready(store).await;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let vs = s
+        .create_vouchers(1, 3600, 2, "guest", None, &actor())
+        .await
+        .unwrap();
+    let code = vs[0].code.to_lowercase();
+    let mac = |n: u8| crate::mac::MacAddr([2, 0, 0, 0, 0, n]);
+    assert!(matches!(
+        s.redeem_voucher("NOPE-NOPE0", mac(1), at, &actor())
+            .await
+            .unwrap(),
+        Redeemed::NotFound
+    ));
+    let Redeemed::Ok(v) = s.redeem_voucher(&code, mac(1), at, &actor()).await.unwrap() else {
+        panic!("first device refused")
+    };
+    assert_eq!(v.first_used_at, Some(at));
+    // Validity starts at first use and is not moved by later devices or repeats.
+    let later = at + chrono::Duration::minutes(5);
+    for m in [mac(1), mac(2), mac(1)] {
+        let Redeemed::Ok(v) = s.redeem_voucher(&code, m, later, &actor()).await.unwrap() else {
+            panic!("device {m} refused")
+        };
+        assert_eq!(v.first_used_at, Some(at));
+    }
+    assert!(matches!(
+        s.redeem_voucher(&code, mac(3), later, &actor())
+            .await
+            .unwrap(),
+        Redeemed::DeviceLimit { devices: 2 }
+    ));
+    // Two uses audited (one per device), no change-feed rows for them.
+    let dump = s.logical_dump().await.unwrap();
+    assert_eq!(dump.matches("voucher.use").count(), 2, "{dump}");
+
+    let client = |m: u8, until_min: i64| PortalClient {
+        mac: mac(m),
+        ip: Some(format!("10.30.0.{m}")),
+        network: Some("vlan30".into()),
+        kind: PortalKind::Voucher,
+        subject: vs[0].code.clone(),
+        authorized_at: at,
+        valid_until: at + chrono::Duration::minutes(until_min),
+    };
+    s.record_portal_client(&client(1, 60)).await.unwrap();
+    s.record_portal_client(&client(2, 1)).await.unwrap();
+    // Re-recording extends (upsert), never duplicates.
+    s.record_portal_client(&client(1, 90)).await.unwrap();
+    let now = at + chrono::Duration::minutes(2);
+    assert_eq!(
+        s.portal_client(mac(1), now)
+            .await
+            .unwrap()
+            .unwrap()
+            .valid_until,
+        at + chrono::Duration::minutes(90)
+    );
+    assert!(s.portal_client(mac(2), now).await.unwrap().is_none());
+    let live = s.portal_clients(now).await.unwrap();
+    assert_eq!(live, vec![client(1, 90)]);
+    assert_eq!(s.portal_clients_of(&vs[0].code).await.unwrap().len(), 1);
+    assert!(s.remove_portal_client(mac(1)).await.unwrap());
+    assert!(!s.remove_portal_client(mac(1)).await.unwrap());
+}
+both!(portal, portal_vouchers_and_clients);

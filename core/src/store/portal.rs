@@ -1,0 +1,231 @@
+//! Captive-portal state: voucher redemption (device-counted) and the clients let out, with
+//! their end. Portal logins are observations, not catalog changes: they are audited but do not
+//! go through the `changes` feed (the RADIUS index has nothing to refresh for them).
+
+use super::records::normalise_voucher_code;
+use super::{now_secs, ts, Actor, Result, Store};
+use crate::mac::MacAddr;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How a portal client got in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortalKind {
+    Voucher,
+    Member,
+    Sponsor,
+}
+
+impl PortalKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PortalKind::Voucher => "voucher",
+            PortalKind::Member => "member",
+            PortalKind::Sponsor => "sponsor",
+        }
+    }
+
+    fn parse(s: &str) -> PortalKind {
+        match s {
+            "member" => PortalKind::Member,
+            "sponsor" => PortalKind::Sponsor,
+            _ => PortalKind::Voucher,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortalClient {
+    pub mac: MacAddr,
+    pub ip: Option<String>,
+    /// Gateway interface or controller site.
+    pub network: Option<String>,
+    pub kind: PortalKind,
+    /// Voucher code or member id.
+    pub subject: String,
+    pub authorized_at: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+}
+
+/// The outcome of presenting a voucher from a device.
+#[derive(Clone, Debug)]
+pub enum Redeemed {
+    /// Counted for this device (now or before); `first_used_at` is set.
+    Ok(crate::model::Voucher),
+    NotFound,
+    /// All of the voucher's devices are used by other MACs.
+    DeviceLimit {
+        devices: u32,
+    },
+}
+
+type ClientRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+fn client_from_row(
+    (mac, ip, network, kind, subject, at, until): ClientRow,
+) -> Option<PortalClient> {
+    Some(PortalClient {
+        mac: mac.parse().ok()?,
+        ip,
+        network,
+        kind: PortalKind::parse(&kind),
+        subject,
+        authorized_at: ts(at),
+        valid_until: ts(until),
+    })
+}
+
+const CLIENT_COLS: &str = "mac, ip, network, kind, subject, authorized_at, valid_until";
+
+impl Store {
+    /// Counts `mac` against the voucher and starts its validity on first use, atomically (two
+    /// phones racing for the last device slot: one wins). Presenting it again from a device
+    /// already counted is fine.
+    pub async fn redeem_voucher(
+        &self,
+        code: &str,
+        mac: MacAddr,
+        at: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<Redeemed> {
+        let code = normalise_voucher_code(code);
+        let mut tx = self.begin().await?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT devices, COALESCE(first_used_at, -1) FROM vouchers WHERE code = $1",
+        )
+        .bind(&code)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((devices, first)) = row else {
+            return Ok(Redeemed::NotFound);
+        };
+        let mac_s = mac.to_string();
+        let (known,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM voucher_devices WHERE code = $1 AND mac = $2")
+                .bind(&code)
+                .bind(&mac_s)
+                .fetch_one(&mut *tx)
+                .await?;
+        let now = at.timestamp();
+        if known == 0 {
+            let (used,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM voucher_devices WHERE code = $1")
+                    .bind(&code)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if used >= devices {
+                return Ok(Redeemed::DeviceLimit {
+                    devices: devices.clamp(0, i64::from(u32::MAX)) as u32,
+                });
+            }
+            sqlx::query("INSERT INTO voucher_devices (code, mac, first_at) VALUES ($1, $2, $3)")
+                .bind(&code)
+                .bind(&mac_s)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if first < 0 {
+                sqlx::query("UPDATE vouchers SET first_used_at = $1 WHERE code = $2 AND first_used_at IS NULL")
+                    .bind(now)
+                    .bind(&code)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO audit (at, actor, source, action, object, before_summary, after_summary) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+            )
+            .bind(now_secs())
+            .bind(&actor.name)
+            .bind(&actor.source)
+            .bind("voucher.use")
+            .bind(&code)
+            .bind(format!("device={mac_s}"))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(match self.voucher(&code).await? {
+            Some(v) => Redeemed::Ok(v),
+            None => Redeemed::NotFound,
+        })
+    }
+
+    /// Records (or extends) a client let out through the portal.
+    pub async fn record_portal_client(&self, c: &PortalClient) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO portal_clients ({CLIENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, network = excluded.network, kind = excluded.kind, \
+             subject = excluded.subject, authorized_at = excluded.authorized_at, valid_until = excluded.valid_until"
+        ))
+        .bind(c.mac.to_string())
+        .bind(&c.ip)
+        .bind(&c.network)
+        .bind(c.kind.as_str())
+        .bind(&c.subject)
+        .bind(c.authorized_at.timestamp())
+        .bind(c.valid_until.timestamp())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The client's record while it is still valid at `now`.
+    pub async fn portal_client(
+        &self,
+        mac: MacAddr,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PortalClient>> {
+        let row: Option<ClientRow> = sqlx::query_as(&format!(
+            "SELECT {CLIENT_COLS} FROM portal_clients WHERE mac = $1 AND valid_until > $2"
+        ))
+        .bind(mac.to_string())
+        .bind(now.timestamp())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(client_from_row))
+    }
+
+    /// Every client still valid at `now` (what a firewall reload re-authorizes); expired rows
+    /// are removed on the way.
+    pub async fn portal_clients(&self, now: DateTime<Utc>) -> Result<Vec<PortalClient>> {
+        sqlx::query("DELETE FROM portal_clients WHERE valid_until <= $1")
+            .bind(now.timestamp())
+            .execute(&self.pool)
+            .await?;
+        let rows: Vec<ClientRow> = sqlx::query_as(&format!(
+            "SELECT {CLIENT_COLS} FROM portal_clients ORDER BY valid_until, mac"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(client_from_row).collect())
+    }
+
+    /// Removes a client (logout, revocation); true when it was there.
+    pub async fn remove_portal_client(&self, mac: MacAddr) -> Result<bool> {
+        let res = sqlx::query("DELETE FROM portal_clients WHERE mac = $1")
+            .bind(mac.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Clients let out on a member's or voucher's behalf (to revoke them with it).
+    pub async fn portal_clients_of(&self, subject: &str) -> Result<Vec<PortalClient>> {
+        let rows: Vec<ClientRow> = sqlx::query_as(&format!(
+            "SELECT {CLIENT_COLS} FROM portal_clients WHERE subject = $1 ORDER BY mac"
+        ))
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(client_from_row).collect())
+    }
+}
