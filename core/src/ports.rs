@@ -63,3 +63,11 @@ pub trait ChangeFeed: Send {
     /// Waits until changes after the last one returned exist, and returns them in order.
     async fn next_batch(&mut self) -> Result<Vec<Change>, crate::store::StoreError>;
 }
+
+/// Identifies the device behind a portal connection (gateway: the kernel's neighbour table;
+/// controller mode: the controller's redirect parameters). Never the browser's word.
+#[async_trait]
+pub trait ClientLocator: Send + Sync {
+    /// The client connecting from `ip`, when it sits directly on a portal network.
+    async fn locate(&self, ip: IpAddr) -> Option<ClientRef>;
+}

@@ -1,1 +1,43 @@
+//! Web front ends (SPEC §5, §7): the captive portal (this module's `captive`), later the
+//! operator console, member self-service and JSON API. Pages are askama templates that work
+//! without JavaScript; forms carry CSRF tokens bound to the client.
 
+pub mod captive;
+pub mod csrf;
+pub mod limit;
+
+pub use captive::{Portal, PortalSettings};
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// Both ends of an HTTP connection: the portal redirects to the address it was reached on.
+#[derive(Clone, Copy, Debug)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        let peer = *stream.remote_addr();
+        let local = stream.io().local_addr().unwrap_or(peer);
+        Conn { peer, local }
+    }
+}
+
+/// Serves a router until the future `stop` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<Conn>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+}

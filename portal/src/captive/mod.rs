@@ -1,0 +1,733 @@
+//! The captive portal (SPEC §5): acceptable-use page, voucher login, status, "closed now" and
+//! "device limit reached" pages, the OS connectivity probes and the RFC 8908 API.
+//!
+//! It does not know how a client is let out: a [`ClientAuthorizer`] does that (nftables set in
+//! gateway mode, the controller's API in radius-only mode), and a [`ClientLocator`] says which
+//! device is behind a connection. The same pages serve both modes.
+
+mod pages;
+
+use crate::csrf::Tokens;
+use crate::limit::Limiter;
+use crate::Conn;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use frontdesk_core::decide::Catalog;
+use frontdesk_core::ports::{ClientAuthorizer, ClientLocator, ClientRef};
+use frontdesk_core::store::portal::{PortalClient, PortalKind, Redeemed};
+use frontdesk_core::store::{Actor, Store};
+use frontdesk_core::{decide, Reason, Resource, Subject, Voucher};
+use pages::*;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Longest form body the portal reads; anything bigger gets a clear page, not a parse.
+const MAX_FORM: usize = 8 * 1024;
+/// Longest voucher code accepted (codes are 10 characters plus a dash; phones add spaces).
+const MAX_CODE: usize = 64;
+
+pub const DEFAULT_AUP: &str = "This network is provided for the guests of our space. \
+Do not use it for anything illegal, to attack or scan other devices, or to send spam.\n\n\
+We may limit or end access for devices that disturb others. We do not read your traffic; \
+we keep which device used which voucher and when, for as long as the law requires.";
+
+#[derive(Clone, Debug)]
+pub struct PortalSettings {
+    /// The plan whose Wi-Fi window says when guests may get in ("closed now" page).
+    pub guest_plan: String,
+    /// The portal's own URL (`[portal] public_url`); default: the address it was reached on.
+    pub public_url: Option<String>,
+    /// Path of the RFC 8908 API (the URL that DHCP option 114 announces).
+    pub api_path: String,
+    /// Acceptable-use text; paragraphs separated by blank lines.
+    pub aup: String,
+    pub max_failures_per_mac: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window: Duration,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            guest_plan: "guest".into(),
+            public_url: None,
+            api_path: "/.well-known/captive-portal".into(),
+            aup: DEFAULT_AUP.into(),
+            max_failures_per_mac: 5,
+            max_failures_per_ip: 20,
+            failure_window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The portal's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Portal(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    catalog: watch::Receiver<Arc<Catalog>>,
+    authorizer: Arc<dyn ClientAuthorizer>,
+    locator: Arc<dyn ClientLocator>,
+    settings: PortalSettings,
+    aup: Vec<String>,
+    tokens: Tokens,
+    by_mac: Limiter,
+    by_ip: Limiter,
+    actor: Actor,
+}
+
+impl Portal {
+    /// `key`: 32 random bytes for form tokens (a restart invalidates open forms, harmlessly).
+    pub fn new(
+        store: Store,
+        catalog: watch::Receiver<Arc<Catalog>>,
+        authorizer: Arc<dyn ClientAuthorizer>,
+        locator: Arc<dyn ClientLocator>,
+        settings: PortalSettings,
+        key: [u8; 32],
+    ) -> Portal {
+        let aup = settings
+            .aup
+            .split("\n\n")
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|p| !p.is_empty())
+            .collect();
+        Portal(Arc::new(Inner {
+            by_mac: Limiter::new(settings.max_failures_per_mac, settings.failure_window),
+            by_ip: Limiter::new(settings.max_failures_per_ip, settings.failure_window),
+            store,
+            catalog,
+            authorizer,
+            locator,
+            aup,
+            settings,
+            tokens: Tokens::new(key),
+            actor: Actor {
+                name: "portal".into(),
+                source: "portal".into(),
+            },
+        }))
+    }
+
+    pub fn router(&self) -> Router {
+        let api = self.0.settings.api_path.clone();
+        Router::new()
+            .route("/", get(index))
+            .route("/aup", get(aup))
+            .route("/accept", post(accept))
+            .route("/login", post(login))
+            .route("/status", get(status))
+            // Apple (iOS, macOS).
+            .route("/hotspot-detect.html", get(apple))
+            .route("/library/test/success.html", get(apple))
+            // Android, ChromeOS.
+            .route("/generate_204", get(android))
+            .route("/gen_204", get(android))
+            // Windows.
+            .route("/connecttest.txt", get(windows))
+            .route("/ncsi.txt", get(windows_ncsi))
+            // Firefox.
+            .route("/success.txt", get(firefox))
+            .route(&api, get(captive_api))
+            .fallback(other)
+            .layer(DefaultBodyLimit::max(MAX_FORM))
+            .layer(axum::middleware::map_response(headers))
+            .with_state(self.clone())
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.0.catalog.borrow().clone()
+    }
+
+    fn site(&self) -> String {
+        self.catalog().site.name.clone()
+    }
+
+    async fn client(&self, conn: &Conn) -> Option<ClientRef> {
+        self.0.locator.locate(conn.peer.ip()).await
+    }
+
+    /// The client's current authorization, if any.
+    async fn online(&self, client: Option<&ClientRef>) -> Option<PortalClient> {
+        let c = client?;
+        match self.0.store.portal_client(c.mac, Utc::now()).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "portal: cannot read portal clients");
+                None
+            }
+        }
+    }
+
+    /// `Some(opens_at)` when guests cannot get in now.
+    fn closed(&self, now: DateTime<Utc>) -> Option<Option<DateTime<Utc>>> {
+        let catalog = self.catalog();
+        let plan = catalog.plan_by_name(&self.0.settings.guest_plan)?;
+        let probe = Voucher {
+            code: String::new(),
+            plan_id: plan.id,
+            valid_secs: 366 * 86_400,
+            devices: 1,
+            sponsor_id: None,
+            created_at: now,
+            first_used_at: Some(now),
+        };
+        let d = decide(&catalog, Subject::Voucher(&probe), Resource::WIFI, now);
+        matches!(d.reason, Reason::OutsideHours | Reason::SiteClosed).then_some(d.opens_at)
+    }
+
+    fn base(&self, conn: &Conn) -> String {
+        match &self.0.settings.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", conn.local),
+        }
+    }
+
+    fn to_portal(&self, conn: &Conn) -> Response {
+        redirect(StatusCode::FOUND, &format!("{}/", self.base(conn)))
+    }
+
+    fn page(&self, title: &str) -> Page {
+        Page {
+            site: self.site(),
+            title: title.to_string(),
+            refresh: 0,
+        }
+    }
+
+    fn message(
+        &self,
+        status: StatusCode,
+        title: &str,
+        text: &str,
+        detail: Option<String>,
+    ) -> Response {
+        let t = MessageT {
+            p: self.page(title),
+            is_error: status.is_client_error() || status.is_server_error(),
+            text: text.to_string(),
+            detail,
+        };
+        (status, t).into_response()
+    }
+
+    fn status_page(&self, pc: &PortalClient) -> Response {
+        let catalog = self.catalog();
+        let now = Utc::now();
+        StatusT {
+            p: self.page("You're online"),
+            until: when(pc.valid_until, catalog.site.tz(), now),
+            remaining: remaining((pc.valid_until - now).num_seconds()),
+        }
+        .into_response()
+    }
+
+    fn login_page(&self, conn: &Conn, code: &str, error: Option<String>) -> Response {
+        let status = if error.is_some() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        };
+        let t = LoginT {
+            p: self.page("Enter your voucher"),
+            csrf: self
+                .0
+                .tokens
+                .issue("login", conn.peer.ip(), Utc::now().timestamp()),
+            code: code.chars().take(MAX_CODE).collect(),
+            error,
+        };
+        (status, t).into_response()
+    }
+}
+
+fn redirect(status: StatusCode, to: &str) -> Response {
+    let mut r = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Portal answers must never be cached (a cached probe answer keeps a phone "online" or
+/// "captive" wrongly), and the pages are not to be framed or to leak where they came from.
+async fn headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+type Ctx = (State<Portal>, ConnectInfo<Conn>);
+
+async fn index(State(p): State<Portal>, ConnectInfo(conn): ConnectInfo<Conn>) -> Response {
+    let client = p.client(&conn).await;
+    if let Some(pc) = p.online(client.as_ref()).await {
+        return p.status_page(&pc);
+    }
+    let now = Utc::now();
+    if let Some(opens) = p.closed(now) {
+        return closed_page(&p, opens, now);
+    }
+    WelcomeT {
+        p: p.page("Welcome"),
+        aup: p.0.aup.clone(),
+        csrf: p.0.tokens.issue("accept", conn.peer.ip(), now.timestamp()),
+    }
+    .into_response()
+}
+
+fn closed_page(p: &Portal, opens: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Response {
+    let tz = p.catalog().site.tz();
+    let t = ClosedT {
+        p: p.page("Closed now"),
+        opens: opens.map(|o| when(o, tz, now)),
+    };
+    (StatusCode::FORBIDDEN, t).into_response()
+}
+
+async fn aup(State(p): State<Portal>) -> Response {
+    AupT {
+        p: p.page("Acceptable use"),
+        aup: p.0.aup.clone(),
+    }
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AcceptForm {
+    csrf: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LoginForm {
+    csrf: String,
+    code: String,
+}
+
+/// Reads a urlencoded form; oversized or malformed bodies get a clear page.
+fn form<T: for<'de> Deserialize<'de>>(
+    p: &Portal,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Box<Response>> {
+    let body = body.map_err(|_| {
+        Box::new(p.message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "That was too much",
+            "The form you sent is far larger than any real answer.",
+            None,
+        ))
+    })?;
+    parse_form(&body).ok_or_else(|| {
+        Box::new(p.message(
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Please start again.",
+            None,
+        ))
+    })
+}
+
+fn parse_form<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
+    serde_urlencoded::from_bytes(body).ok()
+}
+
+fn expired_form(p: &Portal) -> Response {
+    p.message(
+        StatusCode::FORBIDDEN,
+        "This page has expired",
+        "For your safety, forms are only valid for a while and on the device that opened them.",
+        Some("Start again from the welcome page.".into()),
+    )
+}
+
+async fn accept(
+    State(p): State<Portal>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let f: AcceptForm = match form(&p, body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    if !p
+        .0
+        .tokens
+        .check("accept", conn.peer.ip(), &f.csrf, Utc::now().timestamp())
+    {
+        return expired_form(&p);
+    }
+    p.login_page(&conn, "", None)
+}
+
+async fn login(
+    State(p): State<Portal>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let f: LoginForm = match form(&p, body) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let now = Utc::now();
+    let ip = conn.peer.ip();
+    if !p.0.tokens.check("login", ip, &f.csrf, now.timestamp()) {
+        return expired_form(&p);
+    }
+    let Some(client) = p.client(&conn).await else {
+        return p.message(
+            StatusCode::FORBIDDEN,
+            "We can't see your device",
+            "This page only works from a device connected to the guest Wi-Fi.",
+            Some(format!("Your address: {ip}")),
+        );
+    };
+    let t = Instant::now();
+    let mac_key = format!("mac:{}", client.mac);
+    let ip_key = format!("ip:{}", frontdesk_core_ip(ip));
+    if let Some(wait) =
+        p.0.by_mac
+            .blocked(&mac_key, t)
+            .or_else(|| p.0.by_ip.blocked(&ip_key, t))
+    {
+        return p.message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "Too many wrong codes from this device.",
+            Some(format!("Try again in {}.", remaining(wait as i64))),
+        );
+    }
+    let fail = |msg: &str| {
+        p.0.by_mac.fail(&mac_key, t);
+        p.0.by_ip.fail(&ip_key, t);
+        info!(mac = %client.mac, %ip, "portal: wrong voucher code");
+        p.login_page(&conn, &f.code, Some(msg.to_string()))
+    };
+    let code = f.code.trim();
+    if code.is_empty() {
+        return p.login_page(
+            &conn,
+            "",
+            Some("Please enter the code from your voucher.".into()),
+        );
+    }
+    if code.len() > MAX_CODE {
+        return fail("That is not a voucher code. Codes look like ABCDE-FGHJK.");
+    }
+    let voucher = match p.0.store.voucher(code).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return fail("That code is not valid. Check it and try again."),
+        Err(e) => return store_error(&p, e),
+    };
+    let catalog = p.catalog();
+    // Decide before counting the device, so a try outside hours does not start the voucher.
+    let d = decide(&catalog, Subject::Voucher(&voucher), Resource::WIFI, now);
+    if !d.allowed {
+        return denied(&p, &conn, &f.code, d.reason, d.opens_at, now);
+    }
+    let voucher = match p
+        .0
+        .store
+        .redeem_voucher(code, client.mac, now, &p.0.actor)
+        .await
+    {
+        Ok(Redeemed::Ok(v)) => v,
+        Ok(Redeemed::NotFound) => return fail("That code is not valid. Check it and try again."),
+        Ok(Redeemed::DeviceLimit { devices }) => {
+            let t = DeviceLimitT {
+                p: p.page("Device limit reached"),
+                devices,
+            };
+            return (StatusCode::FORBIDDEN, t).into_response();
+        }
+        Err(e) => return store_error(&p, e),
+    };
+    let d = decide(&catalog, Subject::Voucher(&voucher), Resource::WIFI, now);
+    if !d.allowed {
+        return denied(&p, &conn, &f.code, d.reason, d.opens_at, now);
+    }
+    let until = d
+        .valid_until
+        .unwrap_or(now + chrono::Duration::seconds(voucher.valid_secs));
+    if let Err(e) = p.0.authorizer.authorize(&client, Some(until)).await {
+        warn!(mac = %client.mac, error = %e, "portal: authorizing a client failed");
+        return p.message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "We could not connect you",
+            "Your code is fine, but the network did not let your device through. Please ask at the front desk.",
+            None,
+        );
+    }
+    let record = PortalClient {
+        mac: client.mac,
+        ip: Some(frontdesk_core_ip(ip).to_string()),
+        network: client.location.clone(),
+        kind: PortalKind::Voucher,
+        subject: voucher.code.clone(),
+        authorized_at: now,
+        valid_until: until,
+    };
+    if let Err(e) = p.0.store.record_portal_client(&record).await {
+        // The client is online; only a restart would forget it early.
+        warn!(mac = %client.mac, error = %e, "portal: could not record an authorized client");
+    }
+    info!(mac = %client.mac, %ip, voucher = %voucher.code, until = %until, "portal: guest online");
+    redirect(StatusCode::SEE_OTHER, "/status")
+}
+
+/// IPv4 clients of a dual-stack listener appear as `::ffff:a.b.c.d`.
+fn frontdesk_core_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn denied(
+    p: &Portal,
+    conn: &Conn,
+    code: &str,
+    reason: Reason,
+    opens: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Response {
+    match reason {
+        Reason::OutsideHours | Reason::SiteClosed => closed_page(p, opens, now),
+        Reason::VoucherExpired | Reason::VoucherUsed | Reason::PlanExpired => p.login_page(
+            conn,
+            code,
+            Some("This voucher has expired. Ask at the front desk for a new one.".into()),
+        ),
+        other => p.message(
+            StatusCode::FORBIDDEN,
+            "This voucher does not work here",
+            "Please ask at the front desk.",
+            Some(format!("Reason: {other}")),
+        ),
+    }
+}
+
+fn store_error(p: &Portal, e: frontdesk_core::store::StoreError) -> Response {
+    warn!(error = %e, "portal: database error");
+    p.message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "Something went wrong on our side. Try again in a minute.",
+        None,
+    )
+}
+
+async fn status(State(p): State<Portal>, ConnectInfo(conn): ConnectInfo<Conn>) -> Response {
+    let client = p.client(&conn).await;
+    match p.online(client.as_ref()).await {
+        Some(pc) => p.status_page(&pc),
+        None => redirect(StatusCode::SEE_OTHER, "/"),
+    }
+}
+
+async fn is_online((State(p), ConnectInfo(conn)): &Ctx) -> bool {
+    let client = p.client(conn).await;
+    p.online(client.as_ref()).await.is_some()
+}
+
+const APPLE_SUCCESS: &str = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>";
+
+async fn apple(s: State<Portal>, c: ConnectInfo<Conn>) -> Response {
+    let ctx = (s, c);
+    if is_online(&ctx).await {
+        ([(header::CONTENT_TYPE, "text/html")], APPLE_SUCCESS).into_response()
+    } else {
+        ctx.0.to_portal(&ctx.1)
+    }
+}
+
+async fn android(s: State<Portal>, c: ConnectInfo<Conn>) -> Response {
+    let ctx = (s, c);
+    if is_online(&ctx).await {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        ctx.0.to_portal(&ctx.1)
+    }
+}
+
+async fn text_probe(ctx: Ctx, body: &'static str) -> Response {
+    if is_online(&ctx).await {
+        ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+    } else {
+        ctx.0.to_portal(&ctx.1)
+    }
+}
+
+async fn windows(s: State<Portal>, c: ConnectInfo<Conn>) -> Response {
+    text_probe((s, c), "Microsoft Connect Test").await
+}
+
+async fn windows_ncsi(s: State<Portal>, c: ConnectInfo<Conn>) -> Response {
+    text_probe((s, c), "Microsoft NCSI").await
+}
+
+async fn firefox(s: State<Portal>, c: ConnectInfo<Conn>) -> Response {
+    text_probe((s, c), "success\n").await
+}
+
+/// RFC 8908 §5: `captive`, `user-portal-url`, and `seconds-remaining` while online.
+async fn captive_api(State(p): State<Portal>, ConnectInfo(conn): ConnectInfo<Conn>) -> Response {
+    let client = p.client(&conn).await;
+    let online = p.online(client.as_ref()).await;
+    let mut body = serde_json::json!({
+        "captive": online.is_none(),
+        "user-portal-url": format!("{}/", p.base(&conn)),
+    });
+    if let Some(pc) = online {
+        body["seconds-remaining"] = (pc.valid_until - Utc::now()).num_seconds().max(0).into();
+        body["can-extend-session"] = false.into();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/captive+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Anything else: a request meant for another site (port 80 redirected here before login, or a
+/// browser reusing such a connection after login) goes to the portal, or, once online, back to
+/// where it was going on a new connection. Our own unknown paths get a plain "not found".
+async fn other(
+    State(p): State<Portal>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let ours = host.is_empty()
+        || p.base(&conn)
+            .to_ascii_lowercase()
+            .ends_with(&format!("//{host}"));
+    if ours {
+        return p.message(
+            StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is nothing at this address.",
+            None,
+        );
+    }
+    let client = p.client(&conn).await;
+    let mut r = if p.online(client.as_ref()).await.is_some() && valid_host(&host) {
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        redirect(StatusCode::FOUND, &format!("http://{host}{path}"))
+    } else {
+        p.to_portal(&conn)
+    };
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+/// "today at 19:00", "tomorrow at 08:00", "Monday at 08:00", or a date further out.
+pub fn when(t: DateTime<Utc>, tz: chrono_tz::Tz, now: DateTime<Utc>) -> String {
+    let local = t.with_timezone(&tz);
+    let today = now.with_timezone(&tz).date_naive();
+    let days = (local.date_naive() - today).num_days();
+    let hm = local.format("%H:%M");
+    match days {
+        0 => format!("today at {hm}"),
+        1 => format!("tomorrow at {hm}"),
+        2..=6 => format!("{} at {hm}", local.format("%A")),
+        _ => format!("{} at {hm}", local.format("%a %-d %b")),
+    }
+}
+
+/// "2 h 5 min", "45 min", "30 s".
+pub fn remaining(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", (s + 59) / 60),
+        _ => {
+            let m = (s + 59) / 60;
+            if m % 60 == 0 {
+                format!("{} h", m / 60)
+            } else {
+                format!("{} h {} min", m / 60, m % 60)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(remaining(30), "30 s");
+        assert_eq!(remaining(61), "2 min");
+        assert_eq!(remaining(3600), "1 h");
+        assert_eq!(remaining(3600 * 2 + 300), "2 h 5 min");
+        assert_eq!(remaining(-5), "0 s");
+    }
+
+    #[test]
+    fn instants_read_naturally_in_the_site_zone() {
+        let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(when(at("2026-11-27T18:00:00Z"), tz, now), "today at 19:00");
+        assert_eq!(
+            when(at("2026-11-28T07:00:00Z"), tz, now),
+            "tomorrow at 08:00"
+        );
+        assert_eq!(when(at("2026-11-30T07:00:00Z"), tz, now), "Monday at 08:00");
+        assert_eq!(
+            when(at("2026-12-10T07:00:00Z"), tz, now),
+            "Thu 10 Dec at 08:00"
+        );
+    }
+
+    #[test]
+    fn only_plain_hosts_are_redirected_back() {
+        assert!(valid_host("example.com:8080"));
+        assert!(valid_host("[2001:db8::1]"));
+        assert!(!valid_host("evil.com/\r\nSet-Cookie:x"));
+        assert!(!valid_host(""));
+    }
+}

@@ -1,0 +1,37 @@
+//! The portal's askama templates (portal/templates); HTML is escaped by default.
+
+use askama::Template;
+use askama_web::WebTemplate;
+
+/// What every page's layout needs.
+pub struct Page {
+    pub site: String,
+    pub title: String,
+    /// Seconds until the page reloads itself (0: never).
+    pub refresh: u32,
+}
+
+macro_rules! page {
+    ($name:ident, $file:literal { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Template, WebTemplate)]
+        #[template(path = $file)]
+        pub struct $name {
+            pub p: Page,
+            $(pub $field: $ty,)*
+        }
+        impl std::ops::Deref for $name {
+            type Target = Page;
+            fn deref(&self) -> &Page {
+                &self.p
+            }
+        }
+    };
+}
+
+page!(WelcomeT, "welcome.html" { aup: Vec<String>, csrf: String });
+page!(AupT, "aup.html" { aup: Vec<String> });
+page!(LoginT, "login.html" { csrf: String, code: String, error: Option<String> });
+page!(StatusT, "status.html" { until: String, remaining: String });
+page!(ClosedT, "closed.html" { opens: Option<String> });
+page!(DeviceLimitT, "device_limit.html" { devices: u32 });
+page!(MessageT, "message.html" { is_error: bool, text: String, detail: Option<String> });
