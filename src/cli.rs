@@ -97,11 +97,22 @@ pub enum Command {
     /// Certificates for WPA2/WPA3-Enterprise (802.1X).
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Gateway mode: the nftables ruleset Frontdesk owns (table inet frontdesk).
+    #[command(subcommand)]
+    Firewall(FirewallCommand),
     /// The audit log, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FirewallCommand {
+    /// Print the ruleset rendered from the configuration and current state (`nft -f` input).
+    Show,
+    /// Replace the table atomically; authorized portal clients keep their remaining time.
+    Apply,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

@@ -130,6 +130,10 @@ impl Default for HttpConfig {
 pub struct PortalConfig {
     pub listen: String,
     pub public_url: Option<String>,
+    /// The plan whose Wi-Fi window says when the guest network is open ("closed now" page).
+    pub guest_plan: String,
+    /// Acceptable-use text shown before login (paragraphs separated by blank lines).
+    pub aup_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
 }
@@ -139,6 +143,8 @@ impl Default for PortalConfig {
         PortalConfig {
             listen: "[::]:8081".into(),
             public_url: None,
+            guest_plan: "guest".into(),
+            aup_file: None,
             tls_cert_file: None,
             tls_key_file: None,
         }
@@ -154,12 +160,36 @@ pub struct DnsConfig {
     pub default_policy: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(default)]
 pub struct GatewayConfig {
     pub wan_interface: Option<String>,
     /// Tier (plan or team name) → VLAN interface, e.g. guest = "vlan30".
     pub interfaces: BTreeMap<String, String>,
+    /// Tiers behind the captive portal.
+    pub portal_networks: Vec<String>,
+    /// Tiers that only reach `iot_allow`.
+    pub iot_networks: Vec<String>,
+    /// What IoT networks may reach: "ADDRESS[/PREFIX] [tcp|udp PORT]".
+    pub iot_allow: Vec<String>,
+    /// Pre-login DNS queries per second per client.
+    pub dns_rate: u32,
+    /// Masquerade IPv4 leaving through the WAN interface.
+    pub masquerade: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            wan_interface: None,
+            interfaces: BTreeMap::new(),
+            portal_networks: vec!["guest".into(), "day-pass".into()],
+            iot_networks: vec!["iot".into()],
+            iot_allow: Vec::new(),
+            dns_rate: 20,
+            masquerade: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Clone)]

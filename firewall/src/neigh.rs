@@ -125,9 +125,15 @@ pub fn parse(mut buf: &[u8], out: &mut Vec<Neighbour>) -> io::Result<bool> {
 
 /// The MAC behind `ip`. Without an entry, a datagram to the discard port makes the kernel
 /// resolve it (ARP / neighbour solicitation); we then look again for up to `wait`.
-pub fn lookup(ip: IpAddr, wait: Duration) -> io::Result<Option<Neighbour>> {
+pub fn lookup(
+    ip: IpAddr,
+    wait: Duration,
+    accept: impl Fn(&Neighbour) -> bool,
+) -> io::Result<Option<Neighbour>> {
     let ip = canonical(ip);
-    let find = || -> io::Result<Option<Neighbour>> { Ok(dump()?.into_iter().find(|n| n.ip == ip)) };
+    let find = || -> io::Result<Option<Neighbour>> {
+        Ok(dump()?.into_iter().find(|n| n.ip == ip && accept(n)))
+    };
     if let Some(n) = find()? {
         return Ok(Some(n));
     }
@@ -159,6 +165,58 @@ pub fn addresses_of(mac: MacAddr) -> io::Result<Vec<IpAddr>> {
         .filter(|n| n.mac == mac)
         .map(|n| n.ip)
         .collect())
+}
+
+/// The name of an interface index (`if_indextoname`).
+pub fn ifname(index: u32) -> Option<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes as the call requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr() as *mut libc::c_char) };
+    if p.is_null() {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..len].to_vec()).ok()
+}
+
+/// `ClientLocator` for gateway mode: the MAC the kernel has for the address, accepted only
+/// on the portal networks' interfaces.
+pub struct NeighbourLocator {
+    ifaces: Vec<String>,
+}
+
+impl NeighbourLocator {
+    pub fn new(ifaces: Vec<String>) -> NeighbourLocator {
+        NeighbourLocator { ifaces }
+    }
+}
+
+#[async_trait::async_trait]
+impl frontdesk_core::ports::ClientLocator for NeighbourLocator {
+    async fn locate(&self, ip: IpAddr) -> Option<frontdesk_core::ports::ClientRef> {
+        let ip = canonical(ip);
+        let ifaces = self.ifaces.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            lookup(ip, Duration::from_millis(500), |n| {
+                ifname(n.ifindex).is_some_and(|name| ifaces.contains(&name))
+            })
+            .map(|n| n.map(|n| (n.mac, ifname(n.ifindex))))
+        })
+        .await
+        .ok()?;
+        match found {
+            Ok(Some((mac, iface))) => Some(frontdesk_core::ports::ClientRef {
+                mac,
+                ip: Some(ip),
+                location: iface,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "portal: neighbour table unreadable");
+                None
+            }
+        }
+    }
 }
 
 struct Socket(i32);
@@ -299,6 +357,12 @@ mod tests {
     fn mapped_addresses_are_ipv4() {
         let ip: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
         assert_eq!(canonical(ip), "10.0.0.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn loopback_has_a_name() {
+        assert_eq!(ifname(1).as_deref(), Some("lo"));
+        assert_eq!(ifname(0), None);
     }
 
     #[test]

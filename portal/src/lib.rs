@@ -24,7 +24,21 @@ impl Connected<IncomingStream<'_, TcpListener>> for Conn {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
         let peer = *stream.remote_addr();
         let local = stream.io().local_addr().unwrap_or(peer);
-        Conn { peer, local }
+        Conn {
+            peer: unmapped(peer),
+            local: unmapped(local),
+        }
+    }
+}
+
+/// A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`; we speak of them as IPv4.
+pub fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => a,
+        },
+        v4 => v4,
     }
 }
 

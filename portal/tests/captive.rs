@@ -234,6 +234,10 @@ async fn voucher_login_end_to_end() {
         .await;
     assert_eq!(location(&r), "http://10.30.0.1:8081/");
     assert_eq!(r.headers[header::CONNECTION], "close");
+    // Even the front page of another site (the portal's own paths answer only under its host).
+    let r = lab.req("10.30.0.5", "GET", "/", "example.org", None).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(location(&r), "http://10.30.0.1:8081/");
 
     let tok = lab.login_token("10.30.0.5").await;
     // Typed on a phone: lower case, no dash, spaces around.

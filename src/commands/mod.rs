@@ -3,6 +3,7 @@
 mod backup;
 pub mod cert;
 mod explain;
+pub mod firewall;
 mod members;
 mod profile;
 mod records;
@@ -137,6 +138,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Voucher(c) => records::voucher(&ctx, c, &actor).await,
         Command::Admin(c) => records::admin(&ctx, c, &actor).await,
         Command::Cert(c) => cert::run(&ctx, c).await,
+        Command::Firewall(c) => firewall::run(&ctx, c).await,
         Command::Explain { user, at, resource } => {
             explain::explain(&ctx, &user, at.as_deref(), &resource).await
         }

@@ -3,12 +3,18 @@
 
 use super::{site_today, Ctx};
 use crate::cli::ServeArgs;
-use crate::config::LogFormat;
+use crate::config::{LogFormat, Mode};
 use crate::output::json;
 use anyhow::{bail, Context, Result};
 use frontdesk_core::model::{parse_cidr, Role, Vendor};
 use frontdesk_core::ports::ChangeFeed;
+use frontdesk_core::ports::{ClientAuthorizer, ClientRef};
 use frontdesk_core::store::{self, Actor, NewMember, NewNas, Store};
+use frontdesk_firewall::clients::NftAuthorizer;
+use frontdesk_firewall::conntrack::Conntrack;
+use frontdesk_firewall::neigh::NeighbourLocator;
+use frontdesk_firewall::Nft;
+use frontdesk_portal::{Portal, PortalSettings};
 use frontdesk_radius::directory::Directory;
 use frontdesk_radius::eap::{pki, EapServer, EapSettings};
 use frontdesk_radius::handler::HandlerConfig;
@@ -89,6 +95,8 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         nas = directory.nas_clients().len(),
         "database open"
     );
+    let (catalog_tx, catalog_rx) =
+        tokio::sync::watch::channel(std::sync::Arc::new(catalog.clone()));
     let listeners = Listeners::bind(radius_auth, radius_acct).with_context(|| format!("cannot listen for RADIUS on {radius_auth} / {radius_acct} (port in use, or binding below 1024 needs CAP_NET_BIND_SERVICE)"))?;
     let max_session = humantime::parse_duration(&ctx.config.radius.max_session)?
         .as_secs()
@@ -140,7 +148,15 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     )
     .await?;
     frontdesk_radius::directory::release_free_memory();
-    warn!(%http, %portal, "console and captive portal are not built yet; not listening");
+    warn!(%http, "the operator console is not built yet; not listening");
+
+    let mut gateway = match ctx.config.mode {
+        Mode::Gateway => Some(start_gateway(ctx, &store, portal, catalog_rx).await?),
+        Mode::RadiusOnly => {
+            info!("radius-only mode: the captive portal runs with a controller's external portal (not built yet) or in gateway mode");
+            None
+        }
+    };
 
     let mut feed = store.follow_changes().await?;
     info!(seq = feed.last_seq(), "following changes");
@@ -158,9 +174,13 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 for c in &batch {
                     info!(seq = c.seq, kind = %c.kind, object = %c.object, "change applied");
                 }
+                if let Some(g) = gateway.as_mut() {
+                    g.refresh_blocked(&store).await;
+                }
                 match Directory::load(&store).await {
                     Ok(fresh) => {
                         tracing::debug!(members = fresh.member_count(), "RADIUS directory refreshed");
+                        let _ = catalog_tx.send(std::sync::Arc::new(fresh.catalog().clone()));
                         radius.replace_directory(fresh);
                         frontdesk_radius::directory::release_free_memory();
                     }
@@ -175,6 +195,128 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// Gateway mode: the ruleset applied (restored portal clients keep their remaining time), the
+/// authorized-clients worker, and the captive portal listener.
+struct Gateway {
+    nft: Nft,
+    blocked: Vec<frontdesk_core::MacAddr>,
+}
+
+async fn start_gateway(
+    ctx: &Ctx,
+    store: &Store,
+    portal: SocketAddr,
+    catalog: tokio::sync::watch::Receiver<std::sync::Arc<frontdesk_core::decide::Catalog>>,
+) -> Result<Gateway> {
+    let gw = super::firewall::gateway(&ctx.config, &portal.to_string())?;
+    let state = super::firewall::state(store).await?;
+    let nft = Nft::default();
+    nft.run(&frontdesk_firewall::render(&gw, &state))
+        .await
+        .context("gateway mode: applying the nftables ruleset failed (needs root or CAP_NET_ADMIN and the nftables package)")?;
+    info!(
+        networks = %gw.networks.iter().map(|n| format!("{}={} ({})", n.name, n.iface, n.role.as_str())).collect::<Vec<_>>().join(", "),
+        wan = %gw.wan,
+        authorized = state.authorized.len(),
+        blocked = state.blocked.len(),
+        "firewall applied (table inet frontdesk)"
+    );
+    let conntrack = Conntrack::default();
+    if !conntrack.available() {
+        warn!("conntrack is not installed: de-authorized guests' open connections end when their next packet is dropped, not at once (apt install conntrack)");
+    }
+    let authorizer = NftAuthorizer::start(nft.clone(), conntrack);
+    // Restored clients: their elements are in the table already; this registers their end so
+    // their connections are flushed when it comes.
+    for c in store.portal_clients(chrono::Utc::now()).await? {
+        let client = ClientRef {
+            mac: c.mac,
+            ip: c.ip.as_deref().and_then(|i| i.parse().ok()),
+            location: c.network.clone(),
+        };
+        if let Err(e) = authorizer.authorize(&client, Some(c.valid_until)).await {
+            warn!(mac = %c.mac, error = %e, "could not restore a portal client");
+        }
+    }
+    let portal_ifaces: Vec<String> = gw
+        .networks
+        .iter()
+        .filter(|n| n.role == frontdesk_firewall::Role::Portal)
+        .map(|n| n.iface.clone())
+        .collect();
+    let mut settings = PortalSettings {
+        public_url: ctx.config.portal.public_url.clone(),
+        guest_plan: ctx.config.portal.guest_plan.clone(),
+        ..PortalSettings::default()
+    };
+    if let Some(path) = &ctx.config.portal.aup_file {
+        settings.aup = std::fs::read_to_string(path)
+            .with_context(|| format!("portal.aup_file: cannot read {}", path.display()))?;
+    }
+    let app = Portal::new(
+        store.clone(),
+        catalog,
+        std::sync::Arc::new(authorizer),
+        std::sync::Arc::new(NeighbourLocator::new(portal_ifaces.clone())),
+        settings,
+        random_key()?,
+    )
+    .router();
+    let listener = tokio::net::TcpListener::bind(portal)
+        .await
+        .with_context(|| format!("cannot listen for the captive portal on {portal}"))?;
+    info!(%portal, networks = %portal_ifaces.join(", "), "captive portal listening");
+    tokio::spawn(async move {
+        if let Err(e) = frontdesk_portal::serve(listener, app, std::future::pending()).await {
+            warn!(error = %e, "captive portal stopped");
+        }
+    });
+    Ok(Gateway {
+        nft,
+        blocked: state.blocked,
+    })
+}
+
+impl Gateway {
+    /// Suspensions and cancellations take effect on every tier network within a second,
+    /// through element changes (no reload).
+    async fn refresh_blocked(&mut self, store: &Store) {
+        let now = match store.blocked_macs(chrono::Utc::now()).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "cannot read blocked MACs");
+                return;
+            }
+        };
+        let mut batch = String::new();
+        for m in now.iter().filter(|m| !self.blocked.contains(m)) {
+            frontdesk_firewall::ruleset::block_batch(&mut batch, *m, true);
+        }
+        for m in self.blocked.iter().filter(|m| !now.contains(m)) {
+            frontdesk_firewall::ruleset::block_batch(&mut batch, *m, false);
+        }
+        if batch.is_empty() {
+            return;
+        }
+        match self.nft.run(&batch).await {
+            Ok(()) => {
+                info!(blocked = now.len(), "firewall: blocked MACs updated");
+                self.blocked = now;
+            }
+            Err(e) => warn!(error = %e, "firewall: updating blocked MACs failed"),
+        }
+    }
+}
+
+fn random_key() -> Result<[u8; 32]> {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .context("reading /dev/urandom")?;
+    Ok(key)
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,8 @@
 //! file or a fresh PostgreSQL schema.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use frontdesk_core::store::{OpenMode, Store};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -229,3 +229,25 @@ impl Store {
         Ok(rows.into_iter().filter_map(client_from_row).collect())
     }
 }
+
+impl Store {
+    /// MACs of suspended and cancelled members: their registered devices and the devices seen
+    /// in their RADIUS sessions during the last 30 days (gateway mode blocks them on every
+    /// tier network).
+    pub async fn blocked_macs(&self, now: DateTime<Utc>) -> Result<Vec<MacAddr>> {
+        let since = now.timestamp() - 30 * 86_400;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT d.mac FROM devices d JOIN members m ON m.id = d.member_id \
+             WHERE m.status IN ('suspended', 'cancelled') \
+             UNION SELECT s.mac FROM radius_sessions s JOIN members m ON m.id = s.member_id \
+             WHERE m.status IN ('suspended', 'cancelled') AND s.mac IS NOT NULL AND s.updated_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut macs: Vec<MacAddr> = rows.iter().filter_map(|(m,)| m.parse().ok()).collect();
+        macs.sort();
+        macs.dedup();
+        Ok(macs)
+    }
+}

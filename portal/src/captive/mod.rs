@@ -121,12 +121,17 @@ impl Portal {
 
     pub fn router(&self) -> Router {
         let api = self.0.settings.api_path.clone();
-        Router::new()
+        // The portal's own pages answer only under its own address: "/" of any other site
+        // (redirected here before login) goes through `other`, like every foreign URL.
+        let pages = Router::new()
             .route("/", get(index))
             .route("/aup", get(aup))
             .route("/accept", post(accept))
             .route("/login", post(login))
             .route("/status", get(status))
+            .route_layer(axum::middleware::from_fn_with_state(self.clone(), own_host));
+        Router::new()
+            .merge(pages)
             // Apple (iOS, macOS).
             .route("/hotspot-detect.html", get(apple))
             .route("/library/test/success.html", get(apple))
@@ -613,6 +618,40 @@ async fn captive_api(State(p): State<Portal>, ConnectInfo(conn): ConnectInfo<Con
         body.to_string(),
     )
         .into_response()
+}
+
+async fn own_host(
+    State(p): State<Portal>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = host_of(req.headers());
+    if p.is_ours(&conn, &host) {
+        next.run(req).await
+    } else {
+        let uri = req.uri().clone();
+        other(State(p), ConnectInfo(conn), req.headers().clone(), uri).await
+    }
+}
+
+fn host_of(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+impl Portal {
+    /// Is `host` (the Host header) this portal's own address or public name?
+    fn is_ours(&self, conn: &Conn, host: &str) -> bool {
+        host.is_empty()
+            || self
+                .base(conn)
+                .to_ascii_lowercase()
+                .ends_with(&format!("//{host}"))
+    }
 }
 
 /// Anything else: a request meant for another site (port 80 redirected here before login, or a

@@ -1,0 +1,358 @@
+//! Gateway mode end to end, as root, in network namespaces this test creates and deletes:
+//! a router namespace running `frontdesk serve` (mode = "gateway") with veth links to a guest,
+//! a member, two team and an IoT client namespace, and an "internet" namespace with servers.
+//!
+//! ```text
+//!             internet (198.51.100.2, 2001:db8:ff::2): HTTP :80, echo :7, printer :9100
+//!                 │ wan0
+//!   ┌─────────── router: frontdesk serve, table inet frontdesk ───────────┐
+//!   g0 guest (portal)  m0 full-time  ta0 team:a  tb0 team:b  i0 iot
+//!   10.30.0.0/24       10.10.0.0/24  10.65.0.0/24 10.66.0.0/24 10.40.0.0/24
+//!   fd30::/64          fd10::/64     fd65::/64    fd66::/64    fd40::/64
+//! ```
+
+mod common;
+
+use common::netns::{connects, header, http, link, serve_tcp, Netns};
+use common::{require_root, require_tool, Env, Server, BIN};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+const CONFIG: &str = r#"
+mode = "gateway"
+
+[portal]
+listen = "[::]:8081"
+guest_plan = "lobby"
+
+[gateway]
+wan_interface = "wan0"
+portal_networks = ["guest"]
+iot_networks = ["iot"]
+iot_allow = ["198.51.100.2 tcp 9100"]
+
+[gateway.interfaces]
+guest = "g0"
+full-time = "m0"
+"team:a" = "ta0"
+"team:b" = "tb0"
+iot = "i0"
+"#;
+
+struct Lab {
+    router: Netns,
+    internet: Netns,
+    guest: Netns,
+    member: Netns,
+    team_a: Netns,
+    team_b: Netns,
+    iot: Netns,
+}
+
+fn lab() -> Lab {
+    let p = std::process::id() % 100_000;
+    let ns = |n: &str| Netns::new(&format!("fd{p}{n}"));
+    let lab = Lab {
+        router: ns("r"),
+        internet: ns("w"),
+        guest: ns("g"),
+        member: ns("m"),
+        team_a: ns("a"),
+        team_b: ns("b"),
+        iot: ns("i"),
+    };
+    let r = &lab.router;
+    r.sysctl("net.ipv4.ip_forward=1");
+    r.sysctl("net.ipv6.conf.all.forwarding=1");
+    link(
+        r,
+        "wan0",
+        &["198.51.100.1/24", "2001:db8:ff::1/64"],
+        &lab.internet,
+        "eth0",
+        &["198.51.100.2/24", "2001:db8:ff::2/64"],
+    );
+    // IPv6 is routed, not translated: the internet knows the way back.
+    lab.internet
+        .ip(&["-6", "route", "add", "fd00::/8", "via", "2001:db8:ff::1"]);
+    for (client, rif, v4, v6) in [
+        (&lab.guest, "g0", "10.30.0", "fd30"),
+        (&lab.member, "m0", "10.10.0", "fd10"),
+        (&lab.team_a, "ta0", "10.65.0", "fd65"),
+        (&lab.team_b, "tb0", "10.66.0", "fd66"),
+        (&lab.iot, "i0", "10.40.0", "fd40"),
+    ] {
+        link(
+            r,
+            rif,
+            &[&format!("{v4}.1/24"), &format!("{v6}::1/64")],
+            client,
+            "eth0",
+            &[&format!("{v4}.2/24"), &format!("{v6}::2/64")],
+        );
+        client.ip(&["route", "add", "default", "via", &format!("{v4}.1")]);
+        client.ip(&["-6", "route", "add", "default", "via", &format!("{v6}::1")]);
+    }
+    lab
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const SHORT: Duration = Duration::from_millis(400);
+const HELLO: &str = "hello from the internet";
+
+/// `from` cannot open `to` (dropped or rejected).
+#[track_caller]
+fn blocked(ns: &Netns, to: &str, what: &str) {
+    let to = sa(to);
+    let r = ns.run(move || connects(to, SHORT));
+    assert!(r.is_err(), "{what}: {to} reachable, must be blocked");
+}
+
+#[track_caller]
+fn reachable(ns: &Netns, to: &str, what: &str) {
+    let to = sa(to);
+    let r = ns.run(move || connects(to, Duration::from_secs(2)));
+    assert_eq!(r, Ok(()), "{what}: {to} must be reachable");
+}
+
+fn csrf(html: &str) -> String {
+    let i = html.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    html[i..].split('"').next().unwrap().to_string()
+}
+
+/// Welcome → accept → voucher, as a browser without cookies would; returns the login answer's
+/// status and the instant it arrived.
+fn portal_login(guest: &Netns, code: &str) -> (u16, Instant) {
+    let code = code.to_string();
+    guest.run(move || {
+        let portal = sa("10.30.0.1:8081");
+        let host = "10.30.0.1:8081";
+        let (s, _, body) = http(portal, "GET", "/", host, None);
+        assert_eq!(s, 200, "{body}");
+        assert!(body.contains("Acceptable use"));
+        let form = format!("csrf={}", csrf(&body));
+        let (s, _, body) = http(portal, "POST", "/accept", host, Some(&form));
+        assert_eq!(s, 200, "{body}");
+        let form = format!("csrf={}&code={code}", csrf(&body));
+        let (s, h, body) = http(portal, "POST", "/login", host, Some(&form));
+        let at = Instant::now();
+        assert_eq!(s, 303, "{body}");
+        assert_eq!(header(&h, "location"), Some("/status"));
+        (s, at)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_isolation_portal_and_expiry() {
+    if !require_root("gateway e2e (network namespaces)")
+        || !require_tool("nft", "nftables")
+        || !require_tool("conntrack", "conntrack")
+    {
+        return;
+    }
+    let env = Env::new(common::Db::Sqlite).await.unwrap();
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let cli = |args: &[&str]| {
+        let mut c = env.cmd();
+        c.arg("--config").arg(&cfg).args(args);
+        common::Run::from(c.output().unwrap()).ok()
+    };
+    cli(&[
+        "init",
+        "--site",
+        "Gateway Lab",
+        "--timezone",
+        "Europe/Berlin",
+    ]);
+    // A guest plan open around the clock: the test runs at any hour.
+    cli(&[
+        "plan", "add", "--name", "lobby", "--vlan", "30", "--wifi", "always",
+    ]);
+    let voucher = |valid: &str| {
+        cli(&[
+            "--json", "voucher", "create", "--plan", "lobby", "--valid", valid,
+        ])
+        .json()[0]["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let short = voucher("6s");
+
+    let lab = lab();
+    lab.internet.run(|| {
+        serve_tcp(80, Some(HELLO));
+        serve_tcp(7, None);
+        serve_tcp(9100, Some("printer"));
+        serve_tcp(443, Some("tls"));
+    });
+    for ns in [&lab.member, &lab.team_b, &lab.guest] {
+        ns.run(|| serve_tcp(22, Some("ssh")));
+    }
+
+    let mut cmd = lab.router.command(BIN);
+    cmd.current_dir(env.dir.path())
+        .env("STATE_DIRECTORY", env.dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--database")
+        .arg(&env.url)
+        .args([
+            "serve",
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ]);
+    let server = Server::start(cmd);
+    server
+        .wait_for(&["captive portal listening"], Duration::from_secs(30))
+        .expect("serve started the captive portal");
+
+    // Before login: HTTP to any site lands on the portal, over IPv4 and IPv6.
+    let (s, h, _) = lab
+        .guest
+        .run(|| http(sa("198.51.100.2:80"), "GET", "/news", "example.org", None));
+    assert_eq!(s, 302);
+    assert_eq!(header(&h, "location"), Some("http://10.30.0.1:8081/"));
+    let (s, h, _) = lab
+        .guest
+        .run(|| http(sa("[2001:db8:ff::2]:80"), "GET", "/", "example.org", None));
+    assert_eq!(s, 302);
+    assert_eq!(header(&h, "location"), Some("http://[fd30::1]:8081/"));
+    // HTTPS is refused at once (TCP reset), everything else dropped.
+    let t = Instant::now();
+    let r = lab
+        .guest
+        .run(|| connects(sa("198.51.100.2:443"), Duration::from_secs(3)));
+    assert_eq!(r, Err(ErrorKind::ConnectionRefused));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "443 rejected, not dropped"
+    );
+    blocked(&lab.guest, "198.51.100.2:7", "guest before login");
+    blocked(
+        &lab.guest,
+        "[2001:db8:ff::2]:7",
+        "guest before login (IPv6)",
+    );
+    // The router's own services are not for guests: only DHCP, DNS, ICMP and the portal.
+    blocked(&lab.guest, "10.30.0.1:22", "guest to the appliance");
+
+    // Members and teams reach the internet, not each other; IoT only its allow-list.
+    reachable(&lab.member, "198.51.100.2:80", "member to the internet");
+    reachable(
+        &lab.member,
+        "[2001:db8:ff::2]:80",
+        "member to the internet (IPv6)",
+    );
+    reachable(&lab.team_a, "198.51.100.2:7", "team A to the internet");
+    blocked(&lab.member, "10.30.0.2:22", "member to guest");
+    blocked(&lab.guest, "10.10.0.2:22", "guest to member");
+    blocked(&lab.team_a, "10.66.0.2:22", "team A to team B");
+    blocked(&lab.team_a, "[fd66::2]:22", "team A to team B (IPv6)");
+    blocked(&lab.iot, "10.10.0.2:22", "iot to member");
+    blocked(&lab.iot, "[fd10::2]:22", "iot to member (IPv6)");
+    blocked(&lab.iot, "198.51.100.2:80", "iot to the internet");
+    reachable(&lab.iot, "198.51.100.2:9100", "iot to its allowed printer");
+    blocked(
+        &lab.internet,
+        "10.10.0.2:22",
+        "internet into a member network",
+    );
+    blocked(
+        &lab.internet,
+        "[fd10::2]:22",
+        "internet into a member network (IPv6)",
+    );
+
+    // Voucher login; the first packet is forwarded right after the portal's answer.
+    let (_, answered) = portal_login(&lab.guest, &short);
+    let first = lab.guest.run(move || {
+        while connects(sa("198.51.100.2:80"), Duration::from_millis(5)).is_err() {
+            assert!(answered.elapsed() < Duration::from_secs(2), "never let out");
+        }
+        answered.elapsed()
+    });
+    assert!(
+        first < Duration::from_millis(50),
+        "first forwarded connection {first:?} after the portal's answer"
+    );
+    let (s, _, body) = lab
+        .guest
+        .run(|| http(sa("198.51.100.2:80"), "GET", "/", "example.org", None));
+    assert_eq!((s, body.as_str()), (200, HELLO));
+    let (s, _, body) = lab
+        .guest
+        .run(|| http(sa("[2001:db8:ff::2]:80"), "GET", "/", "example.org", None));
+    assert_eq!(
+        (s, body.as_str()),
+        (200, HELLO),
+        "IPv6 after login (keyed by MAC)"
+    );
+    // Authorized guests are still isolated from members.
+    blocked(&lab.guest, "10.10.0.2:22", "authorized guest to member");
+    let shown = cli(&["firewall", "show"]).stdout;
+    assert!(shown.contains("table inet frontdesk"));
+    assert!(
+        shown.contains(" timeout "),
+        "authorized client rendered: {shown}"
+    );
+
+    // An established connection, working now, is cut when the voucher ends; new ones fail.
+    let echo = lab.guest.run(|| {
+        let mut c =
+            TcpStream::connect_timeout(&sa("198.51.100.2:7"), Duration::from_secs(2)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.write_all(b"ping\n").unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping\n");
+        c
+    });
+    let ends = answered + Duration::from_secs(6);
+    std::thread::sleep(
+        ends.saturating_duration_since(Instant::now()) + Duration::from_millis(1500),
+    );
+    let cut = lab.guest.run(move || {
+        let mut c = echo;
+        c.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let wrote = c.write_all(b"again\n");
+        let mut buf = [0u8; 6];
+        wrote.is_err() || c.read_exact(&mut buf).is_err()
+    });
+    assert!(
+        cut,
+        "the established connection still works after the voucher ended"
+    );
+    blocked(
+        &lab.guest,
+        "198.51.100.2:7",
+        "guest after the voucher ended",
+    );
+    let (s, _, _) = lab
+        .guest
+        .run(|| http(sa("198.51.100.2:80"), "GET", "/", "example.org", None));
+    assert_eq!(s, 302, "back to the portal after the voucher ended");
+    // The router flushed the guest's conntrack entries.
+    let ct = lab
+        .router
+        .command("conntrack")
+        .args(["-L", "-s", "10.30.0.2", "-p", "tcp", "--dport", "7"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&ct.stdout);
+    assert!(
+        !listed.contains("ESTABLISHED"),
+        "conntrack still holds the guest's flow: {listed}"
+    );
+    drop(server);
+}
