@@ -40,27 +40,21 @@ full-time = "m0"
 iot = "i0"
 "#;
 
+/// A router namespace with the internet on `wan0` and one client namespace per entry
+/// (suffix, router interface, IPv4 /24 prefix, IPv6 /64 prefix); all deleted on drop.
 struct Lab {
     router: Netns,
     internet: Netns,
-    guest: Netns,
-    member: Netns,
-    team_a: Netns,
-    team_b: Netns,
-    iot: Netns,
+    clients: Vec<Netns>,
 }
 
-fn lab() -> Lab {
+fn lab(clients: &[(&str, &str, &str, &str)]) -> Lab {
     let p = std::process::id() % 100_000;
     let ns = |n: &str| Netns::new(&format!("fd{p}{n}"));
     let lab = Lab {
         router: ns("r"),
         internet: ns("w"),
-        guest: ns("g"),
-        member: ns("m"),
-        team_a: ns("a"),
-        team_b: ns("b"),
-        iot: ns("i"),
+        clients: clients.iter().map(|c| ns(c.0)).collect(),
     };
     let r = &lab.router;
     r.sysctl("net.ipv4.ip_forward=1");
@@ -76,13 +70,7 @@ fn lab() -> Lab {
     // IPv6 is routed, not translated: the internet knows the way back.
     lab.internet
         .ip(&["-6", "route", "add", "fd00::/8", "via", "2001:db8:ff::1"]);
-    for (client, rif, v4, v6) in [
-        (&lab.guest, "g0", "10.30.0", "fd30"),
-        (&lab.member, "m0", "10.10.0", "fd10"),
-        (&lab.team_a, "ta0", "10.65.0", "fd65"),
-        (&lab.team_b, "tb0", "10.66.0", "fd66"),
-        (&lab.iot, "i0", "10.40.0", "fd40"),
-    ] {
+    for (client, (_, rif, v4, v6)) in lab.clients.iter().zip(clients) {
         link(
             r,
             rif,
@@ -94,7 +82,94 @@ fn lab() -> Lab {
         client.ip(&["route", "add", "default", "via", &format!("{v4}.1")]);
         client.ip(&["-6", "route", "add", "default", "via", &format!("{v6}::1")]);
     }
+    lab.internet.run(|| {
+        serve_tcp(80, Some(HELLO));
+        serve_tcp(7, None);
+        serve_tcp(9100, Some("printer"));
+        serve_tcp(443, Some("tls"));
+    });
     lab
+}
+
+/// A database with an always-open guest plan "lobby", the config file, and `serve` running in
+/// the router namespace with its captive portal up.
+struct Appliance {
+    env: Env,
+    cfg: std::path::PathBuf,
+    server: Option<Server>,
+}
+
+impl Appliance {
+    async fn new(config: &str) -> Appliance {
+        let env = Env::new(common::Db::Sqlite).await.unwrap();
+        let cfg = env.path("frontdesk.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let a = Appliance {
+            env,
+            cfg,
+            server: None,
+        };
+        a.cli(&[
+            "init",
+            "--site",
+            "Gateway Lab",
+            "--timezone",
+            "Europe/Berlin",
+        ]);
+        // A guest plan open around the clock: the tests run at any hour.
+        a.cli(&[
+            "plan", "add", "--name", "lobby", "--vlan", "30", "--wifi", "always",
+        ]);
+        a
+    }
+
+    fn cli(&self, args: &[&str]) -> common::Run {
+        let mut c = self.env.cmd();
+        c.arg("--config").arg(&self.cfg).args(args);
+        common::Run::from(c.output().unwrap()).ok()
+    }
+
+    fn voucher(&self, valid: &str, devices: &str) -> String {
+        self.cli(&[
+            "--json",
+            "voucher",
+            "create",
+            "--plan",
+            "lobby",
+            "--valid",
+            valid,
+            "--devices",
+            devices,
+        ])
+        .json()[0]["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn start(&mut self, router: &Netns) {
+        let mut cmd = router.command(BIN);
+        cmd.current_dir(self.env.dir.path())
+            .env("STATE_DIRECTORY", self.env.dir.path())
+            .arg("--config")
+            .arg(&self.cfg)
+            .arg("--database")
+            .arg(&self.env.url)
+            .args([
+                "serve",
+                "--radius-auth",
+                "127.0.0.1:0",
+                "--radius-acct",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ]);
+        let server = Server::start(cmd);
+        server
+            .wait_for(&["captive portal listening"], Duration::from_secs(30))
+            .expect("serve started the captive portal");
+        self.server = Some(server);
+    }
 }
 
 fn sa(s: &str) -> SocketAddr {
@@ -124,9 +199,9 @@ fn csrf(html: &str) -> String {
     html[i..].split('"').next().unwrap().to_string()
 }
 
-/// Welcome → accept → voucher, as a browser without cookies would; returns the login answer's
-/// status and the instant it arrived.
-fn portal_login(guest: &Netns, code: &str) -> (u16, Instant) {
+/// Welcome → accept → voucher, as a browser without cookies would; returns the instant the
+/// login's answer arrived.
+fn portal_login(guest: &Netns, code: &str) -> Instant {
     let code = code.to_string();
     guest.run(move || {
         let portal = sa("10.30.0.1:8081");
@@ -142,7 +217,7 @@ fn portal_login(guest: &Netns, code: &str) -> (u16, Instant) {
         let at = Instant::now();
         assert_eq!(s, 303, "{body}");
         assert_eq!(header(&h, "location"), Some("/status"));
-        (s, at)
+        at
     })
 }
 
@@ -154,114 +229,59 @@ async fn gateway_isolation_portal_and_expiry() {
     {
         return;
     }
-    let env = Env::new(common::Db::Sqlite).await.unwrap();
-    let cfg = env.path("frontdesk.toml");
-    std::fs::write(&cfg, CONFIG).unwrap();
-    let cli = |args: &[&str]| {
-        let mut c = env.cmd();
-        c.arg("--config").arg(&cfg).args(args);
-        common::Run::from(c.output().unwrap()).ok()
-    };
-    cli(&[
-        "init",
-        "--site",
-        "Gateway Lab",
-        "--timezone",
-        "Europe/Berlin",
+    let mut app = Appliance::new(CONFIG).await;
+    let short = app.voucher("6s", "1");
+    let lab = lab(&[
+        ("g", "g0", "10.30.0", "fd30"),
+        ("m", "m0", "10.10.0", "fd10"),
+        ("a", "ta0", "10.65.0", "fd65"),
+        ("b", "tb0", "10.66.0", "fd66"),
+        ("i", "i0", "10.40.0", "fd40"),
     ]);
-    // A guest plan open around the clock: the test runs at any hour.
-    cli(&[
-        "plan", "add", "--name", "lobby", "--vlan", "30", "--wifi", "always",
-    ]);
-    let voucher = |valid: &str| {
-        cli(&[
-            "--json", "voucher", "create", "--plan", "lobby", "--valid", valid,
-        ])
-        .json()[0]["code"]
-            .as_str()
-            .unwrap()
-            .to_string()
+    let [guest, member, team_a, team_b, iot] = &lab.clients[..] else {
+        unreachable!()
     };
-    let short = voucher("6s");
-
-    let lab = lab();
-    lab.internet.run(|| {
-        serve_tcp(80, Some(HELLO));
-        serve_tcp(7, None);
-        serve_tcp(9100, Some("printer"));
-        serve_tcp(443, Some("tls"));
-    });
-    for ns in [&lab.member, &lab.team_b, &lab.guest] {
+    for ns in [member, team_b, guest] {
         ns.run(|| serve_tcp(22, Some("ssh")));
     }
-
-    let mut cmd = lab.router.command(BIN);
-    cmd.current_dir(env.dir.path())
-        .env("STATE_DIRECTORY", env.dir.path())
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--database")
-        .arg(&env.url)
-        .args([
-            "serve",
-            "--radius-auth",
-            "127.0.0.1:0",
-            "--radius-acct",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ]);
-    let server = Server::start(cmd);
-    server
-        .wait_for(&["captive portal listening"], Duration::from_secs(30))
-        .expect("serve started the captive portal");
+    app.start(&lab.router);
 
     // Before login: HTTP to any site lands on the portal, over IPv4 and IPv6.
-    let (s, h, _) = lab
-        .guest
-        .run(|| http(sa("198.51.100.2:80"), "GET", "/news", "example.org", None));
+    let (s, h, _) = guest.run(|| http(sa("198.51.100.2:80"), "GET", "/news", "example.org", None));
     assert_eq!(s, 302);
     assert_eq!(header(&h, "location"), Some("http://10.30.0.1:8081/"));
-    let (s, h, _) = lab
-        .guest
-        .run(|| http(sa("[2001:db8:ff::2]:80"), "GET", "/", "example.org", None));
+    let (s, h, _) = guest.run(|| http(sa("[2001:db8:ff::2]:80"), "GET", "/", "example.org", None));
     assert_eq!(s, 302);
     assert_eq!(header(&h, "location"), Some("http://[fd30::1]:8081/"));
     // HTTPS is refused at once (TCP reset), everything else dropped.
     let t = Instant::now();
-    let r = lab
-        .guest
-        .run(|| connects(sa("198.51.100.2:443"), Duration::from_secs(3)));
+    let r = guest.run(|| connects(sa("198.51.100.2:443"), Duration::from_secs(3)));
     assert_eq!(r, Err(ErrorKind::ConnectionRefused));
     assert!(
         t.elapsed() < Duration::from_secs(1),
         "443 rejected, not dropped"
     );
-    blocked(&lab.guest, "198.51.100.2:7", "guest before login");
-    blocked(
-        &lab.guest,
-        "[2001:db8:ff::2]:7",
-        "guest before login (IPv6)",
-    );
+    blocked(guest, "198.51.100.2:7", "guest before login");
+    blocked(guest, "[2001:db8:ff::2]:7", "guest before login (IPv6)");
     // The router's own services are not for guests: only DHCP, DNS, ICMP and the portal.
-    blocked(&lab.guest, "10.30.0.1:22", "guest to the appliance");
+    blocked(guest, "10.30.0.1:22", "guest to the appliance");
 
     // Members and teams reach the internet, not each other; IoT only its allow-list.
-    reachable(&lab.member, "198.51.100.2:80", "member to the internet");
+    reachable(member, "198.51.100.2:80", "member to the internet");
     reachable(
-        &lab.member,
+        member,
         "[2001:db8:ff::2]:80",
         "member to the internet (IPv6)",
     );
-    reachable(&lab.team_a, "198.51.100.2:7", "team A to the internet");
-    blocked(&lab.member, "10.30.0.2:22", "member to guest");
-    blocked(&lab.guest, "10.10.0.2:22", "guest to member");
-    blocked(&lab.team_a, "10.66.0.2:22", "team A to team B");
-    blocked(&lab.team_a, "[fd66::2]:22", "team A to team B (IPv6)");
-    blocked(&lab.iot, "10.10.0.2:22", "iot to member");
-    blocked(&lab.iot, "[fd10::2]:22", "iot to member (IPv6)");
-    blocked(&lab.iot, "198.51.100.2:80", "iot to the internet");
-    reachable(&lab.iot, "198.51.100.2:9100", "iot to its allowed printer");
+    reachable(team_a, "198.51.100.2:7", "team A to the internet");
+    blocked(member, "10.30.0.2:22", "member to guest");
+    blocked(guest, "10.10.0.2:22", "guest to member");
+    blocked(team_a, "10.66.0.2:22", "team A to team B");
+    blocked(team_a, "[fd66::2]:22", "team A to team B (IPv6)");
+    blocked(iot, "10.10.0.2:22", "iot to member");
+    blocked(iot, "[fd10::2]:22", "iot to member (IPv6)");
+    blocked(iot, "198.51.100.2:80", "iot to the internet");
+    reachable(iot, "198.51.100.2:9100", "iot to its allowed printer");
     blocked(
         &lab.internet,
         "10.10.0.2:22",
@@ -274,8 +294,8 @@ async fn gateway_isolation_portal_and_expiry() {
     );
 
     // Voucher login; the first packet is forwarded right after the portal's answer.
-    let (_, answered) = portal_login(&lab.guest, &short);
-    let first = lab.guest.run(move || {
+    let answered = portal_login(guest, &short);
+    let first = guest.run(move || {
         while connects(sa("198.51.100.2:80"), Duration::from_millis(5)).is_err() {
             assert!(answered.elapsed() < Duration::from_secs(2), "never let out");
         }
@@ -285,21 +305,18 @@ async fn gateway_isolation_portal_and_expiry() {
         first < Duration::from_millis(50),
         "first forwarded connection {first:?} after the portal's answer"
     );
-    let (s, _, body) = lab
-        .guest
-        .run(|| http(sa("198.51.100.2:80"), "GET", "/", "example.org", None));
+    let (s, _, body) = guest.run(|| http(sa("198.51.100.2:80"), "GET", "/", "example.org", None));
     assert_eq!((s, body.as_str()), (200, HELLO));
-    let (s, _, body) = lab
-        .guest
-        .run(|| http(sa("[2001:db8:ff::2]:80"), "GET", "/", "example.org", None));
+    let (s, _, body) =
+        guest.run(|| http(sa("[2001:db8:ff::2]:80"), "GET", "/", "example.org", None));
     assert_eq!(
         (s, body.as_str()),
         (200, HELLO),
         "IPv6 after login (keyed by MAC)"
     );
     // Authorized guests are still isolated from members.
-    blocked(&lab.guest, "10.10.0.2:22", "authorized guest to member");
-    let shown = cli(&["firewall", "show"]).stdout;
+    blocked(guest, "10.10.0.2:22", "authorized guest to member");
+    let shown = app.cli(&["firewall", "show"]).stdout;
     assert!(shown.contains("table inet frontdesk"));
     assert!(
         shown.contains(" timeout "),
@@ -307,7 +324,7 @@ async fn gateway_isolation_portal_and_expiry() {
     );
 
     // An established connection, working now, is cut when the voucher ends; new ones fail.
-    let echo = lab.guest.run(|| {
+    let echo = guest.run(|| {
         let mut c =
             TcpStream::connect_timeout(&sa("198.51.100.2:7"), Duration::from_secs(2)).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -321,7 +338,7 @@ async fn gateway_isolation_portal_and_expiry() {
     std::thread::sleep(
         ends.saturating_duration_since(Instant::now()) + Duration::from_millis(1500),
     );
-    let cut = lab.guest.run(move || {
+    let cut = guest.run(move || {
         let mut c = echo;
         c.set_read_timeout(Some(Duration::from_millis(1500)))
             .unwrap();
@@ -333,14 +350,8 @@ async fn gateway_isolation_portal_and_expiry() {
         cut,
         "the established connection still works after the voucher ended"
     );
-    blocked(
-        &lab.guest,
-        "198.51.100.2:7",
-        "guest after the voucher ended",
-    );
-    let (s, _, _) = lab
-        .guest
-        .run(|| http(sa("198.51.100.2:80"), "GET", "/", "example.org", None));
+    blocked(guest, "198.51.100.2:7", "guest after the voucher ended");
+    let (s, _, _) = guest.run(|| http(sa("198.51.100.2:80"), "GET", "/", "example.org", None));
     assert_eq!(s, 302, "back to the portal after the voucher ended");
     // The router flushed the guest's conntrack entries.
     let ct = lab
@@ -354,5 +365,5 @@ async fn gateway_isolation_portal_and_expiry() {
         !listed.contains("ESTABLISHED"),
         "conntrack still holds the guest's flow: {listed}"
     );
-    drop(server);
+    drop(app);
 }
