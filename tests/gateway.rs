@@ -49,8 +49,11 @@ struct Lab {
 }
 
 fn lab(clients: &[(&str, &str, &str, &str)]) -> Lab {
-    let p = std::process::id() % 100_000;
-    let ns = |n: &str| Netns::new(&format!("fd{p}{n}"));
+    // Unique per process and per lab: tests of one binary may run in parallel threads.
+    static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let k = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::process::id();
+    let ns = |n: &str| Netns::new(&format!("fd{p}-{k}{n}"));
     let lab = Lab {
         router: ns("r"),
         internet: ns("w"),
@@ -365,5 +368,251 @@ async fn gateway_isolation_portal_and_expiry() {
         !listed.contains("ESTABLISHED"),
         "conntrack still holds the guest's flow: {listed}"
     );
+    drop(app);
+}
+
+const BROWSER_CONFIG: &str = r#"
+mode = "gateway"
+
+[portal]
+listen = "[::]:8081"
+guest_plan = "lobby"
+
+[gateway]
+wan_interface = "wan0"
+portal_networks = ["guest", "day-pass"]
+
+[gateway.interfaces]
+guest = "g0"
+day-pass = "g1"
+"#;
+
+/// chromedriver (and the Chromium it starts) inside a namespace, killed on drop.
+struct Driver {
+    child: std::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver(ns: &Netns, port: u16) -> Driver {
+    // Name resolution inside the namespace goes to the router (which refuses it) instead of
+    // the host's resolver: nothing leaves the namespaces.
+    let etc = format!("/etc/netns/{}", ns.name);
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(format!("{etc}/resolv.conf"), "nameserver 10.30.0.1\n").unwrap();
+    let child = ns
+        .command("chromedriver")
+        .args([&format!("--port={port}"), "--allowed-ips=127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let probe = sa(&format!("127.0.0.1:{port}"));
+    let up = ns.run(move || {
+        let t = Instant::now();
+        while connects(probe, Duration::from_millis(200)).is_err() {
+            if t.elapsed() > Duration::from_secs(20) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        true
+    });
+    assert!(up, "chromedriver did not listen on {probe}");
+    Driver {
+        child,
+        _profile: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// Phone-sized headless Chromium, with background networking off.
+async fn browser(port: u16, profile: &std::path::Path) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0, "touch": true, "mobile": true}},
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-sync",
+                "--disable-component-update", "--disable-default-apps", "--disable-extensions",
+                "--dns-prefetch-disable", "--hide-scrollbars",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a Chromium session")
+}
+
+/// Screenshots go to docs/screenshots with UPDATE_SCREENSHOTS=1 (to commit), else to a
+/// temporary directory (still taken and checked to be PNG).
+fn shot_dir() -> std::path::PathBuf {
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        std::env::temp_dir().join(format!("frontdesk-shots-{}", std::process::id()))
+    }
+}
+
+async fn shot(c: &fantoccini::Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    let dir = shot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn body_text(c: &fantoccini::Client) -> String {
+    c.find(fantoccini::Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_guest_logs_in_through_the_portal() {
+    if !require_root("Chromium portal e2e (network namespaces)")
+        || !require_tool("nft", "nftables")
+        || !require_tool("chromedriver", "chromium-driver")
+        || !require_tool("chromium", "chromium")
+    {
+        return;
+    }
+    let mut app = Appliance::new(BROWSER_CONFIG).await;
+    let code = app.voucher("8h", "1");
+    let lab = lab(&[
+        ("g", "g0", "10.30.0", "fd30"),
+        ("v", "g1", "10.31.0", "fd31"),
+    ]);
+    app.start(&lab.router);
+    let (guest, visitor) = (&lab.clients[0], &lab.clients[1]);
+
+    // The guest: any http page → portal → accept → wrong code → right code → online → internet.
+    let driver = chromedriver(guest, 9515);
+    let profile = driver._profile.path().to_path_buf();
+    let code2 = code.clone();
+    guest.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use fantoccini::Locator::{Css, Id};
+            let c = browser(9515, &profile).await;
+            c.goto("http://198.51.100.2/").await.unwrap();
+            assert_eq!(
+                c.current_url().await.unwrap().as_str(),
+                "http://10.30.0.1:8081/"
+            );
+            assert!(body_text(&c).await.contains("Acceptable use"));
+            shot(&c, "portal-1-welcome").await;
+            c.find(Id("accept")).await.unwrap().click().await.unwrap();
+            c.wait().for_element(Id("code")).await.unwrap();
+            assert!(body_text(&c).await.contains("Voucher code"));
+            shot(&c, "portal-2-voucher").await;
+            let field = c.find(Id("code")).await.unwrap();
+            field.send_keys("<b>WRONG</b>-CODE").await.unwrap();
+            c.find(Id("login")).await.unwrap().click().await.unwrap();
+            c.wait().for_element(Css("[role=alert]")).await.unwrap();
+            let text = body_text(&c).await;
+            assert!(text.contains("That code is not valid"), "{text}");
+            assert!(
+                c.find(Css("b")).await.is_err(),
+                "HTML typed into the form was not escaped"
+            );
+            shot(&c, "portal-3-wrong-code").await;
+            let field = c.find(Id("code")).await.unwrap();
+            field.clear().await.unwrap();
+            field.send_keys(&code2.to_lowercase()).await.unwrap();
+            c.find(Id("login")).await.unwrap().click().await.unwrap();
+            c.wait()
+                .for_url(&"http://10.30.0.1:8081/status".parse().unwrap())
+                .await
+                .unwrap();
+            let text = body_text(&c).await;
+            assert!(text.contains("You're online"), "{text}");
+            shot(&c, "portal-4-online").await;
+            c.goto("http://198.51.100.2/").await.unwrap();
+            assert_eq!(body_text(&c).await, HELLO);
+            c.goto("http://10.30.0.1:8081/aup").await.unwrap();
+            shot(&c, "portal-5-acceptable-use").await;
+            c.close().await.unwrap();
+        })
+    });
+    drop(driver);
+
+    // A second device with the same single-device voucher, then the site closes.
+    let driver = chromedriver(visitor, 9516);
+    let profile = driver._profile.path().to_path_buf();
+    let code2 = code.clone();
+    let closed_from = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    let close_site = {
+        let from = closed_from.to_string();
+        let to = (closed_from + chrono::Duration::days(3)).to_string();
+        let mut c = app.env.cmd();
+        c.arg("--config").arg(&app.cfg).args([
+            "site", "closure", "add", "--from", &from, "--to", &to, "--all", "--reason", "Holidays",
+        ]);
+        c
+    };
+    let close_site = std::sync::Mutex::new(Some(close_site));
+    visitor.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use fantoccini::Locator::{Css, Id};
+            let c = browser(9516, &profile).await;
+            c.goto("http://198.51.100.2/").await.unwrap();
+            assert_eq!(
+                c.current_url().await.unwrap().as_str(),
+                "http://10.31.0.1:8081/"
+            );
+            c.find(Id("accept")).await.unwrap().click().await.unwrap();
+            let field = c.wait().for_element(Id("code")).await.unwrap();
+            field.send_keys(&code2).await.unwrap();
+            c.find(Id("login")).await.unwrap().click().await.unwrap();
+            c.wait().for_element(Css("[role=alert]")).await.unwrap();
+            let text = body_text(&c).await;
+            assert!(text.contains("Device limit reached"), "{text}");
+            shot(&c, "portal-6-device-limit").await;
+            // Closing the site (another process, through the database) reaches the portal.
+            let mut cmd = close_site.lock().unwrap().take().unwrap();
+            assert!(cmd.output().unwrap().status.success());
+            let t = Instant::now();
+            loop {
+                c.goto("http://10.31.0.1:8081/").await.unwrap();
+                let text = body_text(&c).await;
+                if text.contains("Closed now") {
+                    assert!(text.contains("Guest Wi-Fi opens"), "{text}");
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(5),
+                    "closure not seen: {text}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            shot(&c, "portal-7-closed").await;
+            c.close().await.unwrap();
+        })
+    });
+    drop(driver);
     drop(app);
 }
