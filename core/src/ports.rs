@@ -71,3 +71,17 @@ pub trait ClientLocator: Send + Sync {
     /// The client connecting from `ip`, when it sits directly on a portal network.
     async fn locate(&self, ip: IpAddr) -> Option<ClientRef>;
 }
+
+/// A mail to one recipient (plain text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Sends mail: SMTP in production, an outbox directory without `[mail] smtp_host`.
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, mail: Mail) -> Result<(), ActError>;
+}

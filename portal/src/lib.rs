@@ -5,6 +5,7 @@
 pub mod captive;
 pub mod csrf;
 pub mod limit;
+pub mod mail;
 
 pub use captive::{Portal, PortalSettings};
 

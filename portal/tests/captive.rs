@@ -8,7 +8,7 @@ use axum::http::{header, Request, StatusCode};
 use chrono::{DateTime, Utc};
 use frontdesk_core::mac::MacAddr;
 use frontdesk_core::model::Plan;
-use frontdesk_core::ports::{ActError, ClientAuthorizer, ClientLocator, ClientRef};
+use frontdesk_core::ports::{ActError, ClientAuthorizer, ClientLocator, ClientRef, Mail, Mailer};
 use frontdesk_core::store::{Actor, OpenMode, Store};
 use frontdesk_core::WindowSpec;
 use frontdesk_portal::{Conn, Portal, PortalSettings};
@@ -37,6 +37,17 @@ impl ClientAuthorizer for Recorder {
     }
 }
 
+#[derive(Default)]
+struct Outbox(Mutex<Vec<Mail>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send(&self, mail: Mail) -> Result<(), ActError> {
+        self.0.lock().unwrap().push(mail);
+        Ok(())
+    }
+}
+
 /// 10.30.0.N is MAC 02:00:00:00:00:N; anything else is not on the guest network.
 struct Lan;
 
@@ -57,6 +68,7 @@ impl ClientLocator for Lan {
 struct Lab {
     store: Store,
     rec: Arc<Recorder>,
+    outbox: Arc<Outbox>,
     app: axum::Router,
     _catalog: tokio::sync::watch::Sender<Arc<frontdesk_core::decide::Catalog>>,
     _dir: tempfile::TempDir,
@@ -74,9 +86,13 @@ fn actor() -> Actor {
 async fn lab(fail: bool, guest_plan: &str) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("p.db").display());
-    let store = Store::open(&url, OpenMode::Create).await.unwrap();
+    let mut store = Store::open(&url, OpenMode::Create).await.unwrap();
     store
         .init_site("Portal Lab", "Europe/Berlin", &actor())
+        .await
+        .unwrap();
+    store
+        .unlock(frontdesk_core::secrets::SecretKey::generate(), "test-key")
         .await
         .unwrap();
     let guest = store.plan("guest").await.unwrap();
@@ -101,11 +117,13 @@ async fn lab_on(store: Store, dir: tempfile::TempDir, fail: bool, guest_plan: &s
         fail,
         ..Default::default()
     });
+    let outbox = Arc::new(Outbox::default());
     let portal = Portal::new(
         store.clone(),
         rx,
         rec.clone(),
         Arc::new(Lan),
+        outbox.clone(),
         PortalSettings {
             guest_plan: guest_plan.into(),
             max_failures_per_mac: 3,
@@ -116,6 +134,7 @@ async fn lab_on(store: Store, dir: tempfile::TempDir, fail: bool, guest_plan: &s
     Lab {
         store,
         rec,
+        outbox,
         app: portal.router(),
         _catalog: tx,
         _dir: dir,
@@ -475,4 +494,144 @@ async fn closed_site_shows_when_it_opens_and_keeps_the_voucher_unused() {
         .first_used_at
         .is_none());
     assert!(lab.rec.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sponsored_guest_waits_and_is_let_in_by_the_member() {
+    let lab = lab(false, "lobby").await;
+    let (m, _) = lab
+        .store
+        .add_member(
+            &frontdesk_core::store::NewMember {
+                name: "Ada Lovelace".into(),
+                email: "ada@example.com".into(),
+                plan: "full-time".into(),
+                ..Default::default()
+            },
+            Utc::now().date_naive(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let tok = lab.login_token("10.30.0.20").await;
+    let r = lab
+        .post(
+            "10.30.0.20",
+            "/sponsor",
+            &format!("csrf={tok}&email=ADA%40example.com&name=Grace%0D%0ABcc%3A+x%40evil.example"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let wait = location(&r).to_string();
+    assert!(wait.starts_with("/sponsor/wait/"));
+    let w = lab.get("10.30.0.20", &wait).await;
+    assert!(w.body.contains("Waiting for your host"));
+    assert!(
+        w.body.contains("http-equiv=\"refresh\""),
+        "the page refreshes itself"
+    );
+    // One mail, to the member, with a one-line subject and the approval link.
+    let mail = lab.outbox.0.lock().unwrap().pop().expect("a mail");
+    assert_eq!(mail.to, m.email);
+    assert!(!mail.subject.contains('\n') && !mail.subject.contains('\r'));
+    assert!(
+        mail.subject.contains("Grace Bcc: x@evil.example"),
+        "{}",
+        mail.subject
+    );
+    let link = mail
+        .body
+        .lines()
+        .find(|l| l.contains("/sponsor/approve/"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let path = &link[link.find("/sponsor/approve/").unwrap()..];
+    // Opening the link (a mail scanner does) changes nothing.
+    let page = lab.get("10.10.0.5", path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("asks to use the guest Wi-Fi"));
+    assert!(lab.rec.calls.lock().unwrap().is_empty());
+    // The approve form is bound to the member's device; a forged one is refused.
+    let r = lab
+        .post("10.10.0.5", path, "csrf=1.00&decision=approve")
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .post(
+            "10.10.0.5",
+            path,
+            &format!("csrf={}&decision=approve", token(&page.body)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("is online until"), "{}", r.body);
+    let calls = lab.rec.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0, MacAddr([2, 0, 0, 0, 0, 20]));
+    // The guest's waiting page now sends them to their status.
+    let w = lab.get("10.30.0.20", &wait).await;
+    assert_eq!(location(&w), "/status");
+    let s = lab.get("10.30.0.20", "/status").await;
+    assert!(s.body.contains("You're online"));
+    let pc = lab
+        .store
+        .portal_client(MacAddr([2, 0, 0, 0, 0, 20]), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pc.subject, m.id);
+    // The link works once.
+    let again = lab.get("10.10.0.5", path).await;
+    assert_eq!(again.status, StatusCode::GONE);
+
+    // An address that is no member looks the same to the guest, and sends no mail.
+    let tok = lab.login_token("10.30.0.21").await;
+    let r = lab
+        .post(
+            "10.30.0.21",
+            "/sponsor",
+            &format!("csrf={tok}&email=nobody%40example.com&name=Eve"),
+        )
+        .await;
+    let w = lab.get("10.30.0.21", location(&r)).await;
+    assert!(w.body.contains("Waiting for your host"));
+    assert!(lab.outbox.0.lock().unwrap().is_empty());
+    // A device asking again and again is stopped.
+    for _ in 0..2 {
+        lab.post(
+            "10.30.0.21",
+            "/sponsor",
+            &format!("csrf={tok}&email=ada%40example.com&name=Eve"),
+        )
+        .await;
+    }
+    let r = lab
+        .post(
+            "10.30.0.21",
+            "/sponsor",
+            &format!("csrf={tok}&email=ada%40example.com&name=Eve"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    // Declining is final too.
+    let mail = lab.outbox.0.lock().unwrap().pop().unwrap();
+    let link = mail
+        .body
+        .lines()
+        .find(|l| l.contains("/sponsor/approve/"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let path = link[link.find("/sponsor/approve/").unwrap()..].to_string();
+    let page = lab.get("10.10.0.5", &path).await;
+    let r = lab
+        .post(
+            "10.10.0.5",
+            &path,
+            &format!("csrf={}&decision=decline", token(&page.body)),
+        )
+        .await;
+    assert!(r.body.contains("Declined"));
+    assert_eq!(lab.rec.calls.lock().unwrap().len(), 1);
 }

@@ -255,11 +255,24 @@ async fn start_gateway(
         settings.aup = std::fs::read_to_string(path)
             .with_context(|| format!("portal.aup_file: cannot read {}", path.display()))?;
     }
+    let mail = &ctx.config.mail;
+    if mail.smtp_host.is_some() {
+        warn!("[mail] smtp_host is set, but SMTP delivery is not built yet: sponsor approval mails go to the outbox directory");
+    }
+    let outbox = ctx.config.state_dir().join("outbox");
+    info!(outbox = %outbox.display(), "mail for sponsors is written to the outbox");
+    let mailer = frontdesk_portal::mail::OutboxMailer::new(
+        outbox,
+        mail.from
+            .clone()
+            .unwrap_or_else(|| "Frontdesk <frontdesk@localhost>".into()),
+    );
     let app = Portal::new(
         store.clone(),
         catalog,
         std::sync::Arc::new(authorizer),
         std::sync::Arc::new(NeighbourLocator::new(portal_ifaces.clone())),
+        std::sync::Arc::new(mailer),
         settings,
         random_key()?,
     )

@@ -251,3 +251,168 @@ impl Store {
         Ok(macs)
     }
 }
+
+/// Where a sponsor request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SponsorState {
+    Pending,
+    Approved,
+    Declined,
+    Expired,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SponsorRequest {
+    pub id: String,
+    pub member_id: String,
+    pub guest_mac: MacAddr,
+    pub guest_ip: Option<String>,
+    pub network: Option<String>,
+    pub guest_name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub state: SponsorState,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// A new sponsor request (the id and the link's token hash are made by the caller).
+pub struct NewSponsorRequest<'a> {
+    pub id: &'a str,
+    pub token_hash: &'a str,
+    pub member_id: &'a str,
+    pub guest_mac: MacAddr,
+    pub guest_ip: Option<String>,
+    pub network: Option<String>,
+    pub guest_name: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+type SponsorRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+const SPONSOR_COLS: &str = "id, member_id, guest_mac, guest_ip, network, guest_name, created_at, expires_at, approved, valid_until";
+
+fn sponsor_from_row(r: SponsorRow, now: DateTime<Utc>) -> Option<SponsorRequest> {
+    let (id, member_id, mac, ip, network, name, created, expires, approved, until) = r;
+    let state = match approved {
+        Some(1) => SponsorState::Approved,
+        Some(_) => SponsorState::Declined,
+        None if expires <= now.timestamp() => SponsorState::Expired,
+        None => SponsorState::Pending,
+    };
+    Some(SponsorRequest {
+        id,
+        member_id,
+        guest_mac: mac.parse().ok()?,
+        guest_ip: ip,
+        network,
+        guest_name: name,
+        created_at: ts(created),
+        expires_at: ts(expires),
+        state,
+        valid_until: until.map(ts),
+    })
+}
+
+impl Store {
+    pub async fn create_sponsor_request(
+        &self,
+        r: &NewSponsorRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sponsor_requests (id, token_hash, member_id, guest_mac, guest_ip, network, guest_name, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(r.id)
+        .bind(r.token_hash)
+        .bind(r.member_id)
+        .bind(r.guest_mac.to_string())
+        .bind(&r.guest_ip)
+        .bind(&r.network)
+        .bind(r.guest_name)
+        .bind(now.timestamp())
+        .bind(r.expires_at.timestamp())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn sponsor_request(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SponsorRequest>> {
+        let row: Option<SponsorRow> = sqlx::query_as(&format!(
+            "SELECT {SPONSOR_COLS} FROM sponsor_requests WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| sponsor_from_row(r, now)))
+    }
+
+    pub async fn sponsor_request_by_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SponsorRequest>> {
+        let row: Option<SponsorRow> = sqlx::query_as(&format!(
+            "SELECT {SPONSOR_COLS} FROM sponsor_requests WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.and_then(|r| sponsor_from_row(r, now)))
+    }
+
+    /// Records the member's answer; false when the request was no longer pending (answered
+    /// already, or expired), so a link works once.
+    pub async fn decide_sponsor_request(
+        &self,
+        id: &str,
+        approved: bool,
+        valid_until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let res = sqlx::query(
+            "UPDATE sponsor_requests SET decided_at = $1, approved = $2, valid_until = $3 \
+             WHERE id = $4 AND decided_at IS NULL AND expires_at > $1",
+        )
+        .bind(now.timestamp())
+        .bind(i64::from(approved))
+        .bind(valid_until.map(|t| t.timestamp()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO audit (at, actor, source, action, object, before_summary, after_summary) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+        )
+        .bind(now_secs())
+        .bind(&actor.name)
+        .bind(&actor.source)
+        .bind(if approved { "sponsor.approve" } else { "sponsor.decline" })
+        .bind(id)
+        .bind(valid_until.map(|t| format!("until={}", t.to_rfc3339())))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

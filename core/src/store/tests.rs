@@ -613,3 +613,68 @@ async fn portal_vouchers_and_clients(store: &Store) {
     assert!(!s.remove_portal_client(mac(1)).await.unwrap());
 }
 both!(portal, portal_vouchers_and_clients);
+
+async fn sponsor_requests(store: &Store) {
+    use super::portal::{NewSponsorRequest, SponsorState};
+    let s = ready(store).await;
+    let (m, _) = s
+        .add_member(
+            &new_member("ada@example.com", "full-time"),
+            today(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let mac = crate::mac::MacAddr([2, 0, 0, 0, 0, 7]);
+    for (id, hash, ttl) in [("r1", "h1", 30), ("r2", "h2", -1)] {
+        s.create_sponsor_request(
+            &NewSponsorRequest {
+                id,
+                token_hash: hash,
+                member_id: &m.id,
+                guest_mac: mac,
+                guest_ip: Some("10.30.0.7".into()),
+                network: Some("vlan30".into()),
+                guest_name: "Grace",
+                expires_at: now + chrono::Duration::minutes(ttl),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    let r = s
+        .sponsor_request_by_token("h1", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.id.as_str(), r.state), ("r1", SponsorState::Pending));
+    assert_eq!(r.guest_mac, mac);
+    assert_eq!(
+        s.sponsor_request("r2", now).await.unwrap().unwrap().state,
+        SponsorState::Expired
+    );
+    let until = now + chrono::Duration::hours(2);
+    assert!(s
+        .decide_sponsor_request("r1", true, Some(until), now, &actor())
+        .await
+        .unwrap());
+    // Once only; and never after expiry.
+    assert!(!s
+        .decide_sponsor_request("r1", false, None, now, &actor())
+        .await
+        .unwrap());
+    assert!(!s
+        .decide_sponsor_request("r2", true, None, now, &actor())
+        .await
+        .unwrap());
+    let r = s.sponsor_request("r1", now).await.unwrap().unwrap();
+    assert_eq!(r.state, SponsorState::Approved);
+    assert_eq!(
+        r.valid_until.map(|t| t.timestamp()),
+        Some(until.timestamp())
+    );
+    assert!(s.sponsor_request("nope", now).await.unwrap().is_none());
+}
+both!(sponsor, sponsor_requests);

@@ -6,6 +6,7 @@
 //! device is behind a connection. The same pages serve both modes.
 
 mod pages;
+mod sponsor;
 
 use crate::csrf::Tokens;
 use crate::limit::Limiter;
@@ -19,7 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use frontdesk_core::decide::Catalog;
-use frontdesk_core::ports::{ClientAuthorizer, ClientLocator, ClientRef};
+use frontdesk_core::ports::{ClientAuthorizer, ClientLocator, ClientRef, Mailer};
 use frontdesk_core::store::portal::{PortalClient, PortalKind, Redeemed};
 use frontdesk_core::store::{Actor, Store};
 use frontdesk_core::{decide, Reason, Resource, Subject, Voucher};
@@ -53,6 +54,13 @@ pub struct PortalSettings {
     pub max_failures_per_mac: u32,
     pub max_failures_per_ip: u32,
     pub failure_window: Duration,
+    /// Offer "invited by a member?" (needs mail).
+    pub sponsors: bool,
+    /// How long a member's approval link works.
+    pub sponsor_request_ttl: Duration,
+    /// Longest access a sponsor grants (the guest plan's hours bound it too).
+    pub sponsor_validity: Duration,
+    pub max_sponsor_requests_per_hour: u32,
 }
 
 impl Default for PortalSettings {
@@ -65,6 +73,10 @@ impl Default for PortalSettings {
             max_failures_per_mac: 5,
             max_failures_per_ip: 20,
             failure_window: Duration::from_secs(600),
+            sponsors: true,
+            sponsor_request_ttl: Duration::from_secs(30 * 60),
+            sponsor_validity: Duration::from_secs(8 * 3600),
+            max_sponsor_requests_per_hour: 3,
         }
     }
 }
@@ -78,11 +90,13 @@ struct Inner {
     catalog: watch::Receiver<Arc<Catalog>>,
     authorizer: Arc<dyn ClientAuthorizer>,
     locator: Arc<dyn ClientLocator>,
+    mailer: Arc<dyn Mailer>,
     settings: PortalSettings,
     aup: Vec<String>,
     tokens: Tokens,
     by_mac: Limiter,
     by_ip: Limiter,
+    sponsor_limit: Limiter,
     actor: Actor,
 }
 
@@ -93,6 +107,7 @@ impl Portal {
         catalog: watch::Receiver<Arc<Catalog>>,
         authorizer: Arc<dyn ClientAuthorizer>,
         locator: Arc<dyn ClientLocator>,
+        mailer: Arc<dyn Mailer>,
         settings: PortalSettings,
         key: [u8; 32],
     ) -> Portal {
@@ -105,10 +120,15 @@ impl Portal {
         Portal(Arc::new(Inner {
             by_mac: Limiter::new(settings.max_failures_per_mac, settings.failure_window),
             by_ip: Limiter::new(settings.max_failures_per_ip, settings.failure_window),
+            sponsor_limit: Limiter::new(
+                settings.max_sponsor_requests_per_hour,
+                Duration::from_secs(3600),
+            ),
             store,
             catalog,
             authorizer,
             locator,
+            mailer,
             aup,
             settings,
             tokens: Tokens::new(key),
@@ -129,6 +149,12 @@ impl Portal {
             .route("/accept", post(accept))
             .route("/login", post(login))
             .route("/status", get(status))
+            .route("/sponsor", post(sponsor::request))
+            .route("/sponsor/wait/{id}", get(sponsor::wait))
+            .route(
+                "/sponsor/approve/{token}",
+                get(sponsor::approve_page).post(sponsor::approve),
+            )
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), own_host));
         Router::new()
             .merge(pages)
@@ -251,6 +277,7 @@ impl Portal {
                 .issue("login", conn.peer.ip(), Utc::now().timestamp()),
             code: code.chars().take(MAX_CODE).collect(),
             error,
+            sponsors: self.0.settings.sponsors,
         };
         (status, t).into_response()
     }
@@ -363,6 +390,15 @@ fn parse_form<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Option<T> {
     serde_urlencoded::from_bytes(body).ok()
 }
 
+fn not_on_guest_network(p: &Portal, ip: std::net::IpAddr) -> Response {
+    p.message(
+        StatusCode::FORBIDDEN,
+        "We can't see your device",
+        "This page only works from a device connected to the guest Wi-Fi.",
+        Some(format!("Your address: {ip}")),
+    )
+}
+
 fn expired_form(p: &Portal) -> Response {
     p.message(
         StatusCode::FORBIDDEN,
@@ -406,12 +442,7 @@ async fn login(
         return expired_form(&p);
     }
     let Some(client) = p.client(&conn).await else {
-        return p.message(
-            StatusCode::FORBIDDEN,
-            "We can't see your device",
-            "This page only works from a device connected to the guest Wi-Fi.",
-            Some(format!("Your address: {ip}")),
-        );
+        return not_on_guest_network(&p, ip);
     };
     let t = Instant::now();
     let mac_key = format!("mac:{}", client.mac);

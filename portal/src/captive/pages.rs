@@ -30,8 +30,10 @@ macro_rules! page {
 
 page!(WelcomeT, "welcome.html" { aup: Vec<String>, csrf: String });
 page!(AupT, "aup.html" { aup: Vec<String> });
-page!(LoginT, "login.html" { csrf: String, code: String, error: Option<String> });
+page!(LoginT, "login.html" { csrf: String, code: String, error: Option<String>, sponsors: bool });
 page!(StatusT, "status.html" { until: String, remaining: String });
 page!(ClosedT, "closed.html" { opens: Option<String> });
 page!(DeviceLimitT, "device_limit.html" { devices: u32 });
 page!(MessageT, "message.html" { is_error: bool, text: String, detail: Option<String> });
+page!(SponsorWaitT, "sponsor_wait.html" { heading: String, text: String, waiting: bool, failed: bool });
+page!(SponsorApproveT, "sponsor_approve.html" { guest: String, asked: String, device: String, until: Option<String>, closed: Option<String>, csrf: String });
