@@ -368,6 +368,46 @@ async fn gateway_isolation_portal_and_expiry() {
         !listed.contains("ESTABLISHED"),
         "conntrack still holds the guest's flow: {listed}"
     );
+
+    // Cancelling a member blocks their device on every tier network within a second or two.
+    let link = member
+        .command("cat")
+        .arg("/sys/class/net/eth0/address")
+        .output()
+        .unwrap();
+    let mac = String::from_utf8_lossy(&link.stdout).trim().to_string();
+    let id = app
+        .cli(&[
+            "--json",
+            "member",
+            "add",
+            "--name",
+            "Ada",
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "full-time",
+        ])
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.cli(&[
+        "device", "add", "--member", &id, "--mac", &mac, "--plan", "iot",
+    ]);
+    reachable(member, "198.51.100.2:80", "member before cancellation");
+    app.cli(&["member", "cancel", &id]);
+    let t = Instant::now();
+    while member
+        .run(|| connects(sa("198.51.100.2:80"), SHORT))
+        .is_ok()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "a cancelled member's device still gets through"
+        );
+    }
+    blocked(member, "[2001:db8:ff::2]:80", "cancelled member (IPv6)");
     drop(app);
 }
 
@@ -614,5 +654,13 @@ async fn chromium_guest_logs_in_through_the_portal() {
         })
     });
     drop(driver);
+
+    // A restart re-applies the table with the authorized guest and its remaining time: nobody
+    // is logged out.
+    app.server = None;
+    app.start(&lab.router);
+    reachable(guest, "198.51.100.2:7", "guest after a restart of serve");
+    let shown = app.cli(&["firewall", "show"]).stdout;
+    assert!(shown.contains("timeout"), "{shown}");
     drop(app);
 }
