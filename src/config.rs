@@ -132,6 +132,8 @@ pub struct PortalConfig {
     pub public_url: Option<String>,
     /// The plan whose Wi-Fi window says when the guest network is open ("closed now" page).
     pub guest_plan: String,
+    /// HTTPS listener, used when tls_cert_file and tls_key_file are set.
+    pub tls_listen: String,
     /// Acceptable-use text shown before login (paragraphs separated by blank lines).
     pub aup_file: Option<PathBuf>,
     pub tls_cert_file: Option<PathBuf>,
@@ -144,6 +146,7 @@ impl Default for PortalConfig {
             listen: "[::]:8081".into(),
             public_url: None,
             guest_plan: "guest".into(),
+            tls_listen: "[::]:8443".into(),
             aup_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -281,6 +284,9 @@ impl Config {
         }
         if self.mail.password.is_some() && self.mail.password_file.is_some() {
             bail!("{origin}: give mail.password or mail.password_file, not both");
+        }
+        if self.portal.tls_cert_file.is_some() != self.portal.tls_key_file.is_some() {
+            bail!("{origin}: give both portal.tls_cert_file and portal.tls_key_file, or neither");
         }
         if !(256..=4000).contains(&self.eap.fragment_size) {
             bail!("{origin}: eap.fragment_size must be between 256 and 4000");

@@ -6,6 +6,7 @@ pub mod captive;
 pub mod csrf;
 pub mod limit;
 pub mod mail;
+pub mod tls;
 
 pub use captive::{Portal, PortalSettings};
 
@@ -19,6 +20,8 @@ use tokio::net::TcpListener;
 pub struct Conn {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// Arrived over HTTPS (member sign-in is only offered there).
+    pub tls: bool,
 }
 
 impl Connected<IncomingStream<'_, TcpListener>> for Conn {
@@ -28,6 +31,7 @@ impl Connected<IncomingStream<'_, TcpListener>> for Conn {
         Conn {
             peer: unmapped(peer),
             local: unmapped(local),
+            tls: false,
         }
     }
 }

@@ -66,6 +66,8 @@ impl ClientLocator for Lan {
 }
 
 struct Lab {
+    /// Requests arrive over HTTPS.
+    tls: bool,
     store: Store,
     rec: Arc<Recorder>,
     outbox: Arc<Outbox>,
@@ -132,6 +134,7 @@ async fn lab_on(store: Store, dir: tempfile::TempDir, fail: bool, guest_plan: &s
         [9; 32],
     );
     Lab {
+        tls: false,
         store,
         rec,
         outbox,
@@ -168,6 +171,7 @@ impl Lab {
         r.extensions_mut().insert(ConnectInfo(Conn {
             peer,
             local: "10.30.0.1:8081".parse().unwrap(),
+            tls: self.tls,
         }));
         let resp = self.app.clone().oneshot(r).await.unwrap();
         let status = resp.status();
@@ -634,4 +638,82 @@ async fn sponsored_guest_waits_and_is_let_in_by_the_member() {
         .await;
     assert!(r.body.contains("Declined"));
     assert_eq!(lab.rec.calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn members_sign_in_only_over_https() {
+    let mut lab = lab(false, "lobby").await;
+    let (m, password) = lab
+        .store
+        .add_member(
+            &frontdesk_core::store::NewMember {
+                name: "Ada Lovelace".into(),
+                email: "ada@example.com".into(),
+                plan: "full-time".into(),
+                ..Default::default()
+            },
+            Utc::now().date_naive() - chrono::Duration::days(1),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    // Over plain HTTP the form is not offered, and a posted password is refused unread.
+    let tok = lab.login_token("10.30.0.30").await;
+    let page = lab.post("10.30.0.30", "/accept", "csrf=x").await;
+    assert!(!page.body.contains("Wi-Fi password"));
+    let form = format!(
+        "csrf={tok}&username={}&password={password}",
+        m.wifi_username
+    );
+    let r = lab.post("10.30.0.30", "/member", &form).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("secure"));
+    assert!(lab.rec.calls.lock().unwrap().is_empty());
+
+    lab.tls = true;
+    let w = lab.get("10.30.0.30", "/").await;
+    let l = lab
+        .post("10.30.0.30", "/accept", &format!("csrf={}", token(&w.body)))
+        .await;
+    assert!(l.body.contains("Wi-Fi password"), "{}", l.body);
+    let tok = token(&l.body);
+    let wrong = format!("csrf={tok}&username={}&password=nope", m.wifi_username);
+    let r = lab.post("10.30.0.30", "/member", &wrong).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Wrong Wi-Fi username or password"));
+    let unknown = format!("csrf={tok}&username=nobody&password=nope");
+    let r = lab.post("10.30.0.30", "/member", &unknown).await;
+    assert!(r.body.contains("Wrong Wi-Fi username or password"));
+    let form = format!(
+        "csrf={tok}&username={}&password={}",
+        m.wifi_username,
+        password.replace('-', "%2D")
+    );
+    let r = lab.post("10.30.0.30", "/member", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let calls = lab.rec.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    // A 24/7 plan has no end today: the portal caps the session at a day.
+    let secs = (calls[0].1.unwrap() - Utc::now()).num_seconds();
+    assert!((86_000..=86_400).contains(&secs), "{secs}");
+    let pc = lab
+        .store
+        .portal_client(MacAddr([2, 0, 0, 0, 0, 30]), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pc.subject, m.id);
+    // Guessing is limited like vouchers (3 failures per device in this lab).
+    let tok = lab.login_token("10.30.0.31").await;
+    for _ in 0..3 {
+        let wrong = format!("csrf={tok}&username={}&password=guess", m.wifi_username);
+        lab.post("10.30.0.31", "/member", &wrong).await;
+    }
+    let right = format!(
+        "csrf={tok}&username={}&password={}",
+        m.wifi_username,
+        password.replace('-', "%2D")
+    );
+    let r = lab.post("10.30.0.31", "/member", &right).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }

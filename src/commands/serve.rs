@@ -251,6 +251,24 @@ async fn start_gateway(
         guest_plan: ctx.config.portal.guest_plan.clone(),
         ..PortalSettings::default()
     };
+    let https = match (&ctx.config.portal.tls_cert_file, &ctx.config.portal.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let tls = frontdesk_portal::tls::server_config(cert, key)
+                .map_err(|e| anyhow::anyhow!("portal TLS: {e}"))?;
+            let addr = listen_addr(&None, &ctx.config.portal.tls_listen, "portal HTTPS")?;
+            Some((tls, addr))
+        }
+        _ => None,
+    };
+    settings.https_url = ctx
+        .config
+        .portal
+        .public_url
+        .clone()
+        .filter(|u| https.is_some() && u.starts_with("https://"));
+    if https.is_some() && settings.https_url.is_none() {
+        warn!("portal HTTPS is on, but [portal] public_url is not an https:// URL: guests are not pointed to member sign-in");
+    }
     if let Some(path) = &ctx.config.portal.aup_file {
         settings.aup = std::fs::read_to_string(path)
             .with_context(|| format!("portal.aup_file: cannot read {}", path.display()))?;
@@ -281,6 +299,19 @@ async fn start_gateway(
         .await
         .with_context(|| format!("cannot listen for the captive portal on {portal}"))?;
     info!(%portal, networks = %portal_ifaces.join(", "), "captive portal listening");
+    if let Some((tls, addr)) = https {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for the captive portal (HTTPS) on {addr}"))?;
+        let listener = frontdesk_portal::tls::TlsListener::new(tcp, tls)?;
+        info!(%addr, "captive portal listening (HTTPS)");
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = frontdesk_portal::tls::serve(listener, app, std::future::pending()).await {
+                warn!(error = %e, "captive portal (HTTPS) stopped");
+            }
+        });
+    }
     tokio::spawn(async move {
         if let Err(e) = frontdesk_portal::serve(listener, app, std::future::pending()).await {
             warn!(error = %e, "captive portal stopped");

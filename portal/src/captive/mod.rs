@@ -5,6 +5,7 @@
 //! gateway mode, the controller's API in radius-only mode), and a [`ClientLocator`] says which
 //! device is behind a connection. The same pages serve both modes.
 
+mod member;
 mod pages;
 mod sponsor;
 
@@ -61,6 +62,8 @@ pub struct PortalSettings {
     /// Longest access a sponsor grants (the guest plan's hours bound it too).
     pub sponsor_validity: Duration,
     pub max_sponsor_requests_per_hour: u32,
+    /// The portal's HTTPS address (member sign-in is offered only there); None without TLS.
+    pub https_url: Option<String>,
 }
 
 impl Default for PortalSettings {
@@ -77,6 +80,7 @@ impl Default for PortalSettings {
             sponsor_request_ttl: Duration::from_secs(30 * 60),
             sponsor_validity: Duration::from_secs(8 * 3600),
             max_sponsor_requests_per_hour: 3,
+            https_url: None,
         }
     }
 }
@@ -149,6 +153,7 @@ impl Portal {
             .route("/accept", post(accept))
             .route("/login", post(login))
             .route("/status", get(status))
+            .route("/member", post(member::login))
             .route("/sponsor", post(sponsor::request))
             .route("/sponsor/wait/{id}", get(sponsor::wait))
             .route(
@@ -278,6 +283,8 @@ impl Portal {
             code: code.chars().take(MAX_CODE).collect(),
             error,
             sponsors: self.0.settings.sponsors,
+            members: conn.tls,
+            https_url: self.0.settings.https_url.clone(),
         };
         (status, t).into_response()
     }
