@@ -59,7 +59,10 @@ pub fn gateway(config: &Config, portal_listen: &str) -> Result<Gateway> {
         wan,
         networks,
         portal_port: portal.port(),
-        portal_tls_port: match (&config.portal.tls_cert_file, config.portal.tls_listen.parse::<SocketAddr>()) {
+        portal_tls_port: match (
+            &config.portal.tls_cert_file,
+            config.portal.tls_listen.parse::<SocketAddr>(),
+        ) {
             (Some(_), Ok(a)) => Some(a.port()),
             _ => None,
         },

@@ -251,7 +251,10 @@ async fn start_gateway(
         guest_plan: ctx.config.portal.guest_plan.clone(),
         ..PortalSettings::default()
     };
-    let https = match (&ctx.config.portal.tls_cert_file, &ctx.config.portal.tls_key_file) {
+    let https = match (
+        &ctx.config.portal.tls_cert_file,
+        &ctx.config.portal.tls_key_file,
+    ) {
         (Some(cert), Some(key)) => {
             let tls = frontdesk_portal::tls::server_config(cert, key)
                 .map_err(|e| anyhow::anyhow!("portal TLS: {e}"))?;
@@ -307,7 +310,9 @@ async fn start_gateway(
         info!(%addr, "captive portal listening (HTTPS)");
         let app = app.clone();
         tokio::spawn(async move {
-            if let Err(e) = frontdesk_portal::tls::serve(listener, app, std::future::pending()).await {
+            if let Err(e) =
+                frontdesk_portal::tls::serve(listener, app, std::future::pending()).await
+            {
                 warn!(error = %e, "captive portal (HTTPS) stopped");
             }
         });
