@@ -64,3 +64,74 @@ impl Mailer for OutboxMailer {
         .map_err(|e| ActError::Other(format!("outbox: {e}")))
     }
 }
+
+/// SMTP delivery (`[mail]`): STARTTLS on 587 by default, implicit TLS on 465, plain only when
+/// `starttls = false` (a relay on the same machine). TLS is rustls with the system's roots.
+pub struct SmtpMailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    pub starttls: bool,
+}
+
+impl SmtpMailer {
+    pub fn new(s: SmtpSettings) -> Result<SmtpMailer, String> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::{AsyncSmtpTransport, Tokio1Executor};
+        let from = s
+            .from
+            .parse()
+            .map_err(|e| format!("mail.from {:?}: {e}", s.from))?;
+        let builder = if s.port == 465 {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+        } else if s.starttls {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+        } else {
+            Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                &s.host,
+            ))
+        }
+        .map_err(|e| format!("mail.smtp_host {:?}: {e}", s.host))?;
+        let mut builder = builder
+            .port(s.port)
+            .timeout(Some(std::time::Duration::from_secs(15)));
+        if let (Some(u), Some(p)) = (s.username, s.password) {
+            builder = builder.credentials(Credentials::new(u, p));
+        }
+        Ok(SmtpMailer {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mail: Mail) -> Result<(), ActError> {
+        use lettre::message::header::ContentType;
+        use lettre::AsyncTransport;
+        let to = mail
+            .to
+            .parse()
+            .map_err(|e| ActError::Other(format!("recipient {:?}: {e}", mail.to)))?;
+        let msg = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(one_line(&mail.subject))
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body)
+            .map_err(|e| ActError::Other(e.to_string()))?;
+        self.transport
+            .send(msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| ActError::Refused("SMTP server".into(), e.to_string()))
+    }
+}

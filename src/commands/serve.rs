@@ -276,24 +276,13 @@ async fn start_gateway(
         settings.aup = std::fs::read_to_string(path)
             .with_context(|| format!("portal.aup_file: cannot read {}", path.display()))?;
     }
-    let mail = &ctx.config.mail;
-    if mail.smtp_host.is_some() {
-        warn!("[mail] smtp_host is set, but SMTP delivery is not built yet: sponsor approval mails go to the outbox directory");
-    }
-    let outbox = ctx.config.state_dir().join("outbox");
-    info!(outbox = %outbox.display(), "mail for sponsors is written to the outbox");
-    let mailer = frontdesk_portal::mail::OutboxMailer::new(
-        outbox,
-        mail.from
-            .clone()
-            .unwrap_or_else(|| "Frontdesk <frontdesk@localhost>".into()),
-    );
+    let mailer = mailer(ctx)?;
     let app = Portal::new(
         store.clone(),
         catalog,
         std::sync::Arc::new(authorizer),
         std::sync::Arc::new(NeighbourLocator::new(portal_ifaces.clone())),
-        std::sync::Arc::new(mailer),
+        mailer,
         settings,
         random_key()?,
     )
@@ -357,6 +346,46 @@ impl Gateway {
             Err(e) => warn!(error = %e, "firewall: updating blocked MACs failed"),
         }
     }
+}
+
+/// SMTP when `[mail] smtp_host` is set, else the outbox directory in the state directory.
+fn mailer(ctx: &Ctx) -> Result<std::sync::Arc<dyn frontdesk_core::ports::Mailer>> {
+    let mail = &ctx.config.mail;
+    let from = mail
+        .from
+        .clone()
+        .unwrap_or_else(|| "Frontdesk <frontdesk@localhost>".into());
+    let Some(host) = mail.smtp_host.clone() else {
+        let outbox = ctx.config.state_dir().join("outbox");
+        info!(outbox = %outbox.display(), "no [mail] smtp_host: sponsor mails are written to the outbox");
+        return Ok(std::sync::Arc::new(
+            frontdesk_portal::mail::OutboxMailer::new(outbox, from),
+        ));
+    };
+    let password = match (&mail.password, &mail.password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("mail.password_file: cannot read {}", f.display()))?
+                .trim_end()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    if !mail.starttls && mail.smtp_port != 465 {
+        warn!(%host, "[mail] starttls = false: mail to the SMTP server travels unencrypted");
+    }
+    let smtp = frontdesk_portal::mail::SmtpMailer::new(frontdesk_portal::mail::SmtpSettings {
+        host: host.clone(),
+        port: mail.smtp_port,
+        username: mail.username.clone(),
+        password,
+        from,
+        starttls: mail.starttls,
+    })
+    .map_err(|e| anyhow::anyhow!("[mail]: {e}"))?;
+    info!(%host, port = mail.smtp_port, "mail goes out by SMTP");
+    Ok(std::sync::Arc::new(smtp))
 }
 
 fn random_key() -> Result<[u8; 32]> {
