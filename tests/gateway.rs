@@ -495,6 +495,29 @@ async fn browser(port: u16, profile: &std::path::Path) -> fantoccini::Client {
         .expect("a Chromium session")
 }
 
+/// Runs `f` with a Chromium session inside `ns` (chromedriver on `port` there), then closes
+/// the session and stops chromedriver.
+fn in_browser<F, Fut>(ns: &Netns, port: u16, f: F)
+where
+    F: FnOnce(fantoccini::Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = fantoccini::Client>,
+{
+    let driver = chromedriver(ns, port);
+    let profile = driver._profile.path().to_path_buf();
+    ns.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let c = browser(port, &profile).await;
+            let c = f(c).await;
+            c.close().await.unwrap();
+        })
+    });
+    drop(driver);
+}
+
 /// Screenshots go to docs/screenshots with UPDATE_SCREENSHOTS=1 (to commit), else to a
 /// temporary directory (still taken and checked to be PNG).
 fn shot_dir() -> std::path::PathBuf {
@@ -541,62 +564,50 @@ async fn chromium_guest_logs_in_through_the_portal() {
     let (guest, visitor) = (&lab.clients[0], &lab.clients[1]);
 
     // The guest: any http page → portal → accept → wrong code → right code → online → internet.
-    let driver = chromedriver(guest, 9515);
-    let profile = driver._profile.path().to_path_buf();
     let code2 = code.clone();
-    guest.run(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    in_browser(guest, 9515, move |c| async move {
+        use fantoccini::Locator::{Css, Id};
+        c.goto("http://198.51.100.2/").await.unwrap();
+        assert_eq!(
+            c.current_url().await.unwrap().as_str(),
+            "http://10.30.0.1:8081/"
+        );
+        assert!(body_text(&c).await.contains("Acceptable use"));
+        shot(&c, "portal-1-welcome").await;
+        c.find(Id("accept")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Id("code")).await.unwrap();
+        assert!(body_text(&c).await.contains("Voucher code"));
+        shot(&c, "portal-2-voucher").await;
+        let field = c.find(Id("code")).await.unwrap();
+        field.send_keys("<b>WRONG</b>-CODE").await.unwrap();
+        c.find(Id("login")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Css("[role=alert]")).await.unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("That code is not valid"), "{text}");
+        assert!(
+            c.find(Css("b")).await.is_err(),
+            "HTML typed into the form was not escaped"
+        );
+        shot(&c, "portal-3-wrong-code").await;
+        let field = c.find(Id("code")).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(&code2.to_lowercase()).await.unwrap();
+        c.find(Id("login")).await.unwrap().click().await.unwrap();
+        c.wait()
+            .for_url(&"http://10.30.0.1:8081/status".parse().unwrap())
+            .await
             .unwrap();
-        rt.block_on(async move {
-            use fantoccini::Locator::{Css, Id};
-            let c = browser(9515, &profile).await;
-            c.goto("http://198.51.100.2/").await.unwrap();
-            assert_eq!(
-                c.current_url().await.unwrap().as_str(),
-                "http://10.30.0.1:8081/"
-            );
-            assert!(body_text(&c).await.contains("Acceptable use"));
-            shot(&c, "portal-1-welcome").await;
-            c.find(Id("accept")).await.unwrap().click().await.unwrap();
-            c.wait().for_element(Id("code")).await.unwrap();
-            assert!(body_text(&c).await.contains("Voucher code"));
-            shot(&c, "portal-2-voucher").await;
-            let field = c.find(Id("code")).await.unwrap();
-            field.send_keys("<b>WRONG</b>-CODE").await.unwrap();
-            c.find(Id("login")).await.unwrap().click().await.unwrap();
-            c.wait().for_element(Css("[role=alert]")).await.unwrap();
-            let text = body_text(&c).await;
-            assert!(text.contains("That code is not valid"), "{text}");
-            assert!(
-                c.find(Css("b")).await.is_err(),
-                "HTML typed into the form was not escaped"
-            );
-            shot(&c, "portal-3-wrong-code").await;
-            let field = c.find(Id("code")).await.unwrap();
-            field.clear().await.unwrap();
-            field.send_keys(&code2.to_lowercase()).await.unwrap();
-            c.find(Id("login")).await.unwrap().click().await.unwrap();
-            c.wait()
-                .for_url(&"http://10.30.0.1:8081/status".parse().unwrap())
-                .await
-                .unwrap();
-            let text = body_text(&c).await;
-            assert!(text.contains("You're online"), "{text}");
-            shot(&c, "portal-4-online").await;
-            c.goto("http://198.51.100.2/").await.unwrap();
-            assert_eq!(body_text(&c).await, HELLO);
-            c.goto("http://10.30.0.1:8081/aup").await.unwrap();
-            shot(&c, "portal-5-acceptable-use").await;
-            c.close().await.unwrap();
-        })
+        let text = body_text(&c).await;
+        assert!(text.contains("You're online"), "{text}");
+        shot(&c, "portal-4-online").await;
+        c.goto("http://198.51.100.2/").await.unwrap();
+        assert_eq!(body_text(&c).await, HELLO);
+        c.goto("http://10.30.0.1:8081/aup").await.unwrap();
+        shot(&c, "portal-5-acceptable-use").await;
+        c
     });
-    drop(driver);
 
     // A second device with the same single-device voucher, then the site closes.
-    let driver = chromedriver(visitor, 9516);
-    let profile = driver._profile.path().to_path_buf();
     let code2 = code.clone();
     let closed_from = chrono::Utc::now()
         .with_timezone(&chrono_tz::Europe::Berlin)
@@ -611,49 +622,41 @@ async fn chromium_guest_logs_in_through_the_portal() {
         c
     };
     let close_site = std::sync::Mutex::new(Some(close_site));
-    visitor.run(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            use fantoccini::Locator::{Css, Id};
-            let c = browser(9516, &profile).await;
-            c.goto("http://198.51.100.2/").await.unwrap();
-            assert_eq!(
-                c.current_url().await.unwrap().as_str(),
-                "http://10.31.0.1:8081/"
-            );
-            c.find(Id("accept")).await.unwrap().click().await.unwrap();
-            let field = c.wait().for_element(Id("code")).await.unwrap();
-            field.send_keys(&code2).await.unwrap();
-            c.find(Id("login")).await.unwrap().click().await.unwrap();
-            c.wait().for_element(Css("[role=alert]")).await.unwrap();
+    in_browser(visitor, 9516, move |c| async move {
+        use fantoccini::Locator::{Css, Id};
+        c.goto("http://198.51.100.2/").await.unwrap();
+        assert_eq!(
+            c.current_url().await.unwrap().as_str(),
+            "http://10.31.0.1:8081/"
+        );
+        c.find(Id("accept")).await.unwrap().click().await.unwrap();
+        let field = c.wait().for_element(Id("code")).await.unwrap();
+        field.send_keys(&code2).await.unwrap();
+        c.find(Id("login")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Css("[role=alert]")).await.unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("Device limit reached"), "{text}");
+        shot(&c, "portal-6-device-limit").await;
+        // Closing the site (another process, through the database) reaches the portal.
+        let mut cmd = close_site.lock().unwrap().take().unwrap();
+        assert!(cmd.output().unwrap().status.success());
+        let t = Instant::now();
+        loop {
+            c.goto("http://10.31.0.1:8081/").await.unwrap();
             let text = body_text(&c).await;
-            assert!(text.contains("Device limit reached"), "{text}");
-            shot(&c, "portal-6-device-limit").await;
-            // Closing the site (another process, through the database) reaches the portal.
-            let mut cmd = close_site.lock().unwrap().take().unwrap();
-            assert!(cmd.output().unwrap().status.success());
-            let t = Instant::now();
-            loop {
-                c.goto("http://10.31.0.1:8081/").await.unwrap();
-                let text = body_text(&c).await;
-                if text.contains("Closed now") {
-                    assert!(text.contains("Guest Wi-Fi opens"), "{text}");
-                    break;
-                }
-                assert!(
-                    t.elapsed() < Duration::from_secs(5),
-                    "closure not seen: {text}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            if text.contains("Closed now") {
+                assert!(text.contains("Guest Wi-Fi opens"), "{text}");
+                break;
             }
-            shot(&c, "portal-7-closed").await;
-            c.close().await.unwrap();
-        })
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "closure not seen: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        shot(&c, "portal-7-closed").await;
+        c
     });
-    drop(driver);
 
     // A restart re-applies the table with the authorized guest and its remaining time: nobody
     // is logged out.

@@ -4,7 +4,7 @@
 //! decides: its hours, its VLAN does not apply here, its device limit counts portal devices.
 
 use super::pages::DeviceLimitT;
-use super::{closed_page, form, not_on_guest_network, redirect, store_error, Portal};
+use super::{closed_page, form, redirect, store_error, Portal};
 use crate::Conn;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -17,7 +17,7 @@ use frontdesk_core::store::portal::{PortalClient, PortalKind};
 use frontdesk_core::{decide, Reason, Resource, Subject};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tracing::{info, warn};
+use tracing::info;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -49,27 +49,11 @@ pub(super) async fn login(
     }
     let now = Utc::now();
     let ip = conn.peer.ip();
-    if !p.0.tokens.check("login", ip, &f.csrf, now.timestamp()) {
-        return super::expired_form(&p);
-    }
-    let Some(client) = p.client(&conn).await else {
-        return not_on_guest_network(&p, ip);
+    let attempt = match p.attempt(&conn, &f.csrf, "passwords").await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let t = std::time::Instant::now();
-    let mac_key = format!("mac:{}", client.mac);
-    let ip_key = format!("ip:{}", super::frontdesk_core_ip(ip));
-    if let Some(wait) =
-        p.0.by_mac
-            .blocked(&mac_key, t)
-            .or_else(|| p.0.by_ip.blocked(&ip_key, t))
-    {
-        return p.message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Too many wrong passwords from this device.",
-            Some(format!("Try again in {}.", super::remaining(wait as i64))),
-        );
-    }
+    let client = &attempt.client;
     let user = f.username.trim();
     let member = if user.is_empty() || user.len() > 128 || f.password.len() > 128 {
         None
@@ -90,8 +74,7 @@ pub(super) async fn login(
     let reference = stored.as_deref().unwrap_or("\u{0}unknown-user-placeholder");
     let matches = bool::from(reference.as_bytes().ct_eq(f.password.as_bytes()));
     let Some(m) = member.filter(|_| matches && stored.is_some()) else {
-        p.0.by_mac.fail(&mac_key, t);
-        p.0.by_ip.fail(&ip_key, t);
+        attempt.fail(&p);
         info!(mac = %client.mac, %ip, "portal: wrong member sign-in");
         return p.login_page(&conn, "", Some("Wrong Wi-Fi username or password.".into()));
     };
@@ -140,15 +123,6 @@ pub(super) async fn login(
         .valid_until
         .unwrap_or(now + MAX_MEMBER_SESSION)
         .min(now + MAX_MEMBER_SESSION);
-    if let Err(e) = p.0.authorizer.authorize(&client, Some(until)).await {
-        warn!(mac = %client.mac, error = %e, "portal: authorizing a member failed");
-        return p.message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "We could not connect you",
-            "The network did not let your device through. Please ask at the front desk.",
-            None,
-        );
-    }
     let record = PortalClient {
         mac: client.mac,
         ip: Some(super::frontdesk_core_ip(ip).to_string()),
@@ -158,9 +132,8 @@ pub(super) async fn login(
         authorized_at: now,
         valid_until: until,
     };
-    if let Err(e) = p.0.store.record_portal_client(&record).await {
-        warn!(mac = %client.mac, error = %e, "portal: could not record a member's device");
+    if let Err(r) = p.let_out(record).await {
+        return r;
     }
-    info!(mac = %client.mac, member = %m.id, until = %until, "portal: member online");
     redirect(StatusCode::SEE_OTHER, "/status")
 }

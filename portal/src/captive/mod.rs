@@ -415,6 +415,91 @@ fn expired_form(p: &Portal) -> Response {
     )
 }
 
+/// A login attempt that passed the checks every login form shares.
+struct Attempt {
+    client: ClientRef,
+    mac_key: String,
+    ip_key: String,
+    at: Instant,
+}
+
+impl Attempt {
+    /// Counts a wrong code or password against the device and its address.
+    fn fail(&self, p: &Portal) {
+        p.0.by_mac.fail(&self.mac_key, self.at);
+        p.0.by_ip.fail(&self.ip_key, self.at);
+    }
+}
+
+impl Portal {
+    /// The form token, the device behind the connection, and the failure limits: what every
+    /// login form checks first. `what` names the guessed secret in the "too many" page.
+    async fn attempt(&self, conn: &Conn, csrf: &str, what: &str) -> Result<Attempt, Response> {
+        let ip = conn.peer.ip();
+        if !self
+            .0
+            .tokens
+            .check("login", ip, csrf, Utc::now().timestamp())
+        {
+            return Err(expired_form(self));
+        }
+        let Some(client) = self.client(conn).await else {
+            return Err(not_on_guest_network(self, ip));
+        };
+        let at = Instant::now();
+        let mac_key = format!("mac:{}", client.mac);
+        let ip_key = format!("ip:{}", frontdesk_core_ip(ip));
+        if let Some(wait) = self
+            .0
+            .by_mac
+            .blocked(&mac_key, at)
+            .or_else(|| self.0.by_ip.blocked(&ip_key, at))
+        {
+            return Err(self.message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                &format!("Too many wrong {what} from this device."),
+                Some(format!("Try again in {}.", remaining(wait as i64))),
+            ));
+        }
+        Ok(Attempt {
+            client,
+            mac_key,
+            ip_key,
+            at,
+        })
+    }
+
+    /// Lets the client out until `until` and records it (so a restart keeps it online). An
+    /// authorizer failure is the only error: a failed record is logged, the client is online.
+    async fn let_out(&self, record: PortalClient) -> Result<(), Response> {
+        let client = ClientRef {
+            mac: record.mac,
+            ip: record.ip.as_deref().and_then(|i| i.parse().ok()),
+            location: record.network.clone(),
+        };
+        if let Err(e) = self
+            .0
+            .authorizer
+            .authorize(&client, Some(record.valid_until))
+            .await
+        {
+            warn!(mac = %record.mac, error = %e, kind = record.kind.as_str(), "portal: authorizing a client failed");
+            return Err(self.message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "We could not connect you",
+                "The network did not let the device through. Please ask at the front desk.",
+                None,
+            ));
+        }
+        if let Err(e) = self.0.store.record_portal_client(&record).await {
+            warn!(mac = %record.mac, error = %e, "portal: could not record an authorized client");
+        }
+        info!(mac = %record.mac, kind = record.kind.as_str(), subject = %record.subject, until = %record.valid_until, "portal: client online");
+        Ok(())
+    }
+}
+
 async fn accept(
     State(p): State<Portal>,
     ConnectInfo(conn): ConnectInfo<Conn>,
@@ -445,30 +530,13 @@ async fn login(
     };
     let now = Utc::now();
     let ip = conn.peer.ip();
-    if !p.0.tokens.check("login", ip, &f.csrf, now.timestamp()) {
-        return expired_form(&p);
-    }
-    let Some(client) = p.client(&conn).await else {
-        return not_on_guest_network(&p, ip);
+    let attempt = match p.attempt(&conn, &f.csrf, "codes").await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let t = Instant::now();
-    let mac_key = format!("mac:{}", client.mac);
-    let ip_key = format!("ip:{}", frontdesk_core_ip(ip));
-    if let Some(wait) =
-        p.0.by_mac
-            .blocked(&mac_key, t)
-            .or_else(|| p.0.by_ip.blocked(&ip_key, t))
-    {
-        return p.message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Too many wrong codes from this device.",
-            Some(format!("Try again in {}.", remaining(wait as i64))),
-        );
-    }
+    let client = &attempt.client;
     let fail = |msg: &str| {
-        p.0.by_mac.fail(&mac_key, t);
-        p.0.by_ip.fail(&ip_key, t);
+        attempt.fail(&p);
         info!(mac = %client.mac, %ip, "portal: wrong voucher code");
         p.login_page(&conn, &f.code, Some(msg.to_string()))
     };
@@ -518,15 +586,6 @@ async fn login(
     let until = d
         .valid_until
         .unwrap_or(now + chrono::Duration::seconds(voucher.valid_secs));
-    if let Err(e) = p.0.authorizer.authorize(&client, Some(until)).await {
-        warn!(mac = %client.mac, error = %e, "portal: authorizing a client failed");
-        return p.message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "We could not connect you",
-            "Your code is fine, but the network did not let your device through. Please ask at the front desk.",
-            None,
-        );
-    }
     let record = PortalClient {
         mac: client.mac,
         ip: Some(frontdesk_core_ip(ip).to_string()),
@@ -536,11 +595,9 @@ async fn login(
         authorized_at: now,
         valid_until: until,
     };
-    if let Err(e) = p.0.store.record_portal_client(&record).await {
-        // The client is online; only a restart would forget it early.
-        warn!(mac = %client.mac, error = %e, "portal: could not record an authorized client");
+    if let Err(r) = p.let_out(record).await {
+        return r;
     }
-    info!(mac = %client.mac, %ip, voucher = %voucher.code, until = %until, "portal: guest online");
     redirect(StatusCode::SEE_OTHER, "/status")
 }
 

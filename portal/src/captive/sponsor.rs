@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use frontdesk_core::ports::{ClientRef, Mail};
+use frontdesk_core::ports::Mail;
 use frontdesk_core::store::portal::{NewSponsorRequest, PortalClient, PortalKind, SponsorState};
 use frontdesk_core::{decide, MemberStatus, Resource, Subject, Voucher};
 use rand::RngCore;
@@ -414,20 +414,7 @@ pub(super) async fn approve(
         Ok(u) => u,
         Err(opens) => return super::closed_page(&p, opens, now),
     };
-    let client = ClientRef {
-        mac: req.guest_mac,
-        ip: req.guest_ip.as_deref().and_then(|i| i.parse().ok()),
-        location: req.network.clone(),
-    };
-    if let Err(e) = p.0.authorizer.authorize(&client, Some(until)).await {
-        warn!(mac = %client.mac, error = %e, "portal: authorizing a sponsored guest failed");
-        return p.message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "We could not connect your guest",
-            "The network did not let their device through. Please ask at the front desk.",
-            None,
-        );
-    }
+    // Recorded as answered first: two clicks on "approve" let the guest out once.
     match p
         .0
         .store
@@ -447,8 +434,8 @@ pub(super) async fn approve(
         authorized_at: now,
         valid_until: until,
     };
-    if let Err(e) = p.0.store.record_portal_client(&record).await {
-        warn!(mac = %req.guest_mac, error = %e, "portal: could not record a sponsored guest");
+    if let Err(r) = p.let_out(record).await {
+        return r;
     }
     info!(request = %req.id, member = %req.member_id, mac = %req.guest_mac, until = %until, "portal: sponsored guest online");
     let tz = p.catalog().site.tz();
