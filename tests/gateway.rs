@@ -420,11 +420,12 @@ guest_plan = "lobby"
 
 [gateway]
 wan_interface = "wan0"
-portal_networks = ["guest", "day-pass"]
+portal_networks = ["guest", "day-pass", "cafe"]
 
 [gateway.interfaces]
 guest = "g0"
 day-pass = "g1"
+cafe = "g2"
 "#;
 
 /// chromedriver (and the Chromium it starts) inside a namespace, killed on drop.
@@ -556,12 +557,23 @@ async fn chromium_guest_logs_in_through_the_portal() {
     }
     let mut app = Appliance::new(BROWSER_CONFIG).await;
     let code = app.voucher("8h", "1");
+    app.cli(&[
+        "member",
+        "add",
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@example.com",
+        "--plan",
+        "full-time",
+    ]);
     let lab = lab(&[
         ("g", "g0", "10.30.0", "fd30"),
         ("v", "g1", "10.31.0", "fd31"),
+        ("s", "g2", "10.32.0", "fd32"),
     ]);
     app.start(&lab.router);
-    let (guest, visitor) = (&lab.clients[0], &lab.clients[1]);
+    let (guest, visitor, invited) = (&lab.clients[0], &lab.clients[1], &lab.clients[2]);
 
     // The guest: any http page → portal → accept → wrong code → right code → online → internet.
     let code2 = code.clone();
@@ -604,6 +616,78 @@ async fn chromium_guest_logs_in_through_the_portal() {
         assert_eq!(body_text(&c).await, HELLO);
         c.goto("http://10.30.0.1:8081/aup").await.unwrap();
         shot(&c, "portal-5-acceptable-use").await;
+        c
+    });
+
+    // A sponsored guest: asks, waits on a page that refreshes itself, and is online as soon as
+    // the member approves from the link in the mail (read from the outbox).
+    let outbox = app.env.dir.path().join("outbox");
+    in_browser(invited, 9517, move |c| async move {
+        use fantoccini::Locator::Id;
+        c.goto("http://198.51.100.2/").await.unwrap();
+        c.find(Id("accept")).await.unwrap().click().await.unwrap();
+        c.wait()
+            .for_element(Id("email"))
+            .await
+            .unwrap()
+            .send_keys("ada@example.com")
+            .await
+            .unwrap();
+        c.find(Id("name"))
+            .await
+            .unwrap()
+            .send_keys("Grace Hopper")
+            .await
+            .unwrap();
+        c.find(Id("ask")).await.unwrap().click().await.unwrap();
+        c.wait()
+            .for_element(fantoccini::Locator::XPath("//h1[contains(., 'Waiting')]"))
+            .await
+            .unwrap();
+        assert!(c
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/sponsor/wait/"));
+        shot(&c, "portal-8-sponsor-waiting").await;
+        let mail = std::fs::read_dir(&outbox)
+            .expect("an outbox")
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .find(|m| m.contains("To: ada@example.com"))
+            .expect("the sponsor mail");
+        let link = mail
+            .lines()
+            .find(|l| l.contains("/sponsor/approve/"))
+            .unwrap()
+            .trim();
+        let path = link[link.find("/sponsor/approve/").unwrap()..].to_string();
+        let portal = sa("10.32.0.1:8081");
+        let (s, _, page) = http(portal, "GET", &path, "10.32.0.1:8081", None);
+        assert_eq!(s, 200, "{page}");
+        assert!(
+            page.contains("Grace Hopper asks to use the guest Wi-Fi"),
+            "{page}"
+        );
+        let form = format!("csrf={}&decision=approve", csrf(&page));
+        let (s, _, page) = http(portal, "POST", &path, "10.32.0.1:8081", Some(&form));
+        assert_eq!(s, 200, "{page}");
+        // No navigation by the test: the waiting page refreshes itself into "You're online".
+        let t = Instant::now();
+        loop {
+            let text = body_text(&c).await;
+            if text.contains("You're online") {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "still waiting: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        shot(&c, "portal-9-sponsor-approved").await;
+        c.goto("http://198.51.100.2/").await.unwrap();
+        assert_eq!(body_text(&c).await, HELLO);
         c
     });
 
