@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::netns::{connects, header, http, link, serve_tcp, Netns};
+use common::netns::{connects, header, http, link, serve_tcp, serve_udp_echo, udp_burst, Netns};
 use common::{require_root, require_tool, Env, Server, BIN};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -90,6 +90,7 @@ fn lab(clients: &[(&str, &str, &str, &str)]) -> Lab {
         serve_tcp(7, None);
         serve_tcp(9100, Some("printer"));
         serve_tcp(443, Some("tls"));
+        serve_udp_echo(53);
     });
     lab
 }
@@ -296,6 +297,20 @@ async fn gateway_isolation_portal_and_expiry() {
         "internet into a member network (IPv6)",
     );
 
+    // Pre-login DNS goes only to the appliance, rate-limited per device (20/s, burst 40): a
+    // stand-in resolver on the router answers what the limit lets through.
+    lab.router.run(|| serve_udp_echo(53));
+    let dns = guest.run(|| udp_burst(sa("10.30.0.1:53"), 200, Duration::from_millis(500)));
+    assert!(
+        (20..=80).contains(&dns),
+        "pre-login DNS burst of 200: {dns} answered, the limit lets ~40 through"
+    );
+    let elsewhere = guest.run(|| udp_burst(sa("198.51.100.2:53"), 5, Duration::from_millis(300)));
+    assert_eq!(
+        elsewhere, 0,
+        "pre-login DNS to another resolver must be dropped"
+    );
+
     // Voucher login; the first packet is forwarded right after the portal's answer.
     let answered = portal_login(guest, &short);
     let first = guest.run(move || {
@@ -308,6 +323,12 @@ async fn gateway_isolation_portal_and_expiry() {
         first < Duration::from_millis(50),
         "first forwarded connection {first:?} after the portal's answer"
     );
+    // Logged in, DNS is not limited any more.
+    std::thread::sleep(Duration::from_millis(1100));
+    let dns = guest.run(|| udp_burst(sa("10.30.0.1:53"), 200, Duration::from_millis(500)));
+    assert_eq!(dns, 200, "DNS of an authorized guest is not rate-limited");
+    let elsewhere = guest.run(|| udp_burst(sa("198.51.100.2:53"), 5, Duration::from_millis(300)));
+    assert_eq!(elsewhere, 5, "an authorized guest may use any resolver");
     let (s, _, body) = guest.run(|| http(sa("198.51.100.2:80"), "GET", "/", "example.org", None));
     assert_eq!((s, body.as_str()), (200, HELLO));
     let (s, _, body) =
@@ -750,4 +771,52 @@ async fn chromium_guest_logs_in_through_the_portal() {
     let shown = app.cli(&["firewall", "show"]).stdout;
     assert!(shown.contains("timeout"), "{shown}");
     drop(app);
+}
+
+/// The portal finds a client's MAC even when the kernel has no neighbour entry yet: it asks the
+/// kernel to resolve it (ARP on IPv4, neighbour solicitation on IPv6).
+#[test]
+fn neighbour_lookup_resolves_unknown_clients() {
+    if !require_root("neighbour lookup (network namespaces)") {
+        return;
+    }
+    let k = std::process::id();
+    let a = Netns::new(&format!("fd{k}-na"));
+    let b = Netns::new(&format!("fd{k}-nb"));
+    link(
+        &a,
+        "eth0",
+        &["10.77.0.1/24", "fd77::1/64"],
+        &b,
+        "eth0",
+        &["10.77.0.2/24", "fd77::2/64"],
+    );
+    let mac_b = b
+        .command("cat")
+        .arg("/sys/class/net/eth0/address")
+        .output()
+        .unwrap();
+    let mac_b: frontdesk_core::MacAddr = String::from_utf8_lossy(&mac_b.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    for ip in ["10.77.0.2", "fd77::2"] {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        let found = a.run(move || {
+            assert!(
+                frontdesk_firewall::neigh::dump()
+                    .unwrap()
+                    .iter()
+                    .all(|n| n.ip != ip),
+                "no entry before the lookup"
+            );
+            let n = frontdesk_firewall::neigh::lookup(ip, Duration::from_secs(2), |_| true)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{ip} not resolved"));
+            // Interface names belong to the namespace: asked from inside it.
+            (n.mac, frontdesk_firewall::neigh::ifname(n.ifindex))
+        });
+        assert_eq!(found.0, mac_b, "{ip}");
+        assert_eq!(found.1.as_deref(), Some("eth0"), "{ip}");
+    }
 }

@@ -191,3 +191,36 @@ pub fn serve_tcp(port: u16, reply: Option<&'static str>) {
         }
     });
 }
+
+/// A UDP echo on `[::]:port` (dual-stack) in the calling namespace thread; runs until the
+/// process ends.
+pub fn serve_udp_echo(port: u16) {
+    let s = std::net::UdpSocket::bind(("::", port))
+        .unwrap_or_else(|e| panic!("bind udp [::]:{port}: {e}"));
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+}
+
+/// Sends `count` datagrams to `to` as fast as possible, then counts the answers that arrive
+/// within `wait`.
+pub fn udp_burst(to: SocketAddr, count: usize, wait: Duration) -> usize {
+    let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let s = std::net::UdpSocket::bind(bind).unwrap();
+    for i in 0..count {
+        let _ = s.send_to(&(i as u32).to_be_bytes(), to);
+    }
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let deadline = std::time::Instant::now() + wait;
+    let mut answers = 0;
+    let mut buf = [0u8; 64];
+    while std::time::Instant::now() < deadline {
+        if s.recv(&mut buf).is_ok() {
+            answers += 1;
+        }
+    }
+    answers
+}

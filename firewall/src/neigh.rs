@@ -167,16 +167,34 @@ pub fn addresses_of(mac: MacAddr) -> io::Result<Vec<IpAddr>> {
         .collect())
 }
 
-/// The name of an interface index (`if_indextoname`).
+/// The name of an interface index, asked on a socket of our own (SIOCGIFNAME): it answers for
+/// the network namespace of the calling thread.
 pub fn ifname(index: u32) -> Option<String> {
-    let mut buf = [0u8; libc::IF_NAMESIZE];
-    // SAFETY: the buffer holds IF_NAMESIZE bytes as the call requires.
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr() as *mut libc::c_char) };
-    if p.is_null() {
+    if index == 0 || index > i32::MAX as u32 {
         return None;
     }
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8(buf[..len].to_vec()).ok()
+    // SAFETY: plain socket(2); closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_ifru.ifru_ifindex = index as i32;
+    // SAFETY: valid fd and a properly sized ifreq for SIOCGIFNAME.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFNAME as _, &mut req) };
+    // SAFETY: we own fd.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = req
+        .ifr_name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8(bytes).ok()
 }
 
 /// `ClientLocator` for gateway mode: the MAC the kernel has for the address, accepted only

@@ -307,12 +307,11 @@ pub fn render(gw: &Gateway, state: &State) -> String {
          \t\tiifname {} jump tier_input\n\t}}\n",
         set_of(&all, true)
     );
+    // Blocked devices and the pre-login DNS limit come before the established-flow accept:
+    // a UDP "flow" to the resolver is established after its first answer.
     o.push_str(
         "\tchain tier_input {\n\
-         \t\tct state established,related accept\n\
-         \t\tether saddr @blocked counter name blocked_dropped drop\n\
-         \t\tmeta l4proto { icmp, ipv6-icmp } accept\n\
-         \t\tudp dport { 67, 547 } accept\n",
+         \t\tether saddr @blocked counter name blocked_dropped drop\n",
     );
     if !portal.is_empty() {
         let _ = writeln!(
@@ -324,6 +323,11 @@ pub fn render(gw: &Gateway, state: &State) -> String {
             gw.dns_rate.saturating_mul(2)
         );
     }
+    o.push_str(
+        "\t\tct state established,related accept\n\
+         \t\tmeta l4proto { icmp, ipv6-icmp } accept\n\
+         \t\tudp dport { 67, 547 } accept\n",
+    );
     let _ = writeln!(
         o,
         "\t\tmeta l4proto {{ tcp, udp }} th dport {} accept",
