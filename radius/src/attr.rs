@@ -40,6 +40,8 @@ pub const MESSAGE_AUTHENTICATOR: u8 = 80;
 pub const TUNNEL_PRIVATE_GROUP_ID: u8 = 81;
 pub const ACCT_INTERIM_INTERVAL: u8 = 85;
 pub const NAS_IPV6_ADDRESS: u8 = 95;
+/// RFC 5176 §3.6.
+pub const ERROR_CAUSE: u8 = 101;
 pub const FRAMED_IPV6_ADDRESS: u8 = 168;
 
 /// Service-Type values (RFC 2865 §5.6).

@@ -7,6 +7,7 @@
 
 pub mod attr;
 pub mod auth;
+pub mod coa;
 pub mod directory;
 pub mod eap;
 pub mod handler;
