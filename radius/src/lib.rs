@@ -9,6 +9,7 @@ pub mod attr;
 pub mod auth;
 pub mod coa;
 pub mod directory;
+pub mod disconnect;
 pub mod eap;
 pub mod handler;
 pub mod nas;
