@@ -569,3 +569,87 @@ async fn changes_reach_the_radius_server_without_restart() {
         Some("Access-Accept")
     );
 }
+
+/// Cancelling a member ends their live session: the NAS gets a signed Disconnect-Request
+/// naming it within about a second, and a new login is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_member_disconnects_their_session() {
+    let Some(r) = Radius::start().await else {
+        return;
+    };
+    // The NAS listens for Disconnect-Requests on a port of this test.
+    let nas = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = nas.local_addr().unwrap().port().to_string();
+    r.env.run(&["nas", "remove", "local"]).ok();
+    r.env
+        .run(&[
+            "nas",
+            "add",
+            "--name",
+            "local",
+            "--address",
+            "127.0.0.1",
+            "--secret",
+            SECRET,
+            "--disconnect-port",
+            &port,
+        ])
+        .ok();
+    let (user, pw) = r.add_member("leaving@example.com", "full-time", &[]);
+    r.settle();
+    let a = r.auth(&format!(
+        "{},Calling-Station-Id=AA-00-00-00-00-09",
+        pap(&user, &pw)
+    ));
+    assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
+    let start = format!("Acct-Status-Type=Start,User-Name={user},Acct-Session-Id=live-1,Calling-Station-Id=AA-00-00-00-00-09");
+    assert_eq!(r.acct(&start).code.as_deref(), Some("Accounting-Response"));
+
+    let t = std::time::Instant::now();
+    r.env.run(&["member", "cancel", "leaving@example.com"]).ok();
+    nas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, from) = nas.recv_from(&mut buf).expect("a Disconnect-Request");
+    let elapsed = t.elapsed();
+    let raw = &buf[..n];
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "Disconnect-Request {elapsed:?} after the cancel command started"
+    );
+    use frontdesk_radius::{attr, packet};
+    assert!(packet::verify_digest_request_authenticator(
+        raw,
+        SECRET.as_bytes()
+    ));
+    assert_eq!(
+        packet::verify_request_message_authenticator(raw, SECRET.as_bytes()),
+        Some(true)
+    );
+    let p = packet::Packet::decode(raw).unwrap();
+    assert_eq!(p.code, packet::Code::DisconnectRequest);
+    assert_eq!(
+        p.get_string(attr::USER_NAME).as_deref(),
+        Some(user.as_str())
+    );
+    assert_eq!(
+        p.get_string(attr::ACCT_SESSION_ID).as_deref(),
+        Some("live-1")
+    );
+    // The NAS acknowledges; the server logs the session as ended.
+    let mut ack = packet::Packet::new(packet::Code::DisconnectAck, p.identifier, [0; 16]);
+    ack.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    let ack = packet::encode_response(&ack, &p.authenticator, SECRET.as_bytes()).unwrap();
+    nas.send_to(&ack, from).unwrap();
+    assert!(r
+        .server
+        .wait_for(&["access ended", "live-1"], Duration::from_secs(5))
+        .is_some());
+    // And a new login is refused.
+    let a = r.auth(&format!(
+        "{},Calling-Station-Id=AA-00-00-00-00-09",
+        pap(&user, &pw)
+    ));
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
+    let audit = r.env.run(&["audit", "--json"]).ok().stdout;
+    assert!(audit.contains("session.disconnect"), "{audit}");
+}

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod decide;
+pub mod enforce;
 pub mod mac;
 pub mod model;
 pub mod ports;

@@ -158,6 +158,24 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         }
     };
 
+    // Live enforcement: a member suspended, cancelled or moved to a plan without Wi-Fi now is
+    // disconnected within a second of the change, whoever made it.
+    let disconnector: std::sync::Arc<dyn frontdesk_core::ports::Disconnector> = {
+        let shared = radius.clone();
+        std::sync::Arc::new(frontdesk_radius::disconnect::RadiusDisconnector::new(
+            std::sync::Arc::new(move |id| {
+                shared
+                    .directory
+                    .read()
+                    .ok()?
+                    .nas_clients()
+                    .iter()
+                    .find(|n| n.id == id)
+                    .cloned()
+            }),
+            frontdesk_radius::disconnect::DisconnectSettings::default(),
+        ))
+    };
     let mut feed = store.follow_changes().await?;
     info!(seq = feed.last_seq(), "following changes");
     loop {
@@ -177,10 +195,32 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 if let Some(g) = gateway.as_mut() {
                     g.refresh_blocked(&store).await;
                 }
+                let members: std::collections::BTreeSet<String> = batch
+                    .iter()
+                    .filter(|c| c.kind == "member")
+                    .map(|c| c.object.clone())
+                    .collect();
                 match Directory::load(&store).await {
                     Ok(fresh) => {
                         tracing::debug!(members = fresh.member_count(), "RADIUS directory refreshed");
-                        let _ = catalog_tx.send(std::sync::Arc::new(fresh.catalog().clone()));
+                        let fresh_catalog = std::sync::Arc::new(fresh.catalog().clone());
+                        let _ = catalog_tx.send(fresh_catalog.clone());
+                        if !members.is_empty() {
+                            let (store, disconnector) = (store.clone(), disconnector.clone());
+                            let authorizer = gateway.as_ref().map(|g| g.authorizer.clone());
+                            tokio::spawn(async move {
+                                let auth = authorizer.as_ref().map(|a| a as &dyn ClientAuthorizer);
+                                match frontdesk_core::enforce::enforce_members(&store, &fresh_catalog, &members, disconnector.as_ref(), auth, chrono::Utc::now()).await {
+                                    Ok(done) => for o in done {
+                                        match &o.result {
+                                            Ok(()) => info!(member = %o.member_id, what = %o.what, reason = %o.reason, "access ended"),
+                                            Err(e) => warn!(member = %o.member_id, what = %o.what, reason = %o.reason, error = %e, "could not end access"),
+                                        }
+                                    },
+                                    Err(e) => warn!(error = %e, "enforcing member changes failed"),
+                                }
+                            });
+                        }
                         radius.replace_directory(fresh);
                         frontdesk_radius::directory::release_free_memory();
                     }
@@ -202,6 +242,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
 struct Gateway {
     nft: Nft,
     blocked: Vec<frontdesk_core::MacAddr>,
+    authorizer: NftAuthorizer,
 }
 
 async fn start_gateway(
@@ -228,6 +269,7 @@ async fn start_gateway(
         warn!("conntrack is not installed: de-authorized guests' open connections end when their next packet is dropped, not at once (apt install conntrack)");
     }
     let authorizer = NftAuthorizer::start(nft.clone(), conntrack);
+    let portal_authorizer = authorizer.clone();
     // Restored clients: their elements are in the table already; this registers their end so
     // their connections are flushed when it comes.
     for c in store.portal_clients(chrono::Utc::now()).await? {
@@ -280,7 +322,7 @@ async fn start_gateway(
     let app = Portal::new(
         store.clone(),
         catalog,
-        std::sync::Arc::new(authorizer),
+        std::sync::Arc::new(portal_authorizer),
         std::sync::Arc::new(NeighbourLocator::new(portal_ifaces.clone())),
         mailer,
         settings,
@@ -314,6 +356,7 @@ async fn start_gateway(
     Ok(Gateway {
         nft,
         blocked: state.blocked,
+        authorizer,
     })
 }
 

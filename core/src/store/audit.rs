@@ -108,3 +108,28 @@ impl Store {
             .collect())
     }
 }
+
+impl Store {
+    /// An audit event for something observed or enforced (a session ended, a guest let in),
+    /// not a change of the catalog: no `changes` row, nothing for other processes to reload.
+    pub async fn record_event(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        object: &str,
+        after: Option<String>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, source, action, object, before_summary, after_summary) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+        )
+        .bind(now_secs())
+        .bind(&actor.name)
+        .bind(&actor.source)
+        .bind(action)
+        .bind(object)
+        .bind(after)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
