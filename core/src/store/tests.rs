@@ -678,3 +678,80 @@ async fn sponsor_requests(store: &Store) {
     assert!(s.sponsor_request("nope", now).await.unwrap().is_none());
 }
 both!(sponsor, sponsor_requests);
+
+async fn enforcement_of_member_changes(store: &Store) {
+    use crate::enforce::enforce_members;
+    use crate::ports::{ActError, Disconnector, SessionRef};
+    use crate::store::radius::{AccountingRecord, AcctStatus};
+    struct Rec(std::sync::Mutex<Vec<SessionRef>>);
+    #[async_trait::async_trait]
+    impl Disconnector for Rec {
+        async fn disconnect(&self, s: &SessionRef, _: crate::Reason) -> Result<(), ActError> {
+            self.0.lock().unwrap().push(s.clone());
+            Ok(())
+        }
+    }
+    let s = ready(store).await;
+    let (keep, _) = s
+        .add_member(
+            &new_member("keep@example.com", "full-time"),
+            today(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let (gone, _) = s
+        .add_member(
+            &new_member("gone@example.com", "full-time"),
+            today(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let rec = |m: &crate::model::Member, sid: &str| AccountingRecord {
+        at: now,
+        nas_id: 1,
+        nas_addr: "192.0.2.1:1813".into(),
+        status: AcctStatus::Start,
+        session_id: sid.into(),
+        user_name: m.wifi_username.clone(),
+        member_id: Some(m.id.clone()),
+        mac: Some(crate::mac::MacAddr([2, 0, 0, 0, 0, 1])),
+        framed_ip: None,
+        vlan: Some(10),
+        class: None,
+        input_octets: 0,
+        output_octets: 0,
+        session_time: 0,
+        terminate_cause: None,
+    };
+    s.record_accounting(&[rec(&keep, "k-1"), rec(&gone, "g-1")])
+        .await
+        .unwrap();
+    s.set_member_status(&gone.id, crate::model::MemberStatus::Cancelled, &actor())
+        .await
+        .unwrap();
+    let catalog = s.catalog().await.unwrap();
+    let d = Rec(std::sync::Mutex::new(Vec::new()));
+    let ids: std::collections::BTreeSet<String> =
+        [keep.id.clone(), gone.id.clone()].into_iter().collect();
+    let out = enforce_members(&s, &catalog, &ids, &d, None, now)
+        .await
+        .unwrap();
+    // Only the cancelled member's session ends, named the way the NAS knows it.
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].member_id, gone.id);
+    assert_eq!(out[0].reason, crate::Reason::Cancelled);
+    let sent = d.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].acct_session_id.as_deref(), Some("g-1"));
+    assert_eq!(sent[0].user_name, gone.wifi_username);
+    assert_eq!(sent[0].nas_addr, "192.0.2.1:1813".parse().unwrap());
+    assert!(s
+        .logical_dump()
+        .await
+        .unwrap()
+        .contains("session.disconnect"));
+}
+both!(enforcement, enforcement_of_member_changes);
