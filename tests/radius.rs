@@ -604,6 +604,20 @@ async fn cancelling_a_member_disconnects_their_session() {
     assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
     let start = format!("Acct-Status-Type=Start,User-Name={user},Acct-Session-Id=live-1,Calling-Station-Id=AA-00-00-00-00-09");
     assert_eq!(r.acct(&start).code.as_deref(), Some("Accounting-Response"));
+    // `sessions --online` says until when each session may stay: the same as `explain`.
+    let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
+    let explain = r
+        .env
+        .run(&["explain", "--user", &user, "--json"])
+        .ok()
+        .json();
+    assert_eq!(online[0]["allowed"], true, "{online}");
+    assert_eq!(online[0]["valid_until"], explain["valid_until"], "{online}");
+    let text = r.env.run(&["sessions", "--online"]).ok().stdout;
+    assert!(
+        text.contains("GOES OFFLINE") && text.contains("no end"),
+        "{text}"
+    );
 
     let t = std::time::Instant::now();
     r.env.run(&["member", "cancel", "leaving@example.com"]).ok();

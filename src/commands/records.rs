@@ -452,15 +452,64 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCommand, actor: &Actor) -> Result<()> {
 pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
     let store = ctx.open().await?;
     // Online: no Stop and an update within 2.5 interim intervals of the longest profile (600 s).
-    let since = online.then(|| Utc::now() - chrono::Duration::seconds(1500));
+    let now = Utc::now();
+    let since = online.then(|| now - chrono::Duration::seconds(1500));
     let rows = store.sessions(since, limit.clamp(1, 100_000)).await?;
+    // For online sessions: until when the member's decision lets them stay (the scheduler and
+    // the change path disconnect them then).
+    let catalog = store.catalog().await?;
+    let mut decisions: std::collections::HashMap<String, frontdesk_core::Decision> =
+        std::collections::HashMap::new();
+    for id in rows
+        .iter()
+        .filter(|r| r.stopped_at.is_none())
+        .filter_map(|r| r.member_id.clone())
+    {
+        if decisions.contains_key(&id) {
+            continue;
+        }
+        if let Ok(m) = store.member(&id).await {
+            let d = frontdesk_core::decide(
+                &catalog,
+                frontdesk_core::Subject::Member(frontdesk_core::decide::Holder::from(&m)),
+                frontdesk_core::Resource::WIFI,
+                now,
+            );
+            decisions.insert(id, d);
+        }
+    }
+    let decision = |r: &frontdesk_core::store::radius::SessionRow| {
+        r.stopped_at
+            .is_none()
+            .then(|| r.member_id.as_ref().and_then(|id| decisions.get(id)))
+            .flatten()
+    };
     if ctx.json {
-        json(&rows);
+        let out: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(d) = decision(r) {
+                    v["allowed"] = d.allowed.into();
+                    v["reason"] = d.reason.as_str().into();
+                    v["valid_until"] = d.valid_until.map(rfc3339).into();
+                }
+                v
+            })
+            .collect();
+        json(&out);
     } else {
-        let tz = store.site().await?.tz();
+        let tz = catalog.site.tz();
         let table_rows: Vec<Vec<String>> = rows
             .iter()
             .map(|s| {
+                let until = match decision(s) {
+                    Some(d) if !d.allowed => format!("now ({})", d.reason),
+                    Some(d) => d
+                        .valid_until
+                        .map_or("no end".into(), |t| local_and_utc(t, tz)),
+                    None => "-".into(),
+                };
                 vec![
                     s.user_name.clone(),
                     opt(s.mac.clone()),
@@ -470,6 +519,7 @@ pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
                     local_and_utc(s.started_at, tz),
                     s.stopped_at
                         .map_or("online".into(), |t| local_and_utc(t, tz)),
+                    until,
                     format!("{}/{}", s.input_octets, s.output_octets),
                 ]
             })
@@ -483,6 +533,7 @@ pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
                 "VLAN",
                 "STARTED",
                 "STOPPED",
+                "GOES OFFLINE",
                 "IN/OUT OCTETS",
             ],
             &table_rows,
