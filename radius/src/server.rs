@@ -342,7 +342,11 @@ pub async fn start(
     let (log_tx, log_rx) = mpsc::channel(65536);
     let shared = Arc::new(Shared {
         directory: RwLock::new(Arc::new(directory)),
-        sessions: OnlineSessions::new(Duration::from_secs(1500)),
+        sessions: OnlineSessions::new(
+            frontdesk_core::enforce::ONLINE_HORIZON
+                .to_std()
+                .expect("positive"),
+        ),
         stats: Stats::default(),
         config,
         nas_rate_limit,
@@ -353,7 +357,10 @@ pub async fn start(
     });
     // Sessions that were online before a restart still count for device limits.
     if let Ok(rows) = store
-        .sessions(Some(Utc::now() - chrono::Duration::seconds(1500)), 100_000)
+        .sessions(
+            Some(Utc::now() - frontdesk_core::enforce::ONLINE_HORIZON),
+            100_000,
+        )
         .await
     {
         for s in rows {

@@ -453,7 +453,7 @@ pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
     let store = ctx.open().await?;
     // Online: no Stop and an update within 2.5 interim intervals of the longest profile (600 s).
     let now = Utc::now();
-    let since = online.then(|| now - chrono::Duration::seconds(1500));
+    let since = online.then(|| now - frontdesk_core::enforce::ONLINE_HORIZON);
     let rows = store.sessions(since, limit.clamp(1, 100_000)).await?;
     // For online sessions: until when the member's decision lets them stay (the scheduler and
     // the change path disconnect them then).

@@ -125,7 +125,7 @@ pub(super) async fn login(
         .min(now + MAX_MEMBER_SESSION);
     let record = PortalClient {
         mac: client.mac,
-        ip: Some(super::frontdesk_core_ip(ip).to_string()),
+        ip: Some(ip.to_string()),
         network: client.location.clone(),
         kind: PortalKind::Member,
         subject: m.id.clone(),

@@ -448,7 +448,7 @@ impl Portal {
         };
         let at = Instant::now();
         let mac_key = format!("mac:{}", client.mac);
-        let ip_key = format!("ip:{}", frontdesk_core_ip(ip));
+        let ip_key = format!("ip:{}", ip);
         if let Some(wait) = self
             .0
             .by_mac
@@ -588,7 +588,7 @@ async fn login(
         .unwrap_or(now + chrono::Duration::seconds(voucher.valid_secs));
     let record = PortalClient {
         mac: client.mac,
-        ip: Some(frontdesk_core_ip(ip).to_string()),
+        ip: Some(ip.to_string()),
         network: client.location.clone(),
         kind: PortalKind::Voucher,
         subject: voucher.code.clone(),
@@ -599,14 +599,6 @@ async fn login(
         return r;
     }
     redirect(StatusCode::SEE_OTHER, "/status")
-}
-
-/// IPv4 clients of a dual-stack listener appear as `::ffff:a.b.c.d`.
-fn frontdesk_core_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 fn denied(

@@ -176,7 +176,7 @@ pub(super) async fn request(
             token_hash: &token_hash(&token),
             member_id: &member.id,
             guest_mac: client.mac,
-            guest_ip: Some(super::frontdesk_core_ip(ip).to_string()),
+            guest_ip: Some(ip.to_string()),
             network: client.location.clone(),
             guest_name: &name,
             expires_at: expires,
