@@ -179,6 +179,9 @@ pub struct GatewayConfig {
     pub dns_rate: u32,
     /// Masquerade IPv4 leaving through the WAN interface.
     pub masquerade: bool,
+    /// Tier → hours it is switched on ("opening-hours" or e.g. "mon-fri 08:00-19:00"); the
+    /// scheduler switches the whole network off outside them. Tiers not listed are always on.
+    pub hours: BTreeMap<String, String>,
 }
 
 impl Default for GatewayConfig {
@@ -191,6 +194,7 @@ impl Default for GatewayConfig {
             iot_allow: Vec::new(),
             dns_rate: 20,
             masquerade: true,
+            hours: BTreeMap::new(),
         }
     }
 }

@@ -41,10 +41,16 @@ impl Answer {
 impl Radius {
     /// UTC site; members: ada (full-time), flo (flex, until today), sus (suspended), printer MAC.
     async fn start() -> Option<Radius> {
+        Radius::start_at(None).await
+    }
+
+    /// With the wall clock of `serve` and the CLI shifted by `offset_ms` (debug builds).
+    async fn start_at(offset_ms: Option<i64>) -> Option<Radius> {
         if !require_tool("radclient", "freeradius-utils") {
             return None;
         }
-        let env = Env::new(Db::Sqlite).await.unwrap();
+        let mut env = Env::new(Db::Sqlite).await.unwrap();
+        env.clock_offset_ms = offset_ms;
         env.init_lab(SECRET);
         env.run(&[
             "plan",
@@ -666,4 +672,220 @@ async fn cancelling_a_member_disconnects_their_session() {
     assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
     let audit = r.env.run(&["audit", "--json"]).ok().stdout;
     assert!(audit.contains("session.disconnect"), "{audit}");
+}
+
+/// The NAS side of the closing-time test: Disconnect-Requests as they arrive, with the
+/// (shifted) wall time of their arrival.
+fn receive_disconnects(
+    nas: &std::net::UdpSocket,
+    offset_ms: i64,
+    until: std::time::Instant,
+) -> Vec<(
+    i64,
+    frontdesk_radius::packet::Packet,
+    Vec<u8>,
+    std::net::SocketAddr,
+)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        nas.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok((n, from)) = nas.recv_from(&mut buf) else {
+            break;
+        };
+        let at = chrono::Utc::now().timestamp_millis() + offset_ms;
+        let raw = buf[..n].to_vec();
+        let p = frontdesk_radius::packet::Packet::decode(&raw).unwrap();
+        got.push((at, p, raw, from));
+    }
+    got
+}
+
+/// Closing time, live: members whose plan window ends while they are online are sent a
+/// Disconnect-Request within a second of the end (the NAS acknowledges one and ignores the
+/// other: retried, shown as pending, then failed), a 24/7 member is left alone, and a re-auth
+/// after the end is rejected as outside-hours. `serve` runs on a clock shifted to a few seconds
+/// before a minute boundary (debug-build test clock), so the window can end during the test.
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_time_disconnects_within_a_second() {
+    let real_ms = chrono::Utc::now().timestamp_millis();
+    let end_ms = (real_ms / 60_000 + 2) * 60_000;
+    // serve starts 15 s (shifted) before the window ends: time to log in and start accounting.
+    let offset = end_ms - 15_000 - real_ms;
+    let Some(r) = Radius::start_at(Some(offset)).await else {
+        return;
+    };
+    let end = chrono::DateTime::from_timestamp_millis(end_ms).unwrap();
+    let start = end - chrono::Duration::hours(2);
+    let hhmm = |t: chrono::DateTime<chrono::Utc>| {
+        let s = t.format("%H:%M").to_string();
+        if s == "00:00" && t == end {
+            "24:00".to_string()
+        } else {
+            s
+        }
+    };
+    let window = format!("daily {}-{}", hhmm(start), hhmm(end));
+    r.env
+        .run(&[
+            "plan", "add", "--name", "evening", "--vlan", "60", "--wifi", &window,
+        ])
+        .ok();
+    let nas = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = nas.local_addr().unwrap().port().to_string();
+    r.env.run(&["nas", "remove", "local"]).ok();
+    r.env
+        .run(&[
+            "nas",
+            "add",
+            "--name",
+            "local",
+            "--address",
+            "127.0.0.1",
+            "--secret",
+            SECRET,
+            "--disconnect-port",
+            &port,
+        ])
+        .ok();
+    let (a, a_pw) = r.add_member("evening-a@example.com", "evening", &[]);
+    let (b, _) = r.add_member("evening-b@example.com", "evening", &[]);
+    let (c, _) = r.add_member("allday@example.com", "full-time", &[]);
+    r.settle();
+    let acc = r.auth(&format!(
+        "{},Calling-Station-Id=AA-00-00-00-00-0A",
+        pap(&a, &a_pw)
+    ));
+    assert_eq!(acc.code.as_deref(), Some("Access-Accept"), "{}", acc.out);
+    // Less than the NAS's minimum Session-Timeout is left: accepted with the minimum (60 s);
+    // the scheduler's Disconnect is what ends the session on time.
+    assert_eq!(
+        acc.attr("Session-Timeout").as_deref(),
+        Some("60"),
+        "{}",
+        acc.out
+    );
+    for (user, sid, mac) in [
+        (&a, "eve-1", "0A"),
+        (&b, "eve-2", "0B"),
+        (&c, "all-3", "0C"),
+    ] {
+        let start = format!("Acct-Status-Type=Start,User-Name={user},Acct-Session-Id={sid},Calling-Station-Id=AA-00-00-00-00-{mac}");
+        assert_eq!(r.acct(&start).code.as_deref(), Some("Accounting-Response"));
+    }
+    let shifted_now = chrono::Utc::now().timestamp_millis() + offset;
+    assert!(
+        shifted_now < end_ms - 2_000,
+        "setup took too long: {} ms left before the window end",
+        end_ms - shifted_now
+    );
+
+    // Receive everything until 2.5 s after the end; acknowledge eve-1 at once.
+    let deadline =
+        std::time::Instant::now() + Duration::from_millis((end_ms - shifted_now + 2_500) as u64);
+    let got = receive_disconnects(&nas, offset, deadline);
+    use frontdesk_radius::{attr, packet};
+    let sid = |p: &packet::Packet| p.get_string(attr::ACCT_SESSION_ID).unwrap_or_default();
+    assert!(
+        got.iter().all(|(_, p, _, _)| sid(p) != "all-3"),
+        "the 24/7 member is left alone"
+    );
+    let first = |s: &str| {
+        got.iter()
+            .find(|(_, p, _, _)| sid(p) == s)
+            .unwrap_or_else(|| panic!("no Disconnect-Request for {s}"))
+    };
+    for s in ["eve-1", "eve-2"] {
+        let (at, p, raw, _) = first(s);
+        let late = at - end_ms;
+        assert!(
+            (0..1_000).contains(&late),
+            "Disconnect-Request for {s} {late} ms after the window end"
+        );
+        assert_eq!(p.code, packet::Code::DisconnectRequest);
+        assert!(packet::verify_digest_request_authenticator(
+            raw,
+            SECRET.as_bytes()
+        ));
+        assert_eq!(
+            packet::verify_request_message_authenticator(raw, SECRET.as_bytes()),
+            Some(true)
+        );
+        eprintln!("Disconnect-Request for {s}: {late} ms after the window end");
+    }
+    let (_, p, _, from) = first("eve-1");
+    let mut ack = packet::Packet::new(packet::Code::DisconnectAck, p.identifier, [0; 16]);
+    ack.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    let ack = packet::encode_response(&ack, &p.authenticator, SECRET.as_bytes()).unwrap();
+    nas.send_to(&ack, from).unwrap();
+    // eve-2 is not answered: retransmitted, and shown as pending meanwhile.
+    let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
+    let row = |j: &serde_json::Value, s: &str| {
+        j.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["acct_session_id"] == s)
+            .cloned()
+    };
+    assert_eq!(
+        row(&online, "eve-2").unwrap()["disconnect"],
+        "pending",
+        "{online}"
+    );
+    assert_eq!(
+        row(&online, "all-3").unwrap()["disconnect"],
+        serde_json::Value::Null
+    );
+    assert!(r
+        .server
+        .wait_for(&["access ended", "eve-1"], Duration::from_secs(5))
+        .is_some());
+    // The NAS ends the session: its accounting Stop arrives.
+    let stop = format!("Acct-Status-Type=Stop,User-Name={a},Acct-Session-Id=eve-1,Calling-Station-Id=AA-00-00-00-00-0A,Acct-Terminate-Cause=Admin-Reset");
+    assert_eq!(r.acct(&stop).code.as_deref(), Some("Accounting-Response"));
+    let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
+    assert!(row(&online, "eve-1").is_none(), "{online}");
+    // The re-auth is refused: outside the plan's hours.
+    let again = r.auth(&format!(
+        "{},Calling-Station-Id=AA-00-00-00-00-0A",
+        pap(&a, &a_pw)
+    ));
+    assert_eq!(
+        again.code.as_deref(),
+        Some("Access-Reject"),
+        "{}",
+        again.out
+    );
+    assert!(r
+        .server
+        .wait_for(&["outside-hours", &a], Duration::from_secs(5))
+        .is_some());
+    // eve-2: two more transmissions (1 s, then 2 s later), then reported as failed.
+    let more = receive_disconnects(
+        &nas,
+        offset,
+        std::time::Instant::now() + Duration::from_secs(5),
+    );
+    assert!(
+        more.iter().filter(|(_, p, _, _)| sid(p) == "eve-2").count() >= 1,
+        "eve-2 retransmitted"
+    );
+    assert!(r
+        .server
+        .wait_for(&["could not end access", "eve-2"], Duration::from_secs(10))
+        .is_some());
+    let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
+    let failed = row(&online, "eve-2").unwrap();
+    assert!(
+        failed["disconnect"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed: "),
+        "{failed}"
+    );
+    let text = r.env.run(&["sessions", "--online"]).ok().stdout;
+    assert!(text.contains("disconnect failed"), "{text}");
+    let audit = r.env.run(&["audit", "--json"]).ok().stdout;
+    assert!(audit.contains("reason=outside-hours"), "{audit}");
 }

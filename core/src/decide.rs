@@ -115,6 +115,17 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The next instant this decision changes by time alone: the end of the allowed window, or
+    /// the next opening when denied. `None`: only a change of data can change it (24/7 plans,
+    /// suspended or cancelled members). The scheduler wakes at the earliest of these.
+    pub fn next_change(&self) -> Option<DateTime<Utc>> {
+        if self.allowed {
+            self.valid_until
+        } else {
+            self.opens_at
+        }
+    }
+
     pub fn deny(reason: Reason) -> Decision {
         Decision {
             allowed: false,

@@ -1,15 +1,18 @@
 //! Frontdesk core: the domain model, the one entitlement function [`decide()`], the
 //! schedule arithmetic it stands on, secrets handling and storage (SQLite and PostgreSQL).
 //!
-//! Nothing in here reads the clock: every function that depends on time takes `now`.
+//! Nothing in here reads the clock except [`clock`]: every function that depends on time takes
+//! `now`, and the binary gets it from `clock::now()`.
 
 pub mod backup;
+pub mod clock;
 pub mod decide;
 pub mod enforce;
 pub mod mac;
 pub mod model;
 pub mod ports;
 pub mod schedule;
+pub mod scheduler;
 pub mod secrets;
 pub mod store;
 

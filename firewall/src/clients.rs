@@ -208,6 +208,23 @@ async fn end_connections(ct: &Conntrack, clients: &[(MacAddr, Option<IpAddr>)], 
     }
 }
 
+/// Switches whole tier networks off and on for the scheduler (`[gateway.hours]`): the
+/// `closed` interface set, replaced in one transaction. Packets from a closed network are
+/// dropped before connection tracking would let established flows through.
+pub struct NftSwitch(pub Nft);
+
+#[async_trait]
+impl frontdesk_core::scheduler::NetworkSwitch for NftSwitch {
+    async fn set_closed(&self, closed: &[String]) -> Result<(), ActError> {
+        let mut batch = String::new();
+        crate::ruleset::closed_batch(&mut batch, closed);
+        self.0
+            .run(&batch)
+            .await
+            .map_err(|e| ActError::Other(format!("nft: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -440,6 +440,19 @@ pub fn block_batch(out: &mut String, mac: MacAddr, blocked: bool) {
     }
 }
 
+/// Makes `closed` exactly the set of switched-off tier networks (one transaction).
+pub fn closed_batch(out: &mut String, closed: &[String]) {
+    let _ = writeln!(out, "flush set inet {TABLE} closed");
+    if !closed.is_empty() {
+        let list: Vec<String> = closed.iter().map(|c| format!("\"{c}\"")).collect();
+        let _ = writeln!(
+            out,
+            "add element inet {TABLE} closed {{ {} }}",
+            list.join(", ")
+        );
+    }
+}
+
 /// Opens or closes a tier network (after-hours switch).
 pub fn close_batch(out: &mut String, iface: &str, closed: bool) {
     let _ = writeln!(out, "add element inet {TABLE} closed {{ \"{iface}\" }}");

@@ -33,7 +33,7 @@ impl Mailer for OutboxMailer {
         let to = mail.to.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
             std::fs::create_dir_all(&dir)?;
-            let now = chrono::Utc::now();
+            let now = frontdesk_core::clock::now();
             let name = format!(
                 "{}-{:09}.eml",
                 now.format("%Y%m%dT%H%M%S"),

@@ -335,7 +335,7 @@ mod tests {
                         valid_until: None,
                     })
                     .collect(),
-                created_at: chrono::Utc::now(),
+                created_at: frontdesk_core::clock::now(),
             },
             nt_hash: frontdesk_core::secrets::nt_hash(&format!("pw-{id}")),
             password: format!("pw-{id}"),

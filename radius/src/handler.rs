@@ -116,6 +116,8 @@ pub struct AuthEvent {
     pub reason: String,
     pub vlan: Option<u16>,
     pub member_id: Option<String>,
+    /// When an accepted session's access ends (the scheduler's alarm is set to it).
+    pub valid_until: Option<DateTime<Utc>>,
 }
 
 /// What the server must do.
@@ -570,6 +572,7 @@ fn finish(
         },
         vlan: decision.vlan,
         member_id: verdict.member.map(|m| m.id.to_owned()),
+        valid_until: decision.valid_until,
     };
 
     if !decision.allowed {

@@ -5,7 +5,6 @@
 
 use crate::directory::Directory;
 use crate::handler::{handle, AuthEvent, DropCause, HandlerConfig, Outcome, Port, Sessions};
-use chrono::Utc;
 use frontdesk_core::store::radius::{AccountingRecord, AcctStatus, AuthLogEntry};
 use frontdesk_core::store::Store;
 use frontdesk_core::MacAddr;
@@ -261,6 +260,8 @@ struct Bucket {
 /// What the server shares between workers.
 pub struct Shared {
     pub directory: RwLock<Arc<Directory>>,
+    /// Set to the end of every accepted session, so the scheduler wakes in time for it.
+    pub alarm: Arc<frontdesk_core::scheduler::Alarm>,
     pub sessions: OnlineSessions,
     pub stats: Stats,
     pub config: HandlerConfig,
@@ -330,6 +331,54 @@ impl Listeners {
     }
 }
 
+/// The scheduler's view of who an online session is, from the RADIUS index (no database
+/// reads per session): MAC-authenticated devices as devices, others by Wi-Fi user name.
+pub struct SessionLookup(pub Arc<Shared>);
+
+impl frontdesk_core::scheduler::Lookup for SessionLookup {
+    fn catalog(&self) -> Arc<frontdesk_core::decide::Catalog> {
+        let dir = self.0.directory.read().expect("directory lock").clone();
+        Arc::new(dir.catalog().clone())
+    }
+
+    fn decide_session(
+        &self,
+        catalog: &frontdesk_core::decide::Catalog,
+        s: &frontdesk_core::store::radius::SessionRow,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<frontdesk_core::Decision> {
+        use frontdesk_core::decide::{decide, Resource, Subject};
+        let dir = self.0.directory.read().expect("directory lock").clone();
+        if let Some(device) = s
+            .user_name
+            .parse::<MacAddr>()
+            .ok()
+            .and_then(|m| dir.device(&m))
+        {
+            let owner = device
+                .member_id
+                .as_deref()
+                .and_then(|id| dir.member_by_id(id));
+            return Some(decide(
+                catalog,
+                Subject::Device {
+                    device,
+                    owner: owner.map(|o| o.holder),
+                },
+                Resource::WIFI,
+                now,
+            ));
+        }
+        let m = dir.member_by_username(&s.user_name)?;
+        Some(decide(
+            catalog,
+            Subject::Member(m.holder),
+            Resource::WIFI,
+            now,
+        ))
+    }
+}
+
 /// Starts the server tasks; returns the shared state (to swap the directory on change).
 pub async fn start(
     store: Store,
@@ -342,6 +391,7 @@ pub async fn start(
     let (log_tx, log_rx) = mpsc::channel(65536);
     let shared = Arc::new(Shared {
         directory: RwLock::new(Arc::new(directory)),
+        alarm: Arc::default(),
         sessions: OnlineSessions::new(
             frontdesk_core::enforce::ONLINE_HORIZON
                 .to_std()
@@ -358,7 +408,7 @@ pub async fn start(
     // Sessions that were online before a restart still count for device limits.
     if let Ok(rows) = store
         .sessions(
-            Some(Utc::now() - frontdesk_core::enforce::ONLINE_HORIZON),
+            Some(frontdesk_core::clock::now() - frontdesk_core::enforce::ONLINE_HORIZON),
             100_000,
         )
         .await
@@ -471,7 +521,11 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                 continue;
             }
             stats.add(nas.id, "requests");
-            stats.set(nas.id, "last-seen", Utc::now().timestamp());
+            stats.set(
+                nas.id,
+                "last-seen",
+                frontdesk_core::clock::now().timestamp(),
+            );
             note_attributes(&mut stats, nas.id, datagram);
         }
         let outcome = handle(
@@ -481,7 +535,7 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
             &dir,
             &shared.sessions,
             &shared.config,
-            Utc::now(),
+            frontdesk_core::clock::now(),
         );
         match outcome {
             Outcome::Drop { cause, nas_id } => {
@@ -510,6 +564,10 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                     shared.sessions.apply(&record);
                 }
                 if let Some(ev) = auth {
+                    if let (true, Some(until)) = (ev.accepted, ev.valid_until) {
+                        // The scheduler wakes then (earlier than planned, if need be).
+                        shared.alarm.at(until);
+                    }
                     log_auth(&mut stats, &shared, &ev, started.elapsed());
                 }
                 if let Err(e) = sock.send_to(&bytes, src) {
@@ -589,7 +647,7 @@ fn log_auth(stats: &mut LocalStats, shared: &Shared, ev: &AuthEvent, elapsed: Du
     );
     stats.add(ev.nas_id, if ev.accepted { "accepts" } else { "rejects" });
     let entry = AuthLogEntry {
-        at: Utc::now(),
+        at: frontdesk_core::clock::now(),
         nas_id: Some(ev.nas_id),
         user_name: ev.user_name.clone(),
         mac: ev.mac.map(|m| m.to_string()),
@@ -672,7 +730,10 @@ async fn stats_flusher(store: Store, shared: Arc<Shared>) {
             }
         }
         let snapshot = shared.stats.snapshot();
-        if let Err(e) = store.save_nas_stats(&snapshot, Utc::now()).await {
+        if let Err(e) = store
+            .save_nas_stats(&snapshot, frontdesk_core::clock::now())
+            .await
+        {
             debug!(error = %e, "NAS counters not saved");
         }
         for (ip, n) in shared.stats.unknown_sources() {
@@ -738,7 +799,7 @@ mod tests {
     fn online_sessions_count_distinct_macs_and_forget_stops() {
         let s = OnlineSessions::new(Duration::from_secs(60));
         let rec = |status, session: &str, mac: &str| AccountingRecord {
-            at: Utc::now(),
+            at: frontdesk_core::clock::now(),
             nas_id: 1,
             nas_addr: "127.0.0.1:1".into(),
             status,

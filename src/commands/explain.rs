@@ -46,7 +46,7 @@ pub async fn explain(ctx: &Ctx, user: &str, at: Option<&str>, resource: &str) ->
     let tz = cat.site.tz();
     let now = match at {
         Some(s) => parse_at(s, tz)?,
-        None => Utc::now(),
+        None => frontdesk_core::clock::now(),
     };
     let resolved = store.resolve(user).await?;
     let (subject, kind, id, label) = match &resolved {

@@ -5,7 +5,6 @@ use crate::cli::FirewallCommand;
 use crate::config::Config;
 use crate::output::{json, kv};
 use anyhow::{anyhow, bail, Context, Result};
-use chrono::Utc;
 use frontdesk_core::store::Store;
 use frontdesk_firewall::ruleset::{Allow, Gateway, Network, Role, State};
 use frontdesk_firewall::Nft;
@@ -13,6 +12,28 @@ use serde_json::json;
 use std::net::SocketAddr;
 
 /// The gateway as configured (`[gateway]`), validated, with the portal's port.
+/// Tier networks with hours (`[gateway.hours]`), as the scheduler switches them.
+pub fn scheduled_networks(
+    config: &Config,
+) -> Result<Vec<frontdesk_core::scheduler::ScheduledNetwork>> {
+    let g = &config.gateway;
+    g.hours
+        .iter()
+        .map(|(tier, spec)| {
+            let iface = g.interfaces.get(tier).ok_or_else(|| {
+                anyhow!("gateway.hours: {tier:?} has no entry in [gateway.interfaces]")
+            })?;
+            let hours = spec.parse().map_err(|e| {
+                anyhow!("gateway.hours.{tier} = {spec:?}: {e} (use \"opening-hours\" or e.g. \"mon-fri 08:00-19:00\")")
+            })?;
+            Ok(frontdesk_core::scheduler::ScheduledNetwork {
+                iface: iface.clone(),
+                hours,
+            })
+        })
+        .collect()
+}
+
 pub fn gateway(config: &Config, portal_listen: &str) -> Result<Gateway> {
     let g = &config.gateway;
     if g.interfaces.is_empty() {
@@ -78,7 +99,7 @@ pub fn gateway(config: &Config, portal_listen: &str) -> Result<Gateway> {
 /// Current state for a full render: valid portal clients with their remaining time, blocked
 /// members' MACs. Closed networks come from the after-hours scheduler (none here).
 pub async fn state(store: &Store) -> Result<State> {
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     let authorized = store
         .portal_clients(now)
         .await?

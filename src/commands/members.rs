@@ -4,7 +4,7 @@ use super::{parse_date_arg, site_today, Ctx};
 use crate::cli::MemberCommand;
 use crate::output::{json, kv, local_and_utc, opt, rfc3339, table};
 use anyhow::{bail, Context, Result};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use frontdesk_core::decide::{decide, Catalog, Resource, Subject};
 use frontdesk_core::model::{Member, MemberStatus};
 use frontdesk_core::store::{Actor, ImportRow, MemberFilter, NewMember, Store};
@@ -183,7 +183,7 @@ async fn status(ctx: &Ctx, id: &str, status: MemberStatus, actor: &Actor) -> Res
 async fn show(ctx: &Ctx, store: &Store, m: &Member) -> Result<()> {
     let cat = store.catalog().await?;
     let today = site_today(store).await?;
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     let d = decide(&cat, Subject::Member(m.into()), Resource::WIFI, now);
     if ctx.json {
         let mut v = member_json(m, &cat, today);

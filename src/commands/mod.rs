@@ -13,7 +13,7 @@ mod site;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use anyhow::{bail, Context, Result};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use frontdesk_core::secrets::SecretKey;
 use frontdesk_core::store::{self, Actor, Backend, OpenMode, Store};
 use std::path::PathBuf;
@@ -106,7 +106,9 @@ impl Ctx {
 /// Today's local date at the site.
 pub async fn site_today(store: &Store) -> Result<NaiveDate> {
     let site = store.site().await?;
-    Ok(Utc::now().with_timezone(&site.tz()).date_naive())
+    Ok(frontdesk_core::clock::now()
+        .with_timezone(&site.tz())
+        .date_naive())
 }
 
 pub fn parse_date_arg(s: &str) -> Result<NaiveDate> {

@@ -4,7 +4,6 @@ use super::{read_secret_file, Ctx};
 use crate::cli::{AdminCommand, DeviceCommand, NasCommand, VoucherCommand};
 use crate::output::{json, kv, local_and_utc, opt, rfc3339, table};
 use anyhow::Result;
-use chrono::Utc;
 use frontdesk_core::model::{parse_cidr, Role, Vendor};
 use frontdesk_core::store::{Actor, NewNas};
 use frontdesk_core::MacAddr;
@@ -385,7 +384,7 @@ pub async fn voucher(ctx: &Ctx, cmd: VoucherCommand, actor: &Actor) -> Result<()
             let store = ctx.open().await?;
             let vs = store.vouchers().await?;
             let cat = store.catalog().await?;
-            let now = Utc::now();
+            let now = frontdesk_core::clock::now();
             if ctx.json {
                 json(&vs);
             } else {
@@ -452,7 +451,7 @@ pub async fn admin(ctx: &Ctx, cmd: AdminCommand, actor: &Actor) -> Result<()> {
 pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
     let store = ctx.open().await?;
     // Online: no Stop and an update within 2.5 interim intervals of the longest profile (600 s).
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     let since = online.then(|| now - frontdesk_core::enforce::ONLINE_HORIZON);
     let rows = store.sessions(since, limit.clamp(1, 100_000)).await?;
     // For online sessions: until when the member's decision lets them stay (the scheduler and
@@ -520,6 +519,16 @@ pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
                     s.stopped_at
                         .map_or("online".into(), |t| local_and_utc(t, tz)),
                     until,
+                    match (&s.disconnect, s.disconnect_at) {
+                        (Some(state), Some(at)) if state == "pending" => {
+                            format!(
+                                "disconnect pending since {}",
+                                at.with_timezone(&tz).format("%H:%M:%S")
+                            )
+                        }
+                        (Some(state), _) => format!("disconnect {state}"),
+                        (None, _) => "-".into(),
+                    },
                     format!("{}/{}", s.input_octets, s.output_octets),
                 ]
             })
@@ -534,6 +543,7 @@ pub async fn sessions(ctx: &Ctx, online: bool, limit: i64) -> Result<()> {
                 "STARTED",
                 "STOPPED",
                 "GOES OFFLINE",
+                "ENFORCEMENT",
                 "IN/OUT OCTETS",
             ],
             &table_rows,

@@ -8,7 +8,8 @@ use crate::output::json;
 use anyhow::{bail, Context, Result};
 use frontdesk_core::model::{parse_cidr, Role, Vendor};
 use frontdesk_core::ports::ChangeFeed;
-use frontdesk_core::ports::{ClientAuthorizer, ClientRef};
+use frontdesk_core::ports::{ClientAuthorizer, ClientRef, Disconnector};
+use frontdesk_core::scheduler::{Alarm, Scheduler};
 use frontdesk_core::store::{self, Actor, NewMember, NewNas, Store};
 use frontdesk_firewall::clients::NftAuthorizer;
 use frontdesk_firewall::conntrack::Conntrack;
@@ -21,6 +22,7 @@ use frontdesk_radius::handler::HandlerConfig;
 use frontdesk_radius::server::Listeners;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tracing::{info, warn};
 
 fn init_logging(ctx: &Ctx) {
@@ -151,7 +153,9 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     warn!(%http, "the operator console is not built yet; not listening");
 
     let mut gateway = match ctx.config.mode {
-        Mode::Gateway => Some(start_gateway(ctx, &store, portal, catalog_rx).await?),
+        Mode::Gateway => {
+            Some(start_gateway(ctx, &store, portal, catalog_rx, radius.alarm.clone()).await?)
+        }
         Mode::RadiusOnly => {
             info!("radius-only mode: the captive portal runs with a controller's external portal (not built yet) or in gateway mode");
             None
@@ -159,11 +163,12 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     };
 
     // Live enforcement: a member suspended, cancelled or moved to a plan without Wi-Fi now is
-    // disconnected within a second of the change, whoever made it.
-    let disconnector: std::sync::Arc<dyn frontdesk_core::ports::Disconnector> = {
+    // disconnected within a second of the change, whoever made it; the scheduler ends what
+    // time ends (closing, plan and voucher ends) and re-plans on catalog changes.
+    let disconnector: Arc<dyn Disconnector> = {
         let shared = radius.clone();
-        std::sync::Arc::new(frontdesk_radius::disconnect::RadiusDisconnector::new(
-            std::sync::Arc::new(move |id| {
+        Arc::new(frontdesk_radius::disconnect::RadiusDisconnector::new(
+            Arc::new(move |id| {
                 shared
                     .directory
                     .read()
@@ -176,6 +181,25 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             frontdesk_radius::disconnect::DisconnectSettings::default(),
         ))
     };
+    let mut scheduler = Scheduler::new(
+        store.clone(),
+        Arc::new(frontdesk_radius::server::SessionLookup(radius.clone())),
+        disconnector.clone(),
+        radius.alarm.clone(),
+    );
+    if let Some(g) = &gateway {
+        scheduler.authorizer = Some(g.authorizer.clone());
+        scheduler.networks = super::firewall::scheduled_networks(&ctx.config)?;
+        scheduler.switch = Some(Arc::new(frontdesk_firewall::clients::NftSwitch(
+            g.nft.clone(),
+        )));
+        for n in &scheduler.networks {
+            info!(network = %n.iface, hours = %n.hours, "network switched off outside its hours");
+        }
+    }
+    let (replan_tx, replan_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(scheduler.run(replan_rx));
+
     let mut feed = store.follow_changes().await?;
     info!(seq = feed.last_seq(), "following changes");
     loop {
@@ -195,36 +219,32 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 if let Some(g) = gateway.as_mut() {
                     g.refresh_blocked(&store).await;
                 }
+                match Directory::load(&store).await {
+                    Ok(fresh) => {
+                        tracing::debug!(members = fresh.member_count(), "RADIUS directory refreshed");
+                        let _ = catalog_tx.send(Arc::new(fresh.catalog().clone()));
+                        radius.replace_directory(fresh);
+                        frontdesk_radius::directory::release_free_memory();
+                    }
+                    Err(e) => warn!(error = %e, "directory refresh failed; keeping the previous one"),
+                }
+                // Members changed one by one (suspend, cancel, set-plan): their sessions and
+                // portal devices, at once. Anything else (hours, closures, plans, imports,
+                // devices, vouchers) may move everyone: the scheduler re-decides all.
                 let members: std::collections::BTreeSet<String> = batch
                     .iter()
                     .filter(|c| c.kind == "member")
                     .map(|c| c.object.clone())
                     .collect();
-                match Directory::load(&store).await {
-                    Ok(fresh) => {
-                        tracing::debug!(members = fresh.member_count(), "RADIUS directory refreshed");
-                        let fresh_catalog = std::sync::Arc::new(fresh.catalog().clone());
-                        let _ = catalog_tx.send(fresh_catalog.clone());
-                        if !members.is_empty() {
-                            let (store, disconnector) = (store.clone(), disconnector.clone());
-                            let authorizer = gateway.as_ref().map(|g| g.authorizer.clone());
-                            tokio::spawn(async move {
-                                let auth = authorizer.as_ref().map(|a| a as &dyn ClientAuthorizer);
-                                match frontdesk_core::enforce::enforce_members(&store, &fresh_catalog, &members, disconnector.as_ref(), auth, chrono::Utc::now()).await {
-                                    Ok(done) => for o in done {
-                                        match &o.result {
-                                            Ok(()) => info!(member = %o.member_id, what = %o.what, reason = %o.reason, "access ended"),
-                                            Err(e) => warn!(member = %o.member_id, what = %o.what, reason = %o.reason, error = %e, "could not end access"),
-                                        }
-                                    },
-                                    Err(e) => warn!(error = %e, "enforcing member changes failed"),
-                                }
-                            });
-                        }
-                        radius.replace_directory(fresh);
-                        frontdesk_radius::directory::release_free_memory();
-                    }
-                    Err(e) => warn!(error = %e, "directory refresh failed; keeping the previous one"),
+                if !members.is_empty() {
+                    let (store, disconnector) = (store.clone(), disconnector.clone());
+                    let authorizer = gateway.as_ref().map(|g| g.authorizer.clone());
+                    tokio::spawn(async move {
+                        enforce_member_changes(&store, &members, disconnector.as_ref(), authorizer.as_deref()).await
+                    });
+                }
+                if batch.iter().any(|c| c.kind != "member") {
+                    let _ = replan_tx.send(());
                 }
             }
             _ = shutdown_signal() => {
@@ -237,12 +257,79 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+async fn enforce_member_changes(
+    store: &Store,
+    members: &std::collections::BTreeSet<String>,
+    disconnector: &dyn Disconnector,
+    authorizer: Option<&dyn ClientAuthorizer>,
+) {
+    // The catalog from the database, so enforcement does not wait on the RADIUS index.
+    let catalog = match store.catalog().await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "enforcing member changes: cannot read the catalog");
+            return;
+        }
+    };
+    let now = frontdesk_core::clock::now();
+    match frontdesk_core::enforce::enforce_members(
+        store,
+        &catalog,
+        members,
+        disconnector,
+        authorizer,
+        now,
+    )
+    .await
+    {
+        Ok(done) => {
+            for o in done {
+                match &o.result {
+                    Ok(()) => {
+                        info!(subject = %o.subject, what = %o.what, reason = %o.reason, "access ended")
+                    }
+                    Err(e) => {
+                        warn!(subject = %o.subject, what = %o.what, reason = %o.reason, error = %e, "could not end access")
+                    }
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "enforcing member changes failed"),
+    }
+}
+
 /// Gateway mode: the ruleset applied (restored portal clients keep their remaining time), the
 /// authorized-clients worker, and the captive portal listener.
 struct Gateway {
     nft: Nft,
     blocked: Vec<frontdesk_core::MacAddr>,
-    authorizer: NftAuthorizer,
+    authorizer: Arc<dyn ClientAuthorizer>,
+}
+
+/// Sets the scheduler's alarm to every portal client's end, so a guest let in shortly before
+/// closing is audited and re-decided when their time is up.
+struct AlarmingAuthorizer {
+    inner: NftAuthorizer,
+    alarm: Arc<Alarm>,
+}
+
+#[async_trait::async_trait]
+impl ClientAuthorizer for AlarmingAuthorizer {
+    async fn authorize(
+        &self,
+        client: &ClientRef,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), frontdesk_core::ports::ActError> {
+        self.inner.authorize(client, until).await?;
+        if let Some(t) = until {
+            self.alarm.at(t);
+        }
+        Ok(())
+    }
+
+    async fn revoke(&self, client: &ClientRef) -> Result<(), frontdesk_core::ports::ActError> {
+        self.inner.revoke(client).await
+    }
 }
 
 async fn start_gateway(
@@ -250,6 +337,7 @@ async fn start_gateway(
     store: &Store,
     portal: SocketAddr,
     catalog: tokio::sync::watch::Receiver<std::sync::Arc<frontdesk_core::decide::Catalog>>,
+    alarm: Arc<Alarm>,
 ) -> Result<Gateway> {
     let gw = super::firewall::gateway(&ctx.config, &portal.to_string())?;
     let state = super::firewall::state(store).await?;
@@ -268,11 +356,13 @@ async fn start_gateway(
     if !conntrack.available() {
         warn!("conntrack is not installed: de-authorized guests' open connections end when their next packet is dropped, not at once (apt install conntrack)");
     }
-    let authorizer = NftAuthorizer::start(nft.clone(), conntrack);
-    let portal_authorizer = authorizer.clone();
+    let authorizer: Arc<dyn ClientAuthorizer> = Arc::new(AlarmingAuthorizer {
+        inner: NftAuthorizer::start(nft.clone(), conntrack),
+        alarm,
+    });
     // Restored clients: their elements are in the table already; this registers their end so
     // their connections are flushed when it comes.
-    for c in store.portal_clients(chrono::Utc::now()).await? {
+    for c in store.portal_clients(frontdesk_core::clock::now()).await? {
         let client = ClientRef {
             mac: c.mac,
             ip: c.ip.as_deref().and_then(|i| i.parse().ok()),
@@ -322,7 +412,7 @@ async fn start_gateway(
     let app = Portal::new(
         store.clone(),
         catalog,
-        std::sync::Arc::new(portal_authorizer),
+        authorizer.clone(),
         std::sync::Arc::new(NeighbourLocator::new(portal_ifaces.clone())),
         mailer,
         settings,
@@ -364,7 +454,7 @@ impl Gateway {
     /// Suspensions and cancellations take effect on every tier network within a second,
     /// through element changes (no reload).
     async fn refresh_blocked(&mut self, store: &Store) {
-        let now = match store.blocked_macs(chrono::Utc::now()).await {
+        let now = match store.blocked_macs(frontdesk_core::clock::now()).await {
             Ok(b) => b,
             Err(e) => {
                 warn!(error = %e, "cannot read blocked MACs");

@@ -24,6 +24,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub url: String,
     pg: Option<(String, String)>,
+    /// Shifts the wall clock of every `frontdesk` this env runs (debug builds only).
+    pub clock_offset_ms: Option<i64>,
 }
 
 pub struct Run {
@@ -68,6 +70,7 @@ impl Env {
                 url: format!("sqlite:{}", dir.path().join("fd.db").display()),
                 dir,
                 pg: None,
+                clock_offset_ms: None,
             }),
             Db::Postgres => {
                 if std::env::var("FRONTDESK_SKIP_POSTGRES").is_ok_and(|v| v == "1")
@@ -93,6 +96,7 @@ impl Env {
                     url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
                     dir,
                     pg: Some((base, schema)),
+                    clock_offset_ms: None,
                 })
             }
         }
@@ -104,8 +108,12 @@ impl Env {
             .env("STATE_DIRECTORY", self.dir.path())
             .env_remove("FRONTDESK_DATABASE_URL")
             .env_remove("FRONTDESK_CONFIG")
+            .env_remove("FRONTDESK_TEST_CLOCK_OFFSET_MS")
             .arg("--database")
             .arg(&self.url);
+        if let Some(ms) = self.clock_offset_ms {
+            c.env("FRONTDESK_TEST_CLOCK_OFFSET_MS", ms.to_string());
+        }
         c
     }
 

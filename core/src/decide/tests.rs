@@ -513,6 +513,51 @@ fn doors_and_ssids() {
     assert_eq!(d.reason, Reason::SsidNotAllowed);
 }
 
+#[test]
+fn next_change_for_the_scheduler() {
+    let mut c = catalog("Europe/Berlin");
+    // Overlapping plans: flex ends at 19:00, an evening plan runs 17:00-22:00: the later end
+    // wins, and the scheduler wakes at 22:00, not at 19:00.
+    let evening = add_plan(&mut c, "evening", 31, "mon-fri 17:00-22:00");
+    let m = member(&[
+        (plan_id(&c, "flex"), "2026-01-01", None),
+        (evening, "2026-01-01", None),
+    ]);
+    let d = wifi(&c, &m, local(&c, "2026-11-27 18:00"));
+    assert_eq!(d.next_change(), Some(local(&c, "2026-11-27 22:00")));
+    assert_eq!(d.vlan, Some(31), "the VLAN of the plan lasting longest");
+    // Denied at night: next change is the next opening (Monday 08:00, flex).
+    let d = wifi(&c, &m, local(&c, "2026-11-27 23:00"));
+    assert_eq!(d.next_change(), Some(local(&c, "2026-11-30 08:00")));
+    // 24/7 and unbounded: no time-driven change.
+    let ft = member(&[(plan_id(&c, "full-time"), "2026-01-01", None)]);
+    assert_eq!(
+        wifi(&c, &ft, local(&c, "2026-11-27 18:00")).next_change(),
+        None
+    );
+    // Suspended mid-session: denied now, and nothing but a data change re-opens it.
+    let mut s = member(&[(plan_id(&c, "flex"), "2026-01-01", None)]);
+    assert!(wifi(&c, &s, local(&c, "2026-11-27 10:00")).allowed);
+    s.status = MemberStatus::Suspended;
+    let d = wifi(&c, &s, local(&c, "2026-11-27 10:00"));
+    assert_eq!(
+        (d.allowed, d.reason, d.next_change()),
+        (false, Reason::Suspended, None)
+    );
+    // A closure starting tomorrow: the 24/7 member's next change is its start.
+    c.site.calendar.closures.push(Closure {
+        id: 1,
+        from: date("2026-11-28"),
+        to: date("2026-11-28"),
+        reason: "Inventory".into(),
+        all: true,
+    });
+    assert_eq!(
+        wifi(&c, &ft, local(&c, "2026-11-27 18:00")).next_change(),
+        Some(local(&c, "2026-11-28 00:00"))
+    );
+}
+
 // ---- properties ----
 
 fn arb_window() -> impl Strategy<Value = String> {
@@ -578,8 +623,18 @@ proptest! {
             }
             let last = wifi(&c, &m, DateTime::from_timestamp(end - 1, 0).unwrap());
             prop_assert!(last.allowed);
+            // The scheduler wakes at next_change: there, and not a second earlier, it flips.
+            if let Some(change) = d.next_change() {
+                prop_assert!(!wifi(&c, &m, change).allowed, "still allowed at next_change {}", change);
+            }
         } else {
             prop_assert!(d.valid_until.is_none());
+            if let Some(change) = d.next_change() {
+                prop_assert!(change > now);
+                prop_assert!(wifi(&c, &m, change).allowed, "denied at next_change {}", change);
+                let before = DateTime::from_timestamp(change.timestamp() - 1, 0).unwrap();
+                prop_assert!(!wifi(&c, &m, before).allowed, "allowed before next_change {}", change);
+            }
         }
     }
 }

@@ -132,4 +132,32 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Many events in one transaction (enforcement at closing time ends thousands at once).
+    pub async fn record_events(
+        &self,
+        actor: &Actor,
+        events: &[(&'static str, String, Option<String>)],
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let at = now_secs();
+        let mut tx = self.begin().await?;
+        for (action, object, after) in events {
+            sqlx::query(
+                "INSERT INTO audit (at, actor, source, action, object, before_summary, after_summary) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+            )
+            .bind(at)
+            .bind(&actor.name)
+            .bind(&actor.source)
+            .bind(*action)
+            .bind(object)
+            .bind(after)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -80,6 +80,14 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// Frontdesk itself (scheduler, enforcement), acting through `source`.
+    pub fn system(source: &str) -> Actor {
+        Actor {
+            name: "frontdesk".into(),
+            source: source.into(),
+        }
+    }
+
     pub fn cli() -> Actor {
         let user = std::env::var("SUDO_USER")
             .or_else(|_| std::env::var("USER"))
@@ -382,7 +390,7 @@ fn create_private_file(path: &std::path::Path) -> Result<()> {
 }
 
 pub(crate) fn now_secs() -> i64 {
-    chrono::Utc::now().timestamp()
+    crate::clock::now().timestamp()
 }
 
 pub(crate) fn ts(secs: i64) -> chrono::DateTime<chrono::Utc> {

@@ -209,6 +209,30 @@ impl Store {
         Ok(rows.into_iter().filter_map(client_from_row).collect())
     }
 
+    /// Takes out the clients whose time is up at `now` and returns them (for the audit).
+    pub async fn take_expired_portal_clients(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PortalClient>> {
+        let rows: Vec<ClientRow> = sqlx::query_as(&format!(
+            "SELECT {CLIENT_COLS} FROM portal_clients WHERE valid_until <= $1 ORDER BY valid_until, mac"
+        ))
+        .bind(now.timestamp())
+        .fetch_all(&self.pool)
+        .await?;
+        let gone: Vec<PortalClient> = rows.into_iter().filter_map(client_from_row).collect();
+        let mut tx = self.begin().await?;
+        for c in &gone {
+            sqlx::query("DELETE FROM portal_clients WHERE mac = $1 AND valid_until <= $2")
+                .bind(c.mac.to_string())
+                .bind(now.timestamp())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
     /// Removes a client (logout, revocation); true when it was there.
     pub async fn remove_portal_client(&self, mac: MacAddr) -> Result<bool> {
         let res = sqlx::query("DELETE FROM portal_clients WHERE mac = $1")

@@ -65,6 +65,9 @@ pub struct SessionRow {
     pub stopped_at: Option<DateTime<Utc>>,
     pub input_octets: i64,
     pub output_octets: i64,
+    /// Enforcement: `pending`, `acked` or `failed: …` once Frontdesk set out to end it.
+    pub disconnect: Option<String>,
+    pub disconnect_at: Option<DateTime<Utc>>,
 }
 
 /// A member's Wi-Fi secret material, decrypted for the in-memory index.
@@ -89,7 +92,50 @@ type SessionTuple = (
     Option<i64>,
     i64,
     i64,
+    Option<String>,
+    Option<i64>,
 );
+
+const SESSION_COLS: &str = "id, nas_id, nas_addr, acct_session_id, user_name, member_id, mac, framed_ip, vlan, started_at, updated_at, stopped_at, input_octets, output_octets, disconnect, disconnect_at";
+
+fn session_from_row(r: SessionTuple) -> SessionRow {
+    let (
+        id,
+        nas_id,
+        nas_addr,
+        acct_session_id,
+        user_name,
+        member_id,
+        mac,
+        framed_ip,
+        vlan,
+        started,
+        updated,
+        stopped,
+        inp,
+        out,
+        disconnect,
+        disconnect_at,
+    ) = r;
+    SessionRow {
+        id,
+        nas_id,
+        nas_addr,
+        acct_session_id,
+        user_name,
+        member_id,
+        mac,
+        framed_ip,
+        vlan,
+        started_at: ts(started),
+        updated_at: ts(updated),
+        stopped_at: stopped.map(ts),
+        input_octets: inp,
+        output_octets: out,
+        disconnect,
+        disconnect_at: disconnect_at.map(ts),
+    }
+}
 
 impl Store {
     /// Every member's NT hash and password (CHAP needs the cleartext).
@@ -253,7 +299,7 @@ impl Store {
         online_since: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<SessionRow>> {
-        let base = "SELECT id, nas_id, nas_addr, acct_session_id, user_name, member_id, mac, framed_ip, vlan, started_at, updated_at, stopped_at, input_octets, output_octets FROM radius_sessions";
+        let base = format!("SELECT {SESSION_COLS} FROM radius_sessions");
         let rows: Vec<SessionTuple> = match online_since {
             Some(t) => sqlx::query_as(&format!("{base} WHERE stopped_at IS NULL AND updated_at >= $1 ORDER BY started_at DESC LIMIT $2"))
                 .bind(t.timestamp())
@@ -265,42 +311,55 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?,
         };
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    nas_id,
-                    nas_addr,
-                    acct_session_id,
-                    user_name,
-                    member_id,
-                    mac,
-                    framed_ip,
-                    vlan,
-                    started,
-                    updated,
-                    stopped,
-                    inp,
-                    out,
-                )| SessionRow {
-                    id,
-                    nas_id,
-                    nas_addr,
-                    acct_session_id,
-                    user_name,
-                    member_id,
-                    mac,
-                    framed_ip,
-                    vlan,
-                    started_at: ts(started),
-                    updated_at: ts(updated),
-                    stopped_at: stopped.map(ts),
-                    input_octets: inp,
-                    output_octets: out,
-                },
+        Ok(rows.into_iter().map(session_from_row).collect())
+    }
+
+    /// The online sessions (no Stop, updated since `online_since`) of some members.
+    pub async fn online_sessions_of(
+        &self,
+        member_ids: &[&str],
+        online_since: DateTime<Utc>,
+    ) -> Result<Vec<SessionRow>> {
+        let mut out = Vec::new();
+        for chunk in member_ids.chunks(500) {
+            // Numbered throughout: SQLite's anonymous `?` cannot follow a numbered `$1`.
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT {SESSION_COLS} FROM radius_sessions WHERE stopped_at IS NULL AND updated_at >= $1 AND member_id IN ({}) ORDER BY started_at",
+                marks.join(",")
+            );
+            let mut q = sqlx::query_as::<_, SessionTuple>(&sql).bind(online_since.timestamp());
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            out.extend(
+                q.fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(session_from_row),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Records how ending sessions went (`pending`, `acked`, `failed: …`), in one transaction.
+    pub async fn mark_disconnect(&self, marks: &[(i64, String)], at: DateTime<Utc>) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (id, state) in marks {
+            sqlx::query(
+                "UPDATE radius_sessions SET disconnect = $1, disconnect_at = $2 WHERE id = $3",
             )
-            .collect())
+            .bind(state)
+            .bind(at.timestamp())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Replaces the counters of NAS clients (written periodically by `serve`).

@@ -5,7 +5,7 @@ use crate::decide::{decide, Reason, Resource, Subject};
 use crate::model::{MemberStatus, Role, Vendor};
 use crate::ports::ChangeFeed;
 use crate::schedule::DaySet;
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -679,18 +679,51 @@ async fn sponsor_requests(store: &Store) {
 }
 both!(sponsor, sponsor_requests);
 
+/// A NAS stand-in: records Disconnect requests; answers like a NAS that is down when `fail`.
+#[derive(Default)]
+struct Rec(std::sync::Mutex<Vec<crate::ports::SessionRef>>, bool);
+
+#[async_trait::async_trait]
+impl crate::ports::Disconnector for Rec {
+    async fn disconnect(
+        &self,
+        s: &crate::ports::SessionRef,
+        _: crate::Reason,
+    ) -> Result<(), crate::ports::ActError> {
+        self.0.lock().unwrap().push(s.clone());
+        if self.1 {
+            return Err(crate::ports::ActError::Timeout("NAS test".into()));
+        }
+        Ok(())
+    }
+}
+
+fn acct_start(
+    m: &crate::model::Member,
+    sid: &str,
+    at: DateTime<Utc>,
+) -> crate::store::radius::AccountingRecord {
+    crate::store::radius::AccountingRecord {
+        at,
+        nas_id: 1,
+        nas_addr: "192.0.2.1:1813".into(),
+        status: crate::store::radius::AcctStatus::Start,
+        session_id: sid.into(),
+        user_name: m.wifi_username.clone(),
+        member_id: Some(m.id.clone()),
+        mac: Some(crate::mac::MacAddr([2, 0, 0, 0, 0, 1])),
+        framed_ip: None,
+        vlan: Some(10),
+        class: None,
+        input_octets: 0,
+        output_octets: 0,
+        session_time: 0,
+        terminate_cause: None,
+    }
+}
+
 async fn enforcement_of_member_changes(store: &Store) {
     use crate::enforce::enforce_members;
-    use crate::ports::{ActError, Disconnector, SessionRef};
-    use crate::store::radius::{AccountingRecord, AcctStatus};
-    struct Rec(std::sync::Mutex<Vec<SessionRef>>);
-    #[async_trait::async_trait]
-    impl Disconnector for Rec {
-        async fn disconnect(&self, s: &SessionRef, _: crate::Reason) -> Result<(), ActError> {
-            self.0.lock().unwrap().push(s.clone());
-            Ok(())
-        }
-    }
     let s = ready(store).await;
     let (keep, _) = s
         .add_member(
@@ -709,31 +742,14 @@ async fn enforcement_of_member_changes(store: &Store) {
         .await
         .unwrap();
     let now = chrono::Utc::now();
-    let rec = |m: &crate::model::Member, sid: &str| AccountingRecord {
-        at: now,
-        nas_id: 1,
-        nas_addr: "192.0.2.1:1813".into(),
-        status: AcctStatus::Start,
-        session_id: sid.into(),
-        user_name: m.wifi_username.clone(),
-        member_id: Some(m.id.clone()),
-        mac: Some(crate::mac::MacAddr([2, 0, 0, 0, 0, 1])),
-        framed_ip: None,
-        vlan: Some(10),
-        class: None,
-        input_octets: 0,
-        output_octets: 0,
-        session_time: 0,
-        terminate_cause: None,
-    };
-    s.record_accounting(&[rec(&keep, "k-1"), rec(&gone, "g-1")])
+    s.record_accounting(&[acct_start(&keep, "k-1", now), acct_start(&gone, "g-1", now)])
         .await
         .unwrap();
     s.set_member_status(&gone.id, crate::model::MemberStatus::Cancelled, &actor())
         .await
         .unwrap();
     let catalog = s.catalog().await.unwrap();
-    let d = Rec(std::sync::Mutex::new(Vec::new()));
+    let d = Rec::default();
     let ids: std::collections::BTreeSet<String> =
         [keep.id.clone(), gone.id.clone()].into_iter().collect();
     let out = enforce_members(&s, &catalog, &ids, &d, None, now)
@@ -741,7 +757,7 @@ async fn enforcement_of_member_changes(store: &Store) {
         .unwrap();
     // Only the cancelled member's session ends, named the way the NAS knows it.
     assert_eq!(out.len(), 1, "{out:?}");
-    assert_eq!(out[0].member_id, gone.id);
+    assert_eq!(out[0].subject, gone.id);
     assert_eq!(out[0].reason, crate::Reason::Cancelled);
     let sent = d.0.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
@@ -755,3 +771,154 @@ async fn enforcement_of_member_changes(store: &Store) {
         .contains("session.disconnect"));
 }
 both!(enforcement, enforcement_of_member_changes);
+
+async fn scheduler_at_closing_time(store: &Store) {
+    use crate::scheduler::{Alarm, NetworkSwitch, ScheduledNetwork, Scheduler, StoreLookup};
+    use crate::store::portal::{PortalClient, PortalKind};
+    use std::sync::Arc;
+    #[derive(Default)]
+    struct Switch(std::sync::Mutex<Vec<Vec<String>>>);
+    #[async_trait::async_trait]
+    impl NetworkSwitch for Switch {
+        async fn set_closed(&self, closed: &[String]) -> Result<(), crate::ports::ActError> {
+            self.0.lock().unwrap().push(closed.to_vec());
+            Ok(())
+        }
+    }
+    let s = ready(store).await;
+    let (flex, _) = s
+        .add_member(&new_member("flex@example.com", "flex"), today(), &actor())
+        .await
+        .unwrap();
+    let (ft, _) = s
+        .add_member(
+            &new_member("ft@example.com", "full-time"),
+            today(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    // Friday 27 November 2026; the default opening hours end at 19:00.
+    let at = |hms: &str| {
+        let t = chrono::NaiveDateTime::parse_from_str(
+            &format!("2026-11-27 {hms}"),
+            "%Y-%m-%d %H:%M:%S",
+        )
+        .unwrap();
+        tz.from_local_datetime(&t).unwrap().with_timezone(&Utc)
+    };
+    let before = at("18:59:30");
+    let closing = at("19:00:00");
+    s.record_accounting(&[
+        acct_start(&flex, "f-1", before),
+        acct_start(&ft, "t-1", before),
+    ])
+    .await
+    .unwrap();
+    let voucher = s
+        .create_vouchers(1, 3600, 1, "guest", None, &actor())
+        .await
+        .unwrap()
+        .remove(0);
+    s.record_portal_client(&PortalClient {
+        mac: crate::mac::MacAddr([2, 0, 0, 0, 0, 9]),
+        ip: Some("10.0.0.9".into()),
+        network: Some("guest0".into()),
+        kind: PortalKind::Voucher,
+        subject: voucher.code.clone(),
+        authorized_at: at("18:30:00"),
+        valid_until: closing,
+    })
+    .await
+    .unwrap();
+
+    let nas = Arc::new(Rec::default());
+    let switch = Arc::new(Switch::default());
+    let mut sch = Scheduler::new(
+        s.clone(),
+        Arc::new(StoreLookup::load(&s).await.unwrap()),
+        nas.clone(),
+        Arc::new(Alarm::default()),
+    );
+    sch.networks = vec![ScheduledNetwork {
+        iface: "dropin0".into(),
+        hours: "opening-hours".parse().unwrap(),
+    }];
+    sch.switch = Some(switch.clone());
+
+    // Half a minute before closing: nothing to do; wake exactly at closing.
+    let sw = sch.sweep(before).await.unwrap();
+    assert!(sw.ended.is_empty(), "{:?}", sw.ended);
+    assert_eq!(sw.sessions_online, 2);
+    assert_eq!(sw.portal_online, 1);
+    assert_eq!(sw.next, Some(closing));
+    assert_eq!(*switch.0.lock().unwrap(), vec![Vec::<String>::new()]);
+
+    // At closing: the flex member's session ends, the 24/7 one stays, the guest's time is up,
+    // the drop-in network is switched off; next wake is Monday's opening.
+    let sw = sch.sweep(closing).await.unwrap();
+    assert_eq!(sw.ended.len(), 1, "{:?}", sw.ended);
+    assert_eq!(sw.ended[0].subject, flex.id);
+    assert_eq!(sw.ended[0].reason, crate::Reason::OutsideHours);
+    assert_eq!(sw.expired, 1);
+    assert_eq!(sw.closed_networks, vec!["dropin0".to_string()]);
+    let monday = tz
+        .with_ymd_and_hms(2026, 11, 30, 8, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    assert_eq!(sw.next, Some(monday));
+    let sent = nas.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].acct_session_id.as_deref(), Some("f-1"));
+    let rows = s.sessions(Some(before), 10).await.unwrap();
+    let f = rows.iter().find(|r| r.acct_session_id == "f-1").unwrap();
+    assert_eq!(f.disconnect.as_deref(), Some("acked"));
+    assert!(rows
+        .iter()
+        .find(|r| r.acct_session_id == "t-1")
+        .unwrap()
+        .disconnect
+        .is_none());
+
+    // A second sweep (restart, clock step) does not send again: the NAS acknowledged.
+    let sw = sch.sweep(at("19:00:05")).await.unwrap();
+    assert!(sw.ended.is_empty());
+    assert_eq!(nas.0.lock().unwrap().len(), 1);
+    assert_eq!(switch.0.lock().unwrap().len(), 2, "closed set applied once");
+    let dump = s.logical_dump().await.unwrap();
+    for action in ["session.disconnect", "portal.expire", "network.close"] {
+        assert!(dump.contains(action), "{action} audited");
+    }
+
+    // A NAS that does not answer: marked failed, retried a minute later, not before.
+    let (late, _) = s
+        .add_member(&new_member("late@example.com", "flex"), today(), &actor())
+        .await
+        .unwrap();
+    s.record_accounting(&[acct_start(&late, "l-1", at("19:00:10"))])
+        .await
+        .unwrap();
+    let down = Arc::new(Rec(Default::default(), true));
+    let sch = Scheduler::new(
+        s.clone(),
+        Arc::new(StoreLookup::load(&s).await.unwrap()),
+        down.clone(),
+        Arc::new(Alarm::default()),
+    );
+    let sw = sch.sweep(at("19:00:20")).await.unwrap();
+    assert_eq!(sw.ended.len(), 1);
+    assert!(sw.ended[0].result.is_err());
+    assert_eq!(sw.next, Some(at("19:01:20")));
+    let rows = s.sessions(Some(before), 10).await.unwrap();
+    let l = rows.iter().find(|r| r.acct_session_id == "l-1").unwrap();
+    assert!(
+        l.disconnect.as_deref().unwrap().starts_with("failed: "),
+        "{:?}",
+        l.disconnect
+    );
+    assert!(sch.sweep(at("19:00:50")).await.unwrap().ended.is_empty());
+    assert_eq!(sch.sweep(at("19:01:30")).await.unwrap().ended.len(), 1);
+    assert_eq!(down.0.lock().unwrap().len(), 2);
+}
+both!(scheduler, scheduler_at_closing_time);

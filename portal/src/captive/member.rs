@@ -11,7 +11,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use frontdesk_core::decide::Holder;
 use frontdesk_core::store::portal::{PortalClient, PortalKind};
 use frontdesk_core::{decide, Reason, Resource, Subject};
@@ -47,7 +46,7 @@ pub(super) async fn login(
             p.0.settings.https_url.clone(),
         );
     }
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     let ip = conn.peer.ip();
     let attempt = match p.attempt(&conn, &f.csrf, "passwords").await {
         Ok(a) => a,

@@ -196,7 +196,12 @@ impl Portal {
     /// The client's current authorization, if any.
     async fn online(&self, client: Option<&ClientRef>) -> Option<PortalClient> {
         let c = client?;
-        match self.0.store.portal_client(c.mac, Utc::now()).await {
+        match self
+            .0
+            .store
+            .portal_client(c.mac, frontdesk_core::clock::now())
+            .await
+        {
             Ok(p) => p,
             Err(e) => {
                 warn!(error = %e, "portal: cannot read portal clients");
@@ -259,7 +264,7 @@ impl Portal {
 
     fn status_page(&self, pc: &PortalClient) -> Response {
         let catalog = self.catalog();
-        let now = Utc::now();
+        let now = frontdesk_core::clock::now();
         StatusT {
             p: self.page("You're online"),
             until: when(pc.valid_until, catalog.site.tz(), now),
@@ -276,10 +281,11 @@ impl Portal {
         };
         let t = LoginT {
             p: self.page("Enter your voucher"),
-            csrf: self
-                .0
-                .tokens
-                .issue("login", conn.peer.ip(), Utc::now().timestamp()),
+            csrf: self.0.tokens.issue(
+                "login",
+                conn.peer.ip(),
+                frontdesk_core::clock::now().timestamp(),
+            ),
             code: code.chars().take(MAX_CODE).collect(),
             error,
             sponsors: self.0.settings.sponsors,
@@ -328,7 +334,7 @@ async fn index(State(p): State<Portal>, ConnectInfo(conn): ConnectInfo<Conn>) ->
     if let Some(pc) = p.online(client.as_ref()).await {
         return p.status_page(&pc);
     }
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     if let Some(opens) = p.closed(now) {
         return closed_page(&p, opens, now);
     }
@@ -439,7 +445,7 @@ impl Portal {
         if !self
             .0
             .tokens
-            .check("login", ip, csrf, Utc::now().timestamp())
+            .check("login", ip, csrf, frontdesk_core::clock::now().timestamp())
         {
             return Err(expired_form(self));
         }
@@ -509,11 +515,12 @@ async fn accept(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if !p
-        .0
-        .tokens
-        .check("accept", conn.peer.ip(), &f.csrf, Utc::now().timestamp())
-    {
+    if !p.0.tokens.check(
+        "accept",
+        conn.peer.ip(),
+        &f.csrf,
+        frontdesk_core::clock::now().timestamp(),
+    ) {
         return expired_form(&p);
     }
     p.login_page(&conn, "", None)
@@ -528,7 +535,7 @@ async fn login(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     let ip = conn.peer.ip();
     let attempt = match p.attempt(&conn, &f.csrf, "codes").await {
         Ok(a) => a,
@@ -697,7 +704,10 @@ async fn captive_api(State(p): State<Portal>, ConnectInfo(conn): ConnectInfo<Con
         "user-portal-url": format!("{}/", p.base(&conn)),
     });
     if let Some(pc) = online {
-        body["seconds-remaining"] = (pc.valid_until - Utc::now()).num_seconds().max(0).into();
+        body["seconds-remaining"] = (pc.valid_until - frontdesk_core::clock::now())
+            .num_seconds()
+            .max(0)
+            .into();
         body["can-extend-session"] = false.into();
     }
     (

@@ -125,7 +125,7 @@ pub(super) async fn request(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     let ip = conn.peer.ip();
     if !p.0.tokens.check("login", ip, &f.csrf, now.timestamp()) {
         return super::expired_form(&p);
@@ -223,7 +223,7 @@ pub(super) async fn wait(
     ConnectInfo(conn): ConnectInfo<Conn>,
     Path(id): Path<String>,
 ) -> Response {
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return p.message(
             StatusCode::NOT_FOUND,
@@ -299,7 +299,7 @@ pub(super) async fn approve_page(
     ConnectInfo(conn): ConnectInfo<Conn>,
     Path(token): Path<String>,
 ) -> Response {
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     let req = match valid_token(&token) {
         true => match p
             .0
@@ -354,7 +354,7 @@ pub(super) async fn approve(
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let now = Utc::now();
+    let now = frontdesk_core::clock::now();
     if !p
         .0
         .tokens
