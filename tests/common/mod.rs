@@ -276,6 +276,11 @@ impl Server {
         (port("auth="), port("acct="))
     }
 
+    /// Every stderr line that arrived until now (for failure messages).
+    pub fn drain(&self) -> String {
+        self.lines.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
     /// Waits for a stderr line containing every needle.
     pub fn wait_for(&self, needles: &[&str], timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
