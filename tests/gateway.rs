@@ -40,6 +40,24 @@ full-time = "m0"
 iot = "i0"
 "#;
 
+/// A guest portal network, a business-hours member network and a 24/7 one.
+const CONFIG_HOURS: &str = r#"
+mode = "gateway"
+
+[portal]
+listen = "[::]:8081"
+guest_plan = "lobby"
+
+[gateway]
+wan_interface = "wan0"
+portal_networks = ["guest"]
+
+[gateway.interfaces]
+guest = "g0"
+day = "d0"
+full-time = "m0"
+"#;
+
 /// A router namespace with the internet on `wan0` and one client namespace per entry
 /// (suffix, router interface, IPv4 /24 prefix, IPv6 /64 prefix); all deleted on drop.
 struct Lab {
@@ -105,7 +123,13 @@ struct Appliance {
 
 impl Appliance {
     async fn new(config: &str) -> Appliance {
-        let env = Env::new(common::Db::Sqlite).await.unwrap();
+        Appliance::new_at(config, None).await
+    }
+
+    /// With `serve` and the CLI on a wall clock shifted by `offset_ms` (debug builds).
+    async fn new_at(config: &str, offset_ms: Option<i64>) -> Appliance {
+        let mut env = Env::new(common::Db::Sqlite).await.unwrap();
+        env.clock_offset_ms = offset_ms;
         let cfg = env.path("frontdesk.toml");
         std::fs::write(&cfg, config).unwrap();
         let a = Appliance {
@@ -153,6 +177,9 @@ impl Appliance {
 
     fn start(&mut self, router: &Netns) {
         let mut cmd = router.command(BIN);
+        if let Some(ms) = self.env.clock_offset_ms {
+            cmd.env("FRONTDESK_TEST_CLOCK_OFFSET_MS", ms.to_string());
+        }
         cmd.current_dir(self.env.dir.path())
             .env("STATE_DIRECTORY", self.env.dir.path())
             .arg("--config")
@@ -223,6 +250,116 @@ fn portal_login(guest: &Netns, code: &str) -> Instant {
         assert_eq!(header(&h, "location"), Some("/status"));
         at
     })
+}
+
+/// Closing time in gateway mode: a guest let in on a plan that ends at closing, and a tier
+/// network with `[gateway.hours]`, both lose the internet at the closing instant; the 24/7
+/// network keeps it. `serve` runs on a clock shifted to shortly before a minute boundary.
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_time_cuts_guests_and_networks() {
+    if !require_root("gateway closing-time e2e (network namespaces)")
+        || !require_tool("nft", "nftables")
+        || !require_tool("conntrack", "conntrack")
+    {
+        return;
+    }
+    let real_ms = chrono::Utc::now().timestamp_millis();
+    let end_ms = (real_ms / 60_000 + 2) * 60_000;
+    let offset = end_ms - 25_000 - real_ms;
+    let shifted = move || chrono::Utc::now().timestamp_millis() + offset;
+    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    let end = chrono::DateTime::from_timestamp_millis(end_ms)
+        .unwrap()
+        .with_timezone(&tz);
+    let hhmm = |t: chrono::DateTime<chrono_tz::Tz>| match t.format("%H:%M").to_string() {
+        s if s == "00:00" => "24:00".to_string(),
+        s => s,
+    };
+    let window = format!(
+        "daily {}-{}",
+        (end - chrono::Duration::hours(2)).format("%H:%M"),
+        hhmm(end)
+    );
+    let config = format!("{CONFIG_HOURS}\n[gateway.hours]\nday = \"{window}\"\n");
+    let mut app = Appliance::new_at(&config, Some(offset)).await;
+    app.cli(&[
+        "plan", "add", "--name", "evening", "--vlan", "30", "--wifi", &window,
+    ]);
+    let code = app
+        .cli(&[
+            "--json", "voucher", "create", "--plan", "evening", "--valid", "8h",
+        ])
+        .json()[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lab = lab(&[
+        ("g", "g0", "10.30.0", "fd30"),
+        ("d", "d0", "10.20.0", "fd20"),
+        ("m", "m0", "10.10.0", "fd10"),
+    ]);
+    let [guest, day, member] = &lab.clients[..] else {
+        unreachable!()
+    };
+    app.start(&lab.router);
+    portal_login(guest, &code);
+    reachable(guest, "198.51.100.2:80", "guest before closing");
+    reachable(
+        day,
+        "198.51.100.2:80",
+        "business-hours network before closing",
+    );
+    reachable(member, "198.51.100.2:80", "24/7 network");
+    let status = app.cli(&["--json", "firewall", "show"]).json();
+    assert_eq!(status["authorized"], 1, "{status}");
+    assert!(shifted() < end_ms - 3_000, "setup took too long");
+
+    // Probe both networks every 50 ms around closing; note when each stops getting through.
+    let probe = |ns: &Netns| {
+        ns.spawn(move || {
+            let deadline = end_ms + 3_000;
+            loop {
+                let now = chrono::Utc::now().timestamp_millis() + offset;
+                // Port 7: HTTP from a portal network is redirected to the portal when let go.
+                if connects(sa("198.51.100.2:7"), Duration::from_millis(50)).is_err()
+                    && now >= end_ms - 1_000
+                {
+                    return Some(now);
+                }
+                if now > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let (g, d) = (probe(guest), probe(day));
+    let guest_cut = g.join().unwrap().unwrap_or_else(|| {
+        panic!(
+            "guest still online 3 s after closing; serve said:\n{}",
+            app.server.as_ref().unwrap().drain()
+        )
+    });
+    let day_cut = d
+        .join()
+        .unwrap()
+        .expect("business-hours network still on 3 s after closing");
+    for (what, at) in [("guest", guest_cut), ("business-hours network", day_cut)] {
+        let late = at - end_ms;
+        eprintln!("{what}: cut {late} ms after closing");
+        assert!(
+            (-100..1_000).contains(&late),
+            "{what} cut {late} ms after closing (must be within 1 s, not before)"
+        );
+    }
+    reachable(member, "198.51.100.2:80", "24/7 network after closing");
+    let server = app.server.as_ref().unwrap();
+    assert!(server
+        .wait_for(&["network switched off", "d0"], Duration::from_secs(5))
+        .is_some());
+    let audit = app.cli(&["audit", "--json"]).stdout;
+    assert!(audit.contains("network.close"), "{audit}");
+    assert!(audit.contains("portal.expire"), "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

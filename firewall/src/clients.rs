@@ -76,7 +76,7 @@ impl ClientAuthorizer for NftAuthorizer {
         client: &ClientRef,
         until: Option<DateTime<Utc>>,
     ) -> Result<(), ActError> {
-        let secs = seconds_until(until, Utc::now());
+        let secs = seconds_until(until, frontdesk_core::clock::now());
         if secs == 0 {
             return self.revoke(client).await;
         }
