@@ -456,6 +456,24 @@ async fn accounting_sessions_and_device_limit() {
     let Some(r) = Radius::start().await else {
         return;
     };
+    // The NAS receives Disconnect-Requests on a port of this test.
+    let nas = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = nas.local_addr().unwrap().port().to_string();
+    r.env.run(&["nas", "remove", "local"]).ok();
+    r.env
+        .run(&[
+            "nas",
+            "add",
+            "--name",
+            "local",
+            "--address",
+            "127.0.0.1",
+            "--secret",
+            SECRET,
+            "--disconnect-port",
+            &port,
+        ])
+        .ok();
     let (solo, solo_pw) = r.add_member("solo@example.com", "solo", &[]);
     r.settle();
     let login = |mac: &str| {
@@ -480,15 +498,35 @@ async fn accounting_sessions_and_device_limit() {
     assert_eq!(online[0]["framed_ip"], "10.0.20.5");
     assert_eq!(online[0]["mac"], "aa:00:00:00:00:01");
 
-    // Device limit 1: a second device is refused, the same device roaming is not.
-    assert_eq!(
-        login("AA-00-00-00-00-02").code.as_deref(),
-        Some("Access-Reject")
-    );
+    // Device limit 1: the same device roaming is not a new device...
     assert_eq!(
         login("AA-00-00-00-00-01").code.as_deref(),
         Some("Access-Accept")
     );
+    // ...a second device is let in and the member's oldest session is ended (the default
+    // `device_limit_action = "disconnect-oldest"`; "reject" is the handler unit's case).
+    assert_eq!(
+        login("AA-00-00-00-00-02").code.as_deref(),
+        Some("Access-Accept")
+    );
+    nas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = nas
+        .recv_from(&mut buf)
+        .expect("a Disconnect-Request for the oldest session");
+    let p = frontdesk_radius::packet::Packet::decode(&buf[..n]).unwrap();
+    assert_eq!(
+        p.get_string(frontdesk_radius::attr::ACCT_SESSION_ID)
+            .as_deref(),
+        Some("sess-1")
+    );
+    assert!(r
+        .server
+        .wait_for(
+            &["device limit: ending the member's oldest session", "sess-1"],
+            Duration::from_secs(5)
+        )
+        .is_some());
 
     // A retransmission (same id and authenticator) gets the cached answer: covered by the
     // duplicate cache unit; here Stop ends the session and frees the slot.
@@ -672,6 +710,42 @@ async fn cancelling_a_member_disconnects_their_session() {
     assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
     let audit = r.env.run(&["audit", "--json"]).ok().stdout;
     assert!(audit.contains("session.disconnect"), "{audit}");
+
+    // A plan change to another VLAN: the NAS echoes our Class (which names the VLAN given) in
+    // accounting; moving the member ends the session so the device re-joins in the new VLAN.
+    let (mover, mover_pw) = r.add_member("mover@example.com", "solo", &[]);
+    r.settle();
+    let a = r.auth(&format!(
+        "{},Calling-Station-Id=AA-00-00-00-00-0E",
+        pap(&mover, &mover_pw)
+    ));
+    assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
+    let class = a.attr("Class").expect("a Class in the Access-Accept");
+    let start = format!("Acct-Status-Type=Start,User-Name={mover},Acct-Session-Id=move-1,Calling-Station-Id=AA-00-00-00-00-0E,Class={class}");
+    assert_eq!(r.acct(&start).code.as_deref(), Some("Accounting-Response"));
+    let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
+    assert_eq!(online[0]["vlan"], 50, "{online}");
+    r.env
+        .run(&["member", "set-plan", "mover@example.com", "full-time"])
+        .ok();
+    let (n, from) = nas
+        .recv_from(&mut buf)
+        .expect("a Disconnect-Request for the VLAN move");
+    let p = packet::Packet::decode(&buf[..n]).unwrap();
+    assert_eq!(
+        p.get_string(attr::ACCT_SESSION_ID).as_deref(),
+        Some("move-1")
+    );
+    let mut ack = packet::Packet::new(packet::Code::DisconnectAck, p.identifier, [0; 16]);
+    ack.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    let ack = packet::encode_response(&ack, &p.authenticator, SECRET.as_bytes()).unwrap();
+    nas.send_to(&ack, from).unwrap();
+    assert!(r
+        .server
+        .wait_for(&["access ended", "move-1"], Duration::from_secs(5))
+        .is_some());
+    let audit = r.env.run(&["audit", "--json"]).ok().stdout;
+    assert!(audit.contains("vlan-change 50->10"), "{audit}");
 }
 
 /// The NAS side of the closing-time test: Disconnect-Requests as they arrive, with the

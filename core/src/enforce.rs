@@ -36,6 +36,19 @@ pub struct Outcome {
 pub struct SessionEnd {
     pub session: SessionRow,
     pub reason: Reason,
+    /// Said in the audit instead of the reason (e.g. a VLAN move, where the decision is `ok`).
+    pub note: Option<String>,
+}
+
+/// When a session still allowed must move to another VLAN (plan or team changed): the note
+/// for its Disconnect-Request. Wi-Fi clients need to re-associate (and get an address in the
+/// new VLAN); a CoA changing Tunnel-Private-Group-Id mid-session is not honoured by access
+/// points. Sessions whose VLAN is not known (no Tunnel-Private-Group-Id or Class in their
+/// accounting) are left to their Session-Timeout.
+pub fn vlan_moved(s: &SessionRow, d: &crate::decide::Decision) -> Option<String> {
+    let now = s.vlan?;
+    let want = i64::from(d.vlan?);
+    (d.allowed && now != want).then(|| format!("vlan-change {now}->{want}"))
 }
 
 /// A portal device to let go of, and why.
@@ -133,7 +146,7 @@ pub async fn end_sessions(
             session_subject(s),
             Some(format!(
                 "{what} reason={} result={}",
-                e.reason,
+                e.note.clone().unwrap_or_else(|| e.reason.to_string()),
                 match &result {
                     Ok(()) => "ok",
                     Err(why) => why.as_str(),
@@ -228,25 +241,29 @@ pub async fn enforce_members(
                 Ok(mac) => store.device(mac).await?,
                 Err(_) => None,
             };
-            let reason = match &device {
-                Some(device) => {
-                    let dd = decide(
-                        catalog,
-                        Subject::Device {
-                            device,
-                            owner: Some(Holder::from(&member)),
-                        },
-                        Resource::WIFI,
-                        now,
-                    );
-                    (!dd.allowed).then_some(dd.reason)
-                }
-                None => (!d.allowed).then_some(d.reason),
-            };
-            if let Some(reason) = reason {
+            let own = device.as_ref().map(|device| {
+                decide(
+                    catalog,
+                    Subject::Device {
+                        device,
+                        owner: Some(Holder::from(&member)),
+                    },
+                    Resource::WIFI,
+                    now,
+                )
+            });
+            let dd = own.as_ref().unwrap_or(&d);
+            if !dd.allowed {
                 session_ends.push(SessionEnd {
                     session: sess.clone(),
-                    reason,
+                    reason: dd.reason,
+                    note: None,
+                });
+            } else if let Some(note) = vlan_moved(sess, dd) {
+                session_ends.push(SessionEnd {
+                    session: sess.clone(),
+                    reason: dd.reason,
+                    note: Some(note),
                 });
             }
         }

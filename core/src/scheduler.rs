@@ -190,9 +190,12 @@ impl Scheduler {
             let Some(d) = self.lookup.decide_session(&catalog, &s, now) else {
                 continue;
             };
+            let moved = crate::enforce::vlan_moved(&s, &d);
             if d.allowed {
                 sweep.next = earliest(sweep.next, d.valid_until);
-                continue;
+                if moved.is_none() {
+                    continue;
+                }
             }
             match s.disconnect.as_deref() {
                 // The NAS confirmed; its Stop is on the way. Nothing more to send.
@@ -214,6 +217,7 @@ impl Scheduler {
             ends.push(SessionEnd {
                 session: s,
                 reason: d.reason,
+                note: moved,
             });
         }
         let ended = enforce::end_sessions(

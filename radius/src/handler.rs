@@ -25,6 +25,9 @@ pub struct HandlerConfig {
     pub reject_reply_message: bool,
     /// 802.1X (PEAP, TTLS, EAP-TLS); `None` rejects EAP.
     pub eap: Option<std::sync::Arc<EapServer>>,
+    /// Over the plan's device limit: accept the new device and end the member's oldest
+    /// session (true), or reject the new one (false).
+    pub disconnect_oldest: bool,
 }
 
 impl Default for HandlerConfig {
@@ -33,6 +36,7 @@ impl Default for HandlerConfig {
             max_session: 12 * 3600,
             reject_reply_message: false,
             eap: None,
+            disconnect_oldest: false,
         }
     }
 }
@@ -118,6 +122,9 @@ pub struct AuthEvent {
     pub member_id: Option<String>,
     /// When an accepted session's access ends (the scheduler's alarm is set to it).
     pub valid_until: Option<DateTime<Utc>>,
+    /// Device limit with `disconnect_oldest`: the session to end for this one,
+    /// (NAS id, Acct-Session-Id).
+    pub evict: Option<(i64, String)>,
 }
 
 /// What the server must do.
@@ -139,6 +146,11 @@ pub enum Outcome {
 /// Live sessions, for the device limit (SPEC §4: distinct MACs with a live session).
 pub trait Sessions {
     fn devices_online(&self, member_id: &str) -> Vec<MacAddr>;
+    /// The member's longest-running session of a device other than `except`:
+    /// (NAS id, Acct-Session-Id).
+    fn oldest(&self, _member_id: &str, _except: Option<MacAddr>) -> Option<(i64, String)> {
+        None
+    }
 }
 
 /// No sessions known (tests, or before accounting arrives).
@@ -543,6 +555,7 @@ fn finish(
     let catalog = dir.catalog();
     // Device limit: distinct MACs online, a roam of a known MAC is not a new device.
     let mut decision = verdict.decision.clone();
+    let mut evict = None;
     if decision.allowed && verdict.method != Method::Mab {
         if let Some(entry) = verdict.member {
             let limit = decision
@@ -554,7 +567,13 @@ fn finish(
                 let online = sessions.devices_online(entry.id);
                 let roam = calling.is_some_and(|m| online.contains(&m));
                 if !roam && online.len() >= limit as usize {
-                    decision = Decision::deny(Reason::DeviceLimit);
+                    evict = cfg
+                        .disconnect_oldest
+                        .then(|| sessions.oldest(entry.id, calling))
+                        .flatten();
+                    if evict.is_none() {
+                        decision = Decision::deny(Reason::DeviceLimit);
+                    }
                 }
             }
         }
@@ -573,6 +592,7 @@ fn finish(
         vlan: decision.vlan,
         member_id: verdict.member.map(|m| m.id.to_owned()),
         valid_until: decision.valid_until,
+        evict,
     };
 
     if !decision.allowed {
@@ -638,7 +658,7 @@ fn finish(
     );
     resp.add_u32(attr::TERMINATION_ACTION, attr::TERMINATION_RADIUS_REQUEST);
     resp.add_u32(attr::ACCT_INTERIM_INTERVAL, prof.acct_interim_interval);
-    resp.add(attr::CLASS, class_token().into_bytes());
+    resp.add(attr::CLASS, class_token(decision.vlan).into_bytes());
     if let Some((ident, success, send, recv)) = &verdict.mschap {
         let mut v = vec![*ident];
         v.extend(success.as_bytes());
@@ -787,9 +807,24 @@ fn session_timeout(
     prof.clamp_timeout(secs)
 }
 
-fn class_token() -> String {
+/// Class (RFC 2865 §5.25): opaque to the NAS, which must echo it in accounting. It carries the
+/// VLAN the session was given, so a later plan change can tell that the session must move.
+fn class_token(vlan: Option<u16>) -> String {
     let b: [u8; 8] = rand::thread_rng().gen();
-    format!("fd1:{}", hex::encode(b))
+    match vlan {
+        Some(v) => format!("fd1:{}:v{v}", hex::encode(b)),
+        None => format!("fd1:{}", hex::encode(b)),
+    }
+}
+
+/// The VLAN our Class token says the session was given.
+fn class_vlan(class: &str) -> Option<u16> {
+    class
+        .strip_prefix("fd1:")?
+        .rsplit_once(":v")?
+        .1
+        .parse()
+        .ok()
 }
 
 fn reject_text(r: Reason) -> &'static str {
@@ -840,13 +875,17 @@ fn accounting(
     let octets = |lo: u8, hi: u8| -> i64 {
         (i64::from(req.get_u32(hi).unwrap_or(0)) << 32) | i64::from(req.get_u32(lo).unwrap_or(0))
     };
-    let vlan = req.get(attr::TUNNEL_PRIVATE_GROUP_ID).and_then(|v| {
-        std::str::from_utf8(v.strip_prefix(&[0u8][..]).unwrap_or(v))
-            .ok()?
-            .trim_start_matches(|c: char| !c.is_ascii_digit())
-            .parse()
-            .ok()
-    });
+    let class = req.get_string(attr::CLASS);
+    let vlan = req
+        .get(attr::TUNNEL_PRIVATE_GROUP_ID)
+        .and_then(|v| {
+            std::str::from_utf8(v.strip_prefix(&[0u8][..]).unwrap_or(v))
+                .ok()?
+                .trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .or_else(|| class.as_deref().and_then(class_vlan));
     let record = AccountingRecord {
         at: now,
         nas_id: nas.id,
@@ -861,7 +900,7 @@ fn accounting(
             .and_then(|v| <[u8; 4]>::try_from(v).ok())
             .map(|b| std::net::Ipv4Addr::from(b).to_string()),
         vlan,
-        class: req.get_string(attr::CLASS),
+        class,
         input_octets: octets(attr::ACCT_INPUT_OCTETS, attr::ACCT_INPUT_GIGAWORDS),
         output_octets: octets(attr::ACCT_OUTPUT_OCTETS, attr::ACCT_OUTPUT_GIGAWORDS),
         session_time: i64::from(req.get_u32(attr::ACCT_SESSION_TIME).unwrap_or(0)),

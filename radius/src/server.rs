@@ -194,8 +194,8 @@ impl Stats {
     }
 }
 
-/// (nas id, acct session id, mac, last update)
-type LiveSession = (i64, String, Option<MacAddr>, Instant);
+/// (nas id, acct session id, mac, last update, first seen)
+type LiveSession = (i64, String, Option<MacAddr>, Instant, Instant);
 
 /// Live sessions from accounting, for device limits.
 #[derive(Default)]
@@ -227,9 +227,30 @@ impl OnlineSessions {
             return;
         }
         let list = m.entry(member.clone()).or_default();
-        list.retain(|s| !(s.0 == r.nas_id && s.1 == r.session_id));
+        let mut first_seen = Instant::now();
+        list.retain(|s| {
+            let same = s.0 == r.nas_id && s.1 == r.session_id;
+            if same {
+                first_seen = s.4;
+            }
+            !same
+        });
         if r.status != AcctStatus::Stop {
-            list.push((r.nas_id, r.session_id.clone(), r.mac, Instant::now()));
+            list.push((
+                r.nas_id,
+                r.session_id.clone(),
+                r.mac,
+                Instant::now(),
+                first_seen,
+            ));
+        }
+    }
+
+    /// Stops counting a session being ended (its Stop follows).
+    pub fn forget(&self, member_id: &str, nas_id: i64, session_id: &str) {
+        let mut m = self.by_member.write().expect("sessions lock");
+        if let Some(list) = m.get_mut(member_id) {
+            list.retain(|s| !(s.0 == nas_id && s.1 == session_id));
         }
     }
 }
@@ -250,6 +271,15 @@ impl Sessions for OnlineSessions {
         macs.dedup();
         macs
     }
+
+    fn oldest(&self, member_id: &str, except: Option<MacAddr>) -> Option<(i64, String)> {
+        let m = self.by_member.read().expect("sessions lock");
+        m.get(member_id)?
+            .iter()
+            .filter(|s| s.3.elapsed() < self.stale_after && (except.is_none() || s.2 != except))
+            .min_by_key(|s| s.4)
+            .map(|s| (s.0, s.1.clone()))
+    }
 }
 
 struct Bucket {
@@ -262,6 +292,10 @@ pub struct Shared {
     pub directory: RwLock<Arc<Directory>>,
     /// Set to the end of every accepted session, so the scheduler wakes in time for it.
     pub alarm: Arc<frontdesk_core::scheduler::Alarm>,
+    /// Sessions to end for the device limit, (NAS id, Acct-Session-Id); `serve` takes the
+    /// receiver ([`Shared::take_evictions`]) and sends the Disconnect-Requests.
+    evictions: mpsc::Sender<(i64, String)>,
+    evictions_rx: Mutex<Option<mpsc::Receiver<(i64, String)>>>,
     pub sessions: OnlineSessions,
     pub stats: Stats,
     pub config: HandlerConfig,
@@ -274,6 +308,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The device-limit evictions (once; later calls get `None`).
+    pub fn take_evictions(&self) -> Option<mpsc::Receiver<(i64, String)>> {
+        self.evictions_rx.lock().expect("evictions lock").take()
+    }
+
     pub fn replace_directory(&self, d: Directory) {
         *self.directory.write().expect("directory lock") = Arc::new(d);
     }
@@ -347,35 +386,62 @@ impl frontdesk_core::scheduler::Lookup for SessionLookup {
         s: &frontdesk_core::store::radius::SessionRow,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Option<frontdesk_core::Decision> {
-        use frontdesk_core::decide::{decide, Resource, Subject};
         let dir = self.0.directory.read().expect("directory lock").clone();
-        if let Some(device) = s
-            .user_name
-            .parse::<MacAddr>()
-            .ok()
-            .and_then(|m| dir.device(&m))
-        {
-            let owner = device
-                .member_id
-                .as_deref()
-                .and_then(|id| dir.member_by_id(id));
-            return Some(decide(
-                catalog,
-                Subject::Device {
-                    device,
-                    owner: owner.map(|o| o.holder),
-                },
-                Resource::WIFI,
-                now,
-            ));
-        }
-        let m = dir.member_by_username(&s.user_name)?;
-        Some(decide(
+        decide_user(&dir, catalog, &s.user_name, now)
+    }
+}
+
+/// The decision for whoever a RADIUS User-Name names: a MAC-authenticated device (as the
+/// device, bounded by its owner) or a member by Wi-Fi user name; `None` when unknown.
+fn decide_user(
+    dir: &Directory,
+    catalog: &frontdesk_core::decide::Catalog,
+    user_name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<frontdesk_core::Decision> {
+    use frontdesk_core::decide::{decide, Resource, Subject};
+    if let Some(device) = user_name
+        .parse::<MacAddr>()
+        .ok()
+        .and_then(|m| dir.device(&m))
+    {
+        let owner = device
+            .member_id
+            .as_deref()
+            .and_then(|id| dir.member_by_id(id));
+        return Some(decide(
             catalog,
-            Subject::Member(m.holder),
+            Subject::Device {
+                device,
+                owner: owner.map(|o| o.holder),
+            },
             Resource::WIFI,
             now,
-        ))
+        ));
+    }
+    let m = dir.member_by_username(user_name)?;
+    Some(decide(
+        catalog,
+        Subject::Member(m.holder),
+        Resource::WIFI,
+        now,
+    ))
+}
+
+/// Tells the scheduler about a session it hears of through accounting (a restart, a session
+/// authorized before, a roam): wake at its end, or now when it should not be online at all.
+fn alarm_for_accounting(shared: &Shared, dir: &Directory, r: &AccountingRecord) {
+    if !matches!(r.status, AcctStatus::Start | AcctStatus::Interim) {
+        return;
+    }
+    match decide_user(dir, dir.catalog(), &r.user_name, r.at) {
+        Some(d) if d.allowed => {
+            if let Some(until) = d.valid_until {
+                shared.alarm.at(until);
+            }
+        }
+        Some(_) => shared.alarm.now(),
+        None => {}
     }
 }
 
@@ -389,9 +455,12 @@ pub async fn start(
 ) -> std::io::Result<Arc<Shared>> {
     let (acct_tx, acct_rx) = mpsc::channel(4096);
     let (log_tx, log_rx) = mpsc::channel(65536);
+    let (evict_tx, evict_rx) = mpsc::channel(1024);
     let shared = Arc::new(Shared {
         directory: RwLock::new(Arc::new(directory)),
         alarm: Arc::default(),
+        evictions: evict_tx,
+        evictions_rx: Mutex::new(Some(evict_rx)),
         sessions: OnlineSessions::new(
             frontdesk_core::enforce::ONLINE_HORIZON
                 .to_std()
@@ -562,8 +631,16 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                         continue;
                     }
                     shared.sessions.apply(&record);
+                    alarm_for_accounting(&shared, &dir, &record);
                 }
                 if let Some(ev) = auth {
+                    if let (Some((nas, sid)), Some(member)) = (&ev.evict, &ev.member_id) {
+                        shared.sessions.forget(member, *nas, sid);
+                        info!(member = %member, nas = nas, session = %sid, "device limit: ending the member's oldest session for a new device");
+                        if shared.evictions.try_send((*nas, sid.clone())).is_err() {
+                            warn!(member = %member, session = %sid, "device limit: eviction queue full; the oldest session stays until its Session-Timeout");
+                        }
+                    }
                     if let (true, Some(until)) = (ev.accepted, ev.valid_until) {
                         // The scheduler wakes then (earlier than planned, if need be).
                         shared.alarm.at(until);

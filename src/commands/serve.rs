@@ -140,6 +140,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         max_session,
         reject_reply_message: ctx.config.radius.reject_reply_message,
         eap: Some(std::sync::Arc::new(eap)),
+        disconnect_oldest: matches!(
+            ctx.config.radius.device_limit_action,
+            crate::config::DeviceLimitAction::DisconnectOldest
+        ),
     };
     let radius = frontdesk_radius::server::start(
         store.clone(),
@@ -196,6 +200,14 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         for n in &scheduler.networks {
             info!(network = %n.iface, hours = %n.hours, "network switched off outside its hours");
         }
+    }
+    if let Some(mut evictions) = radius.take_evictions() {
+        let (store, disconnector) = (store.clone(), disconnector.clone());
+        tokio::spawn(async move {
+            while let Some((nas_id, sid)) = evictions.recv().await {
+                end_oldest_session(&store, disconnector.as_ref(), nas_id, &sid).await;
+            }
+        });
     }
     let (replan_tx, replan_rx) = tokio::sync::watch::channel(());
     tokio::spawn(scheduler.run(replan_rx));
@@ -255,6 +267,52 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     }
     store.close().await;
     Ok(())
+}
+
+/// Device limit (`[radius] device_limit_action = "disconnect-oldest"`): ends the session a
+/// new device replaced; audited on the member as `session.disconnect reason=device-limit`.
+async fn end_oldest_session(
+    store: &Store,
+    disconnector: &dyn Disconnector,
+    nas_id: i64,
+    sid: &str,
+) {
+    let session = match store.session_by_key(nas_id, sid).await {
+        Ok(Some(s)) if s.stopped_at.is_none() => s,
+        Ok(_) => return,
+        Err(e) => {
+            warn!(error = %e, session = %sid, "device limit: cannot read the session to end");
+            return;
+        }
+    };
+    let end = frontdesk_core::enforce::SessionEnd {
+        session,
+        reason: frontdesk_core::Reason::DeviceLimit,
+        note: None,
+    };
+    match frontdesk_core::enforce::end_sessions(
+        store,
+        disconnector,
+        vec![end],
+        "device-limit",
+        frontdesk_core::clock::now(),
+    )
+    .await
+    {
+        Ok(done) => {
+            for o in done {
+                match &o.result {
+                    Ok(()) => {
+                        info!(subject = %o.subject, what = %o.what, "device limit: oldest session ended")
+                    }
+                    Err(e) => {
+                        warn!(subject = %o.subject, what = %o.what, error = %e, "device limit: could not end the oldest session")
+                    }
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "device limit: ending the oldest session failed"),
+    }
 }
 
 async fn enforce_member_changes(

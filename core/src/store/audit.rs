@@ -144,18 +144,32 @@ impl Store {
         }
         let at = now_secs();
         let mut tx = self.begin().await?;
-        for (action, object, after) in events {
-            sqlx::query(
-                "INSERT INTO audit (at, actor, source, action, object, before_summary, after_summary) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
-            )
-            .bind(at)
-            .bind(&actor.name)
-            .bind(&actor.source)
-            .bind(*action)
-            .bind(object)
-            .bind(after)
-            .execute(&mut *tx)
-            .await?;
+        // Multi-row INSERTs: enforcement at closing time audits thousands of endings at once.
+        for chunk in events.chunks(200) {
+            let mut sql = String::from(
+                "INSERT INTO audit (at, actor, source, action, object, before_summary, after_summary) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let p: Vec<String> = (1..=6).map(|k| self.placeholder(i * 6 + k)).collect();
+                sql.push_str(&format!(
+                    "({},{},{},{},{},NULL,{})",
+                    p[0], p[1], p[2], p[3], p[4], p[5]
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for (action, object, after) in chunk {
+                q = q
+                    .bind(at)
+                    .bind(&actor.name)
+                    .bind(&actor.source)
+                    .bind(*action)
+                    .bind(object)
+                    .bind(after);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -314,6 +314,22 @@ impl Store {
         Ok(rows.into_iter().map(session_from_row).collect())
     }
 
+    /// One session by its NAS and Acct-Session-Id (the newest, if the NAS reused the id).
+    pub async fn session_by_key(
+        &self,
+        nas_id: i64,
+        acct_session_id: &str,
+    ) -> Result<Option<SessionRow>> {
+        let row: Option<SessionTuple> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLS} FROM radius_sessions WHERE nas_id = $1 AND acct_session_id = $2 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(nas_id)
+        .bind(acct_session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(session_from_row))
+    }
+
     /// The online sessions (no Stop, updated since `online_since`) of some members.
     pub async fn online_sessions_of(
         &self,
@@ -342,21 +358,30 @@ impl Store {
         Ok(out)
     }
 
-    /// Records how ending sessions went (`pending`, `acked`, `failed: …`), in one transaction.
+    /// Records how ending sessions went (`pending`, `acked`, `failed: …`), in one transaction:
+    /// one UPDATE per state and 500 sessions (closing time marks thousands at once).
     pub async fn mark_disconnect(&self, marks: &[(i64, String)], at: DateTime<Utc>) -> Result<()> {
         if marks.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
+        let mut by_state: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
         for (id, state) in marks {
-            sqlx::query(
-                "UPDATE radius_sessions SET disconnect = $1, disconnect_at = $2 WHERE id = $3",
-            )
-            .bind(state)
-            .bind(at.timestamp())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            by_state.entry(state.as_str()).or_default().push(*id);
+        }
+        let mut tx = self.begin().await?;
+        for (state, ids) in by_state {
+            for chunk in ids.chunks(500) {
+                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "UPDATE radius_sessions SET disconnect = $1, disconnect_at = $2 WHERE id IN ({})",
+                    marks.join(",")
+                );
+                let mut q = sqlx::query(&sql).bind(state).bind(at.timestamp());
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

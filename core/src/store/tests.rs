@@ -526,7 +526,7 @@ async fn change_feed_sees_other_writers(store: &Store) {
     let mut feed = s.follow_changes().await.unwrap();
     let writer = s.clone();
     let t0 = std::time::Instant::now();
-    tokio::spawn(async move {
+    let written = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         writer
             .add_member(&new_member("ada@example.com", "flex"), today(), &actor())
@@ -540,6 +540,8 @@ async fn change_feed_sees_other_writers(store: &Store) {
     assert!(t0.elapsed() < std::time::Duration::from_secs(1));
     assert_eq!(batch.len(), 1);
     assert_eq!(batch[0].kind, "member");
+    // The writer finishes before the pool closes.
+    written.await.unwrap();
 }
 both!(feed, change_feed_sees_other_writers);
 
@@ -713,7 +715,7 @@ fn acct_start(
         member_id: Some(m.id.clone()),
         mac: Some(crate::mac::MacAddr([2, 0, 0, 0, 0, 1])),
         framed_ip: None,
-        vlan: Some(10),
+        vlan: None,
         class: None,
         input_octets: 0,
         output_octets: 0,
@@ -851,9 +853,32 @@ async fn scheduler_at_closing_time(store: &Store) {
     let sw = sch.sweep(before).await.unwrap();
     assert!(sw.ended.is_empty(), "{:?}", sw.ended);
     assert_eq!(sw.sessions_online, 2);
+    // A session whose VLAN is no longer the member's (moved from flex's 20 to full-time's 10)
+    // is ended so the device re-associates into the new VLAN.
+    let mut moved = acct_start(&ft, "t-2", before);
+    moved.vlan = Some(20);
+    s.record_accounting(&[moved]).await.unwrap();
+    let sw = sch.sweep(before).await.unwrap();
+    assert_eq!(sw.ended.len(), 1, "{:?}", sw.ended);
+    assert_eq!(sw.ended[0].reason, crate::Reason::Ok);
+    assert!(s
+        .logical_dump()
+        .await
+        .unwrap()
+        .contains("reason=vlan-change 20->10"));
+    let mut stop = acct_start(&ft, "t-2", before);
+    stop.status = crate::store::radius::AcctStatus::Stop;
+    s.record_accounting(&[stop]).await.unwrap();
+    nas.0.lock().unwrap().clear();
+    switch.0.lock().unwrap().clear();
+    let sw = sch.sweep(before).await.unwrap();
+    assert!(sw.ended.is_empty(), "{:?}", sw.ended);
     assert_eq!(sw.portal_online, 1);
     assert_eq!(sw.next, Some(closing));
-    assert_eq!(*switch.0.lock().unwrap(), vec![Vec::<String>::new()]);
+    assert!(
+        switch.0.lock().unwrap().is_empty(),
+        "applied once, in the first sweep"
+    );
 
     // At closing: the flex member's session ends, the 24/7 one stays, the guest's time is up,
     // the drop-in network is switched off; next wake is Monday's opening.
@@ -885,7 +910,7 @@ async fn scheduler_at_closing_time(store: &Store) {
     let sw = sch.sweep(at("19:00:05")).await.unwrap();
     assert!(sw.ended.is_empty());
     assert_eq!(nas.0.lock().unwrap().len(), 1);
-    assert_eq!(switch.0.lock().unwrap().len(), 2, "closed set applied once");
+    assert_eq!(switch.0.lock().unwrap().len(), 1, "closed set applied once");
     let dump = s.logical_dump().await.unwrap();
     for action in ["session.disconnect", "portal.expire", "network.close"] {
         assert!(dump.contains(action), "{action} audited");

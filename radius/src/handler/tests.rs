@@ -386,3 +386,50 @@ fn malformed_corpus_is_dropped() {
         }
     }
 }
+
+/// Five devices online (the full-time limit), the oldest session on NAS 7.
+struct Full;
+
+impl Sessions for Full {
+    fn devices_online(&self, _: &str) -> Vec<MacAddr> {
+        (1..=5u8).map(|i| MacAddr([2, 0, 0, 0, 1, i])).collect()
+    }
+
+    fn oldest(&self, _: &str, except: Option<MacAddr>) -> Option<(i64, String)> {
+        assert_eq!(except, Some(MacAddr([0xaa, 0, 0, 0, 0, 9])));
+        Some((7, "old-1".into()))
+    }
+}
+
+#[test]
+fn device_limit_rejects_or_ends_the_oldest_session() {
+    let (_, raw) = request(
+        &[
+            (attr::USER_NAME, b"ada@example.com".to_vec()),
+            (attr::USER_PASSWORD, b"correct-horse".to_vec()),
+            (attr::CALLING_STATION_ID, b"AA-00-00-00-00-09".to_vec()),
+        ],
+        true,
+    );
+    let dir = directory();
+    let go = |disconnect_oldest: bool| {
+        let cfg = HandlerConfig {
+            disconnect_oldest,
+            ..HandlerConfig::default()
+        };
+        match handle(&raw, from("10.0.0.1"), Port::Auth, &dir, &Full, &cfg, now()) {
+            Outcome::Reply { auth, bytes, .. } => {
+                (Packet::decode(&bytes).unwrap().code, auth.unwrap())
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let (code, ev) = go(false);
+    assert_eq!(
+        (code, ev.reason.as_str(), ev.evict),
+        (Code::AccessReject, "device-limit", None)
+    );
+    let (code, ev) = go(true);
+    assert_eq!(code, Code::AccessAccept);
+    assert_eq!(ev.evict, Some((7, "old-1".to_string())));
+}
