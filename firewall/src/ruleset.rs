@@ -413,14 +413,15 @@ pub fn render(gw: &Gateway, state: &State) -> String {
 ///
 /// `add` is a no-op for an existing element and `delete` fails for a missing one, so each
 /// change is written as add-then-delete(-then-add): valid whatever the set holds, in one
-/// transaction, and an existing element gets its new timeout.
-pub fn authorize_batch(out: &mut String, mac: MacAddr, secs: u64) {
-    let secs = secs.max(1);
+/// transaction, and an existing element gets its new timeout. This one lets `mac` out for `ms`
+/// milliseconds.
+pub fn authorize_batch(out: &mut String, mac: MacAddr, ms: u64) {
+    let ms = ms.max(1);
     let _ = writeln!(
         out,
-        "add element inet {TABLE} authorized {{ {mac} timeout {secs}s }}\n\
+        "add element inet {TABLE} authorized {{ {mac} timeout {ms}ms }}\n\
          delete element inet {TABLE} authorized {{ {mac} }}\n\
-         add element inet {TABLE} authorized {{ {mac} timeout {secs}s }}"
+         add element inet {TABLE} authorized {{ {mac} timeout {ms}ms }}"
     );
 }
 
