@@ -849,6 +849,14 @@ async fn chromium_guest_logs_in_through_the_portal() {
         c
     });
 
+    // A restart re-applies the table with the authorized guest and its remaining time: nobody
+    // is logged out.
+    app.server = None;
+    app.start(&lab.router);
+    reachable(guest, "198.51.100.2:7", "guest after a restart of serve");
+    let shown = app.cli(&["firewall", "show"]).stdout;
+    assert!(shown.contains("timeout"), "{shown}");
+
     // A second device with the same single-device voucher, then the site closes.
     let code2 = code.clone();
     let closed_from = chrono::Utc::now()
@@ -900,13 +908,14 @@ async fn chromium_guest_logs_in_through_the_portal() {
         c
     });
 
-    // A restart re-applies the table with the authorized guest and its remaining time: nobody
-    // is logged out.
-    app.server = None;
-    app.start(&lab.router);
-    reachable(guest, "198.51.100.2:7", "guest after a restart of serve");
-    let shown = app.cli(&["firewall", "show"]).stdout;
-    assert!(shown.contains("timeout"), "{shown}");
+    // An all-day closure from today ends the guests who are online (the scheduler re-decides
+    // them when the calendar changes), audited.
+    blocked(guest, "198.51.100.2:7", "guest after an all-day closure");
+    let audit = app.cli(&["audit", "--json"]).stdout;
+    assert!(
+        audit.contains("portal.revoke") && audit.contains("reason=site-closed"),
+        "{audit}"
+    );
     drop(app);
 }
 
