@@ -152,10 +152,46 @@ impl Radius {
         self.send("127.0.0.1", self.acct, "acct", SECRET, attrs)
     }
 
+    /// Re-registers the lab NAS with its Disconnect port on a socket of this test, which plays
+    /// the NAS's dynamic-authorization server.
+    fn nas_listening(&self) -> std::net::UdpSocket {
+        let nas = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = nas.local_addr().unwrap().port().to_string();
+        self.env.run(&["nas", "remove", "local"]).ok();
+        self.env
+            .run(&[
+                "nas",
+                "add",
+                "--name",
+                "local",
+                "--address",
+                "127.0.0.1",
+                "--secret",
+                SECRET,
+                "--disconnect-port",
+                &port,
+            ])
+            .ok();
+        nas
+    }
+
     /// Waits until `serve` has applied the latest change (CLI writes reach it via the feed).
     fn settle(&self) {
         std::thread::sleep(Duration::from_millis(700));
     }
+}
+
+/// The NAS acknowledges a Disconnect-Request (signed, with Message-Authenticator).
+fn disconnect_ack(
+    nas: &std::net::UdpSocket,
+    req: &frontdesk_radius::packet::Packet,
+    to: std::net::SocketAddr,
+) {
+    use frontdesk_radius::{attr, packet};
+    let mut ack = packet::Packet::new(packet::Code::DisconnectAck, req.identifier, [0; 16]);
+    ack.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    let ack = packet::encode_response(&ack, &req.authenticator, SECRET.as_bytes()).unwrap();
+    nas.send_to(&ack, to).unwrap();
 }
 
 /// Whether this host has IPv6 loopback (the unknown-NAS check sends from ::1).
@@ -457,23 +493,7 @@ async fn accounting_sessions_and_device_limit() {
         return;
     };
     // The NAS receives Disconnect-Requests on a port of this test.
-    let nas = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = nas.local_addr().unwrap().port().to_string();
-    r.env.run(&["nas", "remove", "local"]).ok();
-    r.env
-        .run(&[
-            "nas",
-            "add",
-            "--name",
-            "local",
-            "--address",
-            "127.0.0.1",
-            "--secret",
-            SECRET,
-            "--disconnect-port",
-            &port,
-        ])
-        .ok();
+    let nas = r.nas_listening();
     let (solo, solo_pw) = r.add_member("solo@example.com", "solo", &[]);
     r.settle();
     let login = |mac: &str| {
@@ -622,23 +642,7 @@ async fn cancelling_a_member_disconnects_their_session() {
         return;
     };
     // The NAS listens for Disconnect-Requests on a port of this test.
-    let nas = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = nas.local_addr().unwrap().port().to_string();
-    r.env.run(&["nas", "remove", "local"]).ok();
-    r.env
-        .run(&[
-            "nas",
-            "add",
-            "--name",
-            "local",
-            "--address",
-            "127.0.0.1",
-            "--secret",
-            SECRET,
-            "--disconnect-port",
-            &port,
-        ])
-        .ok();
+    let nas = r.nas_listening();
     let (user, pw) = r.add_member("leaving@example.com", "full-time", &[]);
     r.settle();
     let a = r.auth(&format!(
@@ -694,10 +698,7 @@ async fn cancelling_a_member_disconnects_their_session() {
         Some("live-1")
     );
     // The NAS acknowledges; the server logs the session as ended.
-    let mut ack = packet::Packet::new(packet::Code::DisconnectAck, p.identifier, [0; 16]);
-    ack.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
-    let ack = packet::encode_response(&ack, &p.authenticator, SECRET.as_bytes()).unwrap();
-    nas.send_to(&ack, from).unwrap();
+    disconnect_ack(&nas, &p, from);
     assert!(r
         .server
         .wait_for(&["access ended", "live-1"], Duration::from_secs(5))
@@ -736,10 +737,7 @@ async fn cancelling_a_member_disconnects_their_session() {
         p.get_string(attr::ACCT_SESSION_ID).as_deref(),
         Some("move-1")
     );
-    let mut ack = packet::Packet::new(packet::Code::DisconnectAck, p.identifier, [0; 16]);
-    ack.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
-    let ack = packet::encode_response(&ack, &p.authenticator, SECRET.as_bytes()).unwrap();
-    nas.send_to(&ack, from).unwrap();
+    disconnect_ack(&nas, &p, from);
     assert!(r
         .server
         .wait_for(&["access ended", "move-1"], Duration::from_secs(5))
@@ -806,23 +804,7 @@ async fn closing_time_disconnects_within_a_second() {
             "plan", "add", "--name", "evening", "--vlan", "60", "--wifi", &window,
         ])
         .ok();
-    let nas = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = nas.local_addr().unwrap().port().to_string();
-    r.env.run(&["nas", "remove", "local"]).ok();
-    r.env
-        .run(&[
-            "nas",
-            "add",
-            "--name",
-            "local",
-            "--address",
-            "127.0.0.1",
-            "--secret",
-            SECRET,
-            "--disconnect-port",
-            &port,
-        ])
-        .ok();
+    let nas = r.nas_listening();
     let (a, a_pw) = r.add_member("evening-a@example.com", "evening", &[]);
     let (b, _) = r.add_member("evening-b@example.com", "evening", &[]);
     let (c, _) = r.add_member("allday@example.com", "full-time", &[]);
@@ -889,10 +871,7 @@ async fn closing_time_disconnects_within_a_second() {
         eprintln!("Disconnect-Request for {s}: {late} ms after the window end");
     }
     let (_, p, _, from) = first("eve-1");
-    let mut ack = packet::Packet::new(packet::Code::DisconnectAck, p.identifier, [0; 16]);
-    ack.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
-    let ack = packet::encode_response(&ack, &p.authenticator, SECRET.as_bytes()).unwrap();
-    nas.send_to(&ack, from).unwrap();
+    disconnect_ack(&nas, p, *from);
     // eve-2 is not answered: retransmitted, and shown as pending meanwhile.
     let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
     let row = |j: &serde_json::Value, s: &str| {
