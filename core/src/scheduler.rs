@@ -198,8 +198,14 @@ impl Scheduler {
                 }
             }
             match s.disconnect.as_deref() {
-                // The NAS confirmed; its Stop is on the way. Nothing more to send.
-                Some("acked") => continue,
+                // The NAS confirmed; its Stop is on the way. Nothing more to send, unless the
+                // session kept reporting well after the ACK (the NAS did not end it).
+                Some("acked")
+                    if s.disconnect_at
+                        .is_some_and(|t| s.updated_at <= t + RETRY_FAILED) =>
+                {
+                    continue
+                }
                 // Being ended by another sweep or a member change right now.
                 Some("pending") if s.disconnect_at.is_some_and(|t| now - t < RETRY_FAILED) => {
                     sweep.next = earliest(sweep.next, s.disconnect_at.map(|t| t + RETRY_FAILED));

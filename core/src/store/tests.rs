@@ -911,6 +911,13 @@ async fn scheduler_at_closing_time(store: &Store) {
     assert!(sw.ended.is_empty());
     assert_eq!(nas.0.lock().unwrap().len(), 1);
     assert_eq!(switch.0.lock().unwrap().len(), 1, "closed set applied once");
+    // ...unless the session keeps reporting a minute after the ACK: the NAS did not end it.
+    let mut interim = acct_start(&flex, "f-1", at("19:01:30"));
+    interim.status = crate::store::radius::AcctStatus::Interim;
+    s.record_accounting(&[interim]).await.unwrap();
+    let sw = sch.sweep(at("19:01:31")).await.unwrap();
+    assert_eq!(sw.ended.len(), 1, "sent again: {:?}", sw.ended);
+    assert_eq!(nas.0.lock().unwrap().len(), 2);
     let dump = s.logical_dump().await.unwrap();
     for action in ["session.disconnect", "portal.expire", "network.close"] {
         assert!(dump.contains(action), "{action} audited");
@@ -932,7 +939,7 @@ async fn scheduler_at_closing_time(store: &Store) {
         Arc::new(Alarm::default()),
     );
     let sw = sch.sweep(at("19:00:20")).await.unwrap();
-    assert_eq!(sw.ended.len(), 1);
+    assert_eq!(sw.ended.len(), 1, "{:?}", sw.ended);
     assert!(sw.ended[0].result.is_err());
     assert_eq!(sw.next, Some(at("19:01:20")));
     let rows = s.sessions(Some(before), 10).await.unwrap();
