@@ -32,7 +32,13 @@ impl Lab {
         let pem = env.run(&["cert", "show", "--ca-pem"]).ok();
         let ca = env.path("ca.pem");
         std::fs::write(&ca, pem.stdout.as_bytes()).unwrap();
-        let server = env.serve("127.0.0.1:0");
+        // PEAP and TTLS offer TLS 1.3 (RFC 9427) besides 1.2; peers choose.
+        let cfg = env.path("frontdesk.toml");
+        std::fs::write(&cfg, "[eap]\npeap_tls13 = true\nttls_tls13 = true\n").unwrap();
+        let mut cmd = env.cmd();
+        cmd.arg("--config").arg(&cfg).arg("serve");
+        common::listen_args(&mut cmd, "127.0.0.1:0");
+        let server = Server::start(cmd);
         let (auth, _) = server.radius_ports();
         Some(Lab {
             env,
@@ -153,6 +159,23 @@ async fn peap_and_ttls_logins_succeed_with_verified_keys_and_the_inner_identity_
         Some("77"),
         "team VLAN from the inner identity"
     );
+
+    // TLS 1.3 inside PEAP and TTLS (RFC 9427 keys: eapol_test checks the MPPE keys).
+    let tls13 = "\n phase1=\"tls_disable_tlsv1_3=0 tls_disable_tlsv1_2=1 tls_disable_tlsv1_1=1 tls_disable_tlsv1_0=1\"";
+    for (name, net) in [
+        ("peap-tls13", peap("ada@example.com", &pw)),
+        ("ttls-pap-tls13", ttls("ada@example.com", &pw, "PAP")),
+        (
+            "ttls-mschapv2-tls13",
+            ttls("ada@example.com", &pw, "MSCHAPV2"),
+        ),
+    ] {
+        let out = lab.expect_success(name, &format!("{net}{tls13}"), &[]);
+        assert!(
+            out.contains("Using TLS version TLSv1.3"),
+            "{name}: not TLS 1.3"
+        );
+    }
 
     // Small fragments both ways: the peer's (fragment_size) and ours (Framed-MTU 300).
     lab.expect_success(

@@ -108,10 +108,6 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         info!(server_name = %pki.server_name, "created a private CA and EAP server certificate");
     }
     let eap_cfg = &ctx.config.eap;
-    if eap_cfg.peap_tls13 || eap_cfg.ttls_tls13 {
-        // Their keys need RFC 9427 labels, which are not implemented: logins would fail.
-        warn!("[eap] peap_tls13 / ttls_tls13 are not supported yet; PEAP and TTLS stay on TLS 1.2");
-    }
     let tunnel = pki::tunnel_config(&pki, false)
         .context("EAP certificate or key unusable ([eap] cert_file / key_file)")?;
     // EAP-TLS trusts client certificates from Frontdesk's own CA only.
@@ -127,7 +123,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         "802.1X ready: PEAP-MSCHAPv2, TTLS-PAP, TTLS-MSCHAPv2{}",
         if eap_tls.is_some() { ", EAP-TLS" } else { "" }
     );
-    let eap = EapServer::new(
+    let mut eap = EapServer::new(
         tunnel,
         eap_tls,
         EapSettings {
@@ -136,6 +132,15 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             ..EapSettings::default()
         },
     );
+    if eap_cfg.peap_tls13 || eap_cfg.ttls_tls13 {
+        let tunnel13 = pki::tunnel_config(&pki, true).context("EAP TLS 1.3 configuration")?;
+        eap = eap.with_tls13(tunnel13, eap_cfg.peap_tls13, eap_cfg.ttls_tls13);
+        info!(
+            peap = eap_cfg.peap_tls13,
+            ttls = eap_cfg.ttls_tls13,
+            "PEAP/TTLS offer TLS 1.3 (RFC 9427)"
+        );
+    }
     let handler_config = HandlerConfig {
         max_session,
         reject_reply_message: ctx.config.radius.reject_reply_message,

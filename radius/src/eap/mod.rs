@@ -110,21 +110,28 @@ pub enum InnerMethod {
 
 impl InnerMethod {
     /// The MSK from the TLS exporter: over TLS 1.2 the RFC 5216 §2.3 label (PEAPv0 uses it
-    /// too) or RFC 5281 §8's for TTLS; EAP-TLS over TLS 1.3 per RFC 9190 §2.3 (type code as
-    /// context, 128 octets of which the MSK is the first 64).
+    /// too) or RFC 5281 §8's for TTLS; over TLS 1.3 one label for all (RFC 9190 §2.3 for
+    /// EAP-TLS, RFC 9427 §2.1 for PEAP and TTLS) with the method's type code as context, 128
+    /// octets of which the MSK is the first 64.
     fn msk(self, session: &TlsSession) -> Result<[u8; 64], tls::TlsError> {
         let mut msk = [0u8; 64];
         let tls13 = session.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        if tls13 {
+            let code = match self {
+                InnerMethod::EapTls => TYPE_TLS,
+                InnerMethod::PeapMsChapV2 => TYPE_PEAP,
+                InnerMethod::TtlsPap | InnerMethod::TtlsMsChapV2 => TYPE_TTLS,
+            };
+            let mut material = [0u8; 128];
+            session.export(
+                b"EXPORTER_EAP_TLS_Key_Material",
+                Some(&[code]),
+                &mut material,
+            )?;
+            msk.copy_from_slice(&material[..64]);
+            return Ok(msk);
+        }
         match self {
-            InnerMethod::EapTls if tls13 => {
-                let mut material = [0u8; 128];
-                session.export(
-                    b"EXPORTER_EAP_TLS_Key_Material",
-                    Some(&[TYPE_TLS]),
-                    &mut material,
-                )?;
-                msk.copy_from_slice(&material[..64]);
-            }
             InnerMethod::PeapMsChapV2 | InnerMethod::EapTls => {
                 session.export(b"client EAP encryption", None, &mut msk)?
             }
@@ -178,6 +185,9 @@ pub struct EapSettings {
     pub max_conversations: usize,
     pub timeout: Duration,
     pub server_name: String,
+    /// TLS 1.3 offered on PEAP / TTLS (see [`EapServer::with_tls13`]).
+    pub peap_tls13: bool,
+    pub ttls_tls13: bool,
 }
 
 impl Default for EapSettings {
@@ -187,6 +197,8 @@ impl Default for EapSettings {
             max_conversations: 4096,
             timeout: Duration::from_secs(30),
             server_name: "frontdesk".into(),
+            peap_tls13: false,
+            ttls_tls13: false,
         }
     }
 }
@@ -248,6 +260,8 @@ struct Conversation {
 /// so a replayed State finds nothing).
 pub struct EapServer {
     tunnel: Arc<ServerConfig>,
+    /// PEAP / TTLS offering TLS 1.3 (RFC 9427), for the methods `settings` enables it on.
+    tunnel13: Option<Arc<ServerConfig>>,
     /// EAP-TLS (client certificates); `None` when there is no Frontdesk CA to trust.
     eap_tls: Option<Arc<ServerConfig>>,
     settings: EapSettings,
@@ -278,10 +292,20 @@ impl EapServer {
     ) -> EapServer {
         EapServer {
             tunnel,
+            tunnel13: None,
             eap_tls,
             settings,
             table: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Offers TLS 1.3 (with 1.2 as fallback) on PEAP and/or TTLS: RFC 9427 key derivation.
+    /// Off by default: some supplicants (older Windows) fail PEAP over TLS 1.3.
+    pub fn with_tls13(mut self, tunnel13: Arc<ServerConfig>, peap: bool, ttls: bool) -> Self {
+        self.tunnel13 = Some(tunnel13);
+        self.settings.peap_tls13 = peap;
+        self.settings.ttls_tls13 = ttls;
+        self
     }
 
     pub fn conversations(&self) -> usize {
@@ -400,8 +424,14 @@ impl EapServer {
             if typ != proposed {
                 return Err(protocol(format!("expected EAP type {proposed}, got {typ}")));
             }
-            let config = match (typ, &self.eap_tls) {
-                (TYPE_TLS, Some(c)) => c.clone(),
+            let tls13 = match typ {
+                TYPE_PEAP => self.settings.peap_tls13,
+                TYPE_TTLS => self.settings.ttls_tls13,
+                _ => false,
+            };
+            let config = match (typ, &self.eap_tls, &self.tunnel13) {
+                (TYPE_TLS, Some(c), _) => c.clone(),
+                (_, _, Some(c)) if tls13 => c.clone(),
                 _ => self.tunnel.clone(),
             };
             let conn =
