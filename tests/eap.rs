@@ -360,6 +360,11 @@ async fn eap_tls_with_an_issued_certificate_over_tls_1_2_and_1_3_until_the_membe
     assert_eq!(vlan(&out).as_deref(), Some("10"));
     let out = lab.expect_success("eap-tls-1.3", &v13, &[]);
     assert!(out.contains("Using TLS version TLSv1.3"));
+    let audit = lab.env.run(&["audit", "--json"]).ok().stdout;
+    assert!(
+        audit.contains("cert.issue"),
+        "issued certificates are audited: {audit}"
+    );
 
     // Cancelling the member makes the certificate useless at once, over either version.
     lab.env.run(&["member", "cancel", "ada@example.com"]).ok();

@@ -129,6 +129,29 @@ fn report(ctx: &Ctx, m: &frontdesk_core::Member, out: &Path, password: Option<&S
     }
 }
 
+/// Every client certificate issued is on the member's timeline (`audit`): who, for whom, how
+/// long, where it was written. The certificate stops working with the member's status.
+async fn audit_issue(
+    store: &Store,
+    m: &frontdesk_core::Member,
+    days: i64,
+    out: &Path,
+) -> Result<()> {
+    store
+        .record_event(
+            &frontdesk_core::store::Actor::cli(),
+            "cert.issue",
+            &m.id,
+            Some(format!(
+                "EAP-TLS client certificate for {}, valid {days} days, written to {}",
+                m.wifi_username,
+                out.display()
+            )),
+        )
+        .await?;
+    Ok(())
+}
+
 pub async fn run(ctx: &Ctx, cmd: CertCommand) -> Result<()> {
     let store = ctx.open().await?;
     let (pki, _) = load_or_create(ctx, &store).await?;
@@ -144,6 +167,7 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> Result<()> {
             let (password, generated) = p12_password(password_file.as_deref())?;
             let p12 = pkcs12(&pki, &m.wifi_username, &password, days)?;
             super::backup::write_private(&out, &p12)?;
+            audit_issue(&store, &m, days, &out).await?;
             report(ctx, &m, &out, generated.then_some(&password));
         }
         CertCommand::Profile {
@@ -181,6 +205,9 @@ pub async fn run(ctx: &Ctx, cmd: CertCommand) -> Result<()> {
                 },
             });
             super::backup::write_private(&out, text.as_bytes())?;
+            if p12.is_some() {
+                audit_issue(&store, &m, days, &out).await?;
+            }
             report(ctx, &m, &out, password.as_ref());
         }
         CertCommand::Show { ca_pem: true } => {
