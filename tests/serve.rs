@@ -55,9 +55,29 @@ fn demo_prints_credentials_and_serves_a_throwaway_database() {
         .args(["--json", "serve", "--demo"]);
     listen_args(&mut cmd, "127.0.0.1:0");
     let mut server = Server::start(cmd);
+    let console = server
+        .wait_for(&["operator console listening"], Duration::from_secs(20))
+        .expect("the console listens");
+    let addr = console
+        .split("addr=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("address in the log")
+        .to_string();
     assert!(server
         .wait_for(&["following changes"], Duration::from_secs(20))
         .is_some());
+    // The console answers with its login page.
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(
+        &mut tcp,
+        b"GET /login HTTP/1.1\r\nHost: console\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut tcp, &mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("Frontdesk console"), "{page}");
     let mut out = String::new();
     let mut stdout = server.child.stdout.take().unwrap();
     // The JSON summary is complete before serve starts following changes.

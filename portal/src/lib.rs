@@ -3,6 +3,7 @@
 //! without JavaScript; forms carry CSRF tokens bound to the client.
 
 pub mod captive;
+pub mod console;
 pub mod csrf;
 pub mod limit;
 pub mod mail;

@@ -159,7 +159,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     )
     .await?;
     frontdesk_radius::directory::release_free_memory();
-    warn!(%http, "the operator console is not built yet; not listening");
+    start_console(ctx, &store, http).await?;
 
     let mut gateway = match ctx.config.mode {
         Mode::Gateway => {
@@ -271,6 +271,57 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         }
     }
     store.close().await;
+    Ok(())
+}
+
+/// The operator console on `[http] listen` (HTTPS with `[http] tls_cert_file` / `tls_key_file`).
+async fn start_console(ctx: &Ctx, store: &Store, addr: SocketAddr) -> Result<()> {
+    let tls = match (
+        &ctx.config.http.tls_cert_file,
+        &ctx.config.http.tls_key_file,
+    ) {
+        (Some(cert), Some(key)) => Some(frontdesk_portal::tls::server_config(cert, key).map_err(
+            |e| anyhow::anyhow!("console TLS ([http] tls_cert_file / tls_key_file): {e}"),
+        )?),
+        (None, None) => None,
+        _ => bail!("[http]: set both tls_cert_file and tls_key_file, or neither"),
+    };
+    let app = frontdesk_portal::console::Console::new(
+        store.clone(),
+        frontdesk_portal::console::ConsoleSettings {
+            tls: tls.is_some(),
+            ..Default::default()
+        },
+    )
+    .router();
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for the console on {addr} (--http)"))?;
+    let local = tcp.local_addr().unwrap_or(addr);
+    match tls {
+        Some(tls) => {
+            let listener = frontdesk_portal::tls::TlsListener::new(tcp, tls)?;
+            info!(addr = %local, "operator console listening (HTTPS)");
+            tokio::spawn(async move {
+                if let Err(e) =
+                    frontdesk_portal::tls::serve(listener, app, std::future::pending()).await
+                {
+                    warn!(error = %e, "console stopped");
+                }
+            });
+        }
+        None => {
+            if !local.ip().is_loopback() {
+                warn!(addr = %local, "the console is served over plain HTTP on a network address: set [http] tls_cert_file / tls_key_file");
+            }
+            info!(addr = %local, "operator console listening");
+            tokio::spawn(async move {
+                if let Err(e) = frontdesk_portal::serve(tcp, app, std::future::pending()).await {
+                    warn!(error = %e, "console stopped");
+                }
+            });
+        }
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! Every mutation writes its change, an audit event and a `changes` row in one transaction.
 
 mod audit;
+pub mod console;
 mod feed;
 mod import;
 mod members;

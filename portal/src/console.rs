@@ -1,0 +1,614 @@
+//! The operator console (SPEC §7), first slice: login with argon2id passwords, sessions in the
+//! database (cookie token stored hashed; idle and absolute expiry; log out everywhere),
+//! one-time passwords replaced at first login, per-session CSRF tokens plus an Origin check,
+//! login limits per account and per address with one answer for every failure, strict
+//! security headers (CSP without inline code), and the dashboard ("who goes offline when").
+
+use crate::limit::Limiter;
+use crate::Conn;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use frontdesk_core::clock;
+use frontdesk_core::scheduler::{Lookup, StoreLookup};
+use frontdesk_core::store::console::{ConsoleSession, Operator};
+use frontdesk_core::store::{Actor, Store};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+const COOKIE: &str = "fd_console";
+const CSS: &str = include_str!("../static/console.css");
+
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// A session unused this long ends.
+    pub idle: chrono::Duration,
+    /// A session ends this long after login, used or not.
+    pub absolute: chrono::Duration,
+    /// Served over HTTPS: cookies are `Secure`, HSTS is sent.
+    pub tls: bool,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            idle: chrono::Duration::minutes(30),
+            absolute: chrono::Duration::hours(12),
+            tls: false,
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    settings: ConsoleSettings,
+    /// Failed logins: per account and per address (5 and 20 per 15 minutes).
+    by_account: Limiter,
+    by_address: Limiter,
+    /// Verified against for unknown accounts, so they take as long as known ones.
+    dummy_hash: String,
+}
+
+#[derive(Clone)]
+pub struct Console(Arc<Inner>);
+
+/// What every console page's layout needs.
+pub struct Page {
+    pub site: String,
+    pub title: String,
+    pub operator: Option<String>,
+    pub role: String,
+    pub csrf: String,
+}
+
+macro_rules! page {
+    ($name:ident, $file:literal { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Template, WebTemplate)]
+        #[template(path = $file)]
+        pub struct $name {
+            pub p: Page,
+            $(pub $field: $ty,)*
+        }
+        impl std::ops::Deref for $name {
+            type Target = Page;
+            fn deref(&self) -> &Page {
+                &self.p
+            }
+        }
+    };
+}
+
+page!(LoginT, "console/login.html" { email: String, error: Option<String> });
+page!(PasswordT, "console/password.html" { forced: bool, error: Option<String> });
+page!(DashboardT, "console/dashboard.html" {
+    online: usize,
+    guests: usize,
+    failed_hour: i64,
+    by_plan: Vec<(String, usize)>,
+    leaving: Vec<Leaving>,
+});
+
+pub struct Leaving {
+    pub who: String,
+    pub plan: String,
+    pub at: String,
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A state-changing request must come from our own pages: when the browser says where it
+/// comes from (Origin, else Referer), that must be this host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let from = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|h| h.to_str().ok());
+    match from {
+        None => true,
+        Some(o) => o
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next() == Some(host))
+            .unwrap_or(false),
+    }
+}
+
+impl Console {
+    pub fn new(store: Store, settings: ConsoleSettings) -> Console {
+        Console(Arc::new(Inner {
+            store,
+            settings,
+            by_account: Limiter::new(5, Duration::from_secs(15 * 60)),
+            by_address: Limiter::new(20, Duration::from_secs(15 * 60)),
+            dummy_hash: frontdesk_core::secrets::hash_login_password(&random_hex()),
+        }))
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(dashboard))
+            .route("/login", get(login_form).post(login))
+            .route("/password", get(password_form).post(password))
+            .route("/logout", post(logout))
+            .route("/static/console.css", get(css))
+            .layer(axum::middleware::map_response_with_state(
+                self.clone(),
+                security_headers,
+            ))
+            .layer(DefaultBodyLimit::max(16 * 1024))
+            .with_state(self)
+    }
+
+    async fn site(&self) -> String {
+        self.0
+            .store
+            .site()
+            .await
+            .map(|s| s.name)
+            .unwrap_or_else(|_| "Frontdesk".into())
+    }
+
+    async fn page(&self, title: &str, session: Option<&ConsoleSession>) -> Page {
+        Page {
+            site: self.site().await,
+            title: title.into(),
+            operator: session.map(|s| s.operator.email.clone()),
+            role: session
+                .map(|s| s.operator.role.as_str().to_string())
+                .unwrap_or_default(),
+            csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The session behind the request's cookie, if it is live.
+    async fn session(&self, headers: &HeaderMap) -> Option<ConsoleSession> {
+        let token = cookie_token(headers)?;
+        let s = &self.0.settings;
+        match self
+            .0
+            .store
+            .console_session(&token_hash(&token), clock::now(), s.idle, s.absolute)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(error = %e, "console: cannot read sessions");
+                None
+            }
+        }
+    }
+
+    fn cookie(&self, token: &str, max_age: i64) -> HeaderValue {
+        let secure = if self.0.settings.tls { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        ))
+        .expect("cookie is ASCII")
+    }
+}
+
+async fn security_headers(State(c): State<Console>, mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, "x-frame-options", "DENY");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cache-control", "no-store");
+    if c.0.settings.tls {
+        set(h, "strict-transport-security", "max-age=31536000");
+    }
+    r
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// The login form has no session yet: its CSRF token is a random value also set as a
+/// short-lived cookie (double submit), checked together with the Origin.
+const LOGIN_CSRF: &str = "fd_login_csrf";
+
+async fn login_form(State(c): State<Console>, headers: HeaderMap) -> Response {
+    if c.session(&headers).await.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    render_login(&c, String::new(), None, StatusCode::OK).await
+}
+
+async fn render_login(
+    c: &Console,
+    email: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let csrf = random_hex();
+    let mut p = c.page("Log in", None).await;
+    p.csrf = csrf.clone();
+    let secure = if c.0.settings.tls { "; Secure" } else { "" };
+    let cookie = HeaderValue::from_str(&format!(
+        "{LOGIN_CSRF}={csrf}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    ))
+    .expect("ASCII");
+    (
+        status,
+        [(header::SET_COOKIE, cookie)],
+        LoginT { p, email, error },
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == LOGIN_CSRF)
+        .map(|(_, v)| v.to_string());
+    match cookie {
+        Some(c) => !sent.is_empty() && bool::from(c.as_bytes().ct_eq(sent.as_bytes())),
+        None => false,
+    }
+}
+
+async fn login(
+    State(c): State<Console>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let email = f.email.trim().to_lowercase();
+    if !same_origin(&headers) || !login_csrf_ok(&headers, &f.csrf) {
+        return render_login(
+            &c,
+            email,
+            Some("The form expired. Please try again.".into()),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let now = Instant::now();
+    let ip = conn.peer.ip().to_string();
+    let account = format!("account:{email}");
+    let address = format!("address:{ip}");
+    if let Some(wait) =
+        c.0.by_address
+            .blocked(&address, now)
+            .or_else(|| c.0.by_account.blocked(&account, now))
+    {
+        // The same message whether or not the account exists.
+        warn!(%ip, "console: login refused, too many failed attempts");
+        return render_login(
+            &c,
+            email,
+            Some(format!(
+                "Too many failed attempts. Try again in {} minutes.",
+                wait.div_ceil(60)
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        )
+        .await;
+    }
+    let found = match c.0.store.operator_by_email(&email).await {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "console: cannot read operators");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let password = f.password.clone();
+    let hash = found
+        .as_ref()
+        .map(|o| o.password_hash.clone())
+        .unwrap_or_else(|| c.0.dummy_hash.clone());
+    // Argon2 takes tens of milliseconds: off the async workers.
+    let verified = tokio::task::spawn_blocking(move || {
+        frontdesk_core::secrets::verify_login_password(&password, &hash)
+    })
+    .await
+    .unwrap_or(false);
+    let Some(op) = found.filter(|_| verified) else {
+        c.0.by_account.fail(&account, now);
+        c.0.by_address.fail(&address, now);
+        info!(%ip, "console: failed login");
+        return render_login(
+            &c,
+            email,
+            Some("Wrong email or password.".into()),
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    };
+    start_session(&c, &op, &ip).await
+}
+
+async fn start_session(c: &Console, op: &Operator, ip: &str) -> Response {
+    // A new token at every login: a token planted before login is never promoted.
+    let token = random_hex();
+    if let Err(e) =
+        c.0.store
+            .create_console_session(&token_hash(&token), op.id, &random_hex(), ip, clock::now())
+            .await
+    {
+        warn!(error = %e, "console: cannot store the session");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    info!(operator = %op.email, %ip, "console: login");
+    let _ =
+        c.0.store
+            .record_event(
+                &Actor {
+                    name: op.email.clone(),
+                    source: "console".into(),
+                },
+                "console.login",
+                &op.email,
+                Some(format!("from {ip}")),
+            )
+            .await;
+    let to = if op.must_change_password {
+        "/password"
+    } else {
+        "/"
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                c.cookie(&token, c.0.settings.absolute.num_seconds()),
+            ),
+            (header::LOCATION, HeaderValue::from_static(to)),
+        ],
+    )
+        .into_response()
+}
+
+async fn password_form(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let Some(s) = c.session(&headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    PasswordT {
+        forced: s.operator.must_change_password,
+        p: c.page("Password", Some(&s)).await,
+        error: None,
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    confirm: String,
+}
+
+fn csrf_ok(s: &ConsoleSession, headers: &HeaderMap, sent: &str) -> bool {
+    same_origin(headers) && bool::from(s.csrf.as_bytes().ct_eq(sent.as_bytes()))
+}
+
+async fn password(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    let Some(s) = c.session(&headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let fail = |error: &str| {
+        let error = error.to_string();
+        let c = c.clone();
+        let s = s.clone();
+        async move {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                PasswordT {
+                    forced: s.operator.must_change_password,
+                    p: c.page("Password", Some(&s)).await,
+                    error: Some(error),
+                },
+            )
+                .into_response()
+        }
+    };
+    let (current, stored) = (f.current.clone(), s.operator.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || {
+        frontdesk_core::secrets::verify_login_password(&current, &stored)
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        return fail("The current password is wrong.").await;
+    }
+    if f.new.chars().count() < 12 {
+        return fail("The new password needs at least 12 characters.").await;
+    }
+    if f.new != f.confirm {
+        return fail("The two new passwords differ.").await;
+    }
+    if f.new == f.current {
+        return fail("The new password must differ from the current one.").await;
+    }
+    let new = f.new.clone();
+    let hash =
+        tokio::task::spawn_blocking(move || frontdesk_core::secrets::hash_login_password(&new))
+            .await
+            .unwrap_or_default();
+    let token = cookie_token(&headers).map(|t| token_hash(&t));
+    let actor = Actor {
+        name: s.operator.email.clone(),
+        source: "console".into(),
+    };
+    if let Err(e) =
+        c.0.store
+            .set_operator_password(s.operator.id, &hash, token.as_deref(), &actor)
+            .await
+    {
+        warn!(error = %e, "console: cannot store the password");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    Redirect::to("/").into_response()
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: String,
+    #[serde(default)]
+    everywhere: Option<String>,
+}
+
+async fn logout(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    if let Some(s) = c.session(&headers).await {
+        if !csrf_ok(&s, &headers, &f.csrf) {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        let r = if f.everywhere.is_some() {
+            c.0.store
+                .end_console_sessions_of(s.operator.id)
+                .await
+                .map(|_| ())
+        } else {
+            match cookie_token(&headers) {
+                Some(t) => c.0.store.end_console_session(&token_hash(&t)).await,
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = r {
+            warn!(error = %e, "console: logout failed");
+        }
+        info!(operator = %s.operator.email, "console: logout");
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, c.cookie("", 0)),
+            (header::LOCATION, HeaderValue::from_static("/login")),
+        ],
+    )
+        .into_response()
+}
+
+async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let Some(s) = c.session(&headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    if s.operator.must_change_password {
+        return Redirect::to("/password").into_response();
+    }
+    match dashboard_page(&c, &s).await {
+        Ok(page) => page.into_response(),
+        Err(e) => {
+            warn!(error = %e, "console: dashboard failed");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+async fn dashboard_page(
+    c: &Console,
+    s: &ConsoleSession,
+) -> Result<DashboardT, frontdesk_core::store::StoreError> {
+    let store = &c.0.store;
+    let now = clock::now();
+    let sessions = store
+        .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 100_000)
+        .await?;
+    let lookup = StoreLookup::load(store).await?;
+    let catalog = lookup.catalog();
+    let tz = catalog.site.tz();
+    let mut by_plan = std::collections::BTreeMap::<String, usize>::new();
+    let mut leaving = Vec::new();
+    for row in &sessions {
+        let Some(d) = lookup.decide_session(&catalog, row, now) else {
+            *by_plan.entry("(unknown user)".into()).or_default() += 1;
+            continue;
+        };
+        let plan = d.plan.clone().unwrap_or_else(|| "-".into());
+        *by_plan.entry(plan.clone()).or_default() += 1;
+        let at: Option<DateTime<Utc>> = if d.allowed { d.valid_until } else { Some(now) };
+        if let Some(at) = at.filter(|t| *t <= now + chrono::Duration::hours(24)) {
+            leaving.push((at, row.user_name.clone(), plan));
+        }
+    }
+    leaving.sort();
+    let guests = store.portal_clients(now).await?.len();
+    let failed_hour = store
+        .failed_logins_since(now - chrono::Duration::hours(1))
+        .await?;
+    Ok(DashboardT {
+        p: c.page("Dashboard", Some(s)).await,
+        online: sessions.len(),
+        guests,
+        failed_hour,
+        by_plan: by_plan.into_iter().collect(),
+        leaving: leaving
+            .into_iter()
+            .map(|(at, who, plan)| Leaving {
+                who,
+                plan,
+                at: at.with_timezone(&tz).format("%a %H:%M").to_string(),
+            })
+            .collect(),
+    })
+}

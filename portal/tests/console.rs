@@ -1,0 +1,360 @@
+//! Operator console, in process: login and its limits, one-time passwords, sessions (cookie,
+//! expiry, logout everywhere), CSRF and Origin checks, security headers, escaping, dashboard.
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Request, StatusCode};
+use frontdesk_core::model::Role;
+use frontdesk_core::store::{Actor, NewMember, OpenMode, Store};
+use frontdesk_portal::console::{Console, ConsoleSettings};
+use frontdesk_portal::Conn;
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
+use tower::ServiceExt;
+
+fn actor() -> Actor {
+    Actor {
+        name: "test".into(),
+        source: "test".into(),
+    }
+}
+
+struct Lab {
+    store: Store,
+    app: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(|v| v.split(';').next().unwrap().to_string())
+    }
+
+    fn location(&self) -> Option<&str> {
+        self.headers.get(header::LOCATION)?.to_str().ok()
+    }
+
+    fn csrf(&self) -> String {
+        let i = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form token")
+            + 19;
+        self.body[i..].split('"').next().unwrap().to_string()
+    }
+}
+
+async fn lab(settings: ConsoleSettings) -> (Lab, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("c.db").display());
+    let mut store = Store::open(&url, OpenMode::Create).await.unwrap();
+    store
+        .init_site("Console Lab", "Europe/Berlin", &actor())
+        .await
+        .unwrap();
+    store
+        .unlock(frontdesk_core::secrets::SecretKey::generate(), "test-key")
+        .await
+        .unwrap();
+    let (_, one_time) = store
+        .add_admin("owner@example.com", Role::Owner, &actor())
+        .await
+        .unwrap();
+    let app = Console::new(store.clone(), settings).router();
+    (
+        Lab {
+            store,
+            app,
+            _dir: dir,
+        },
+        one_time,
+    )
+}
+
+impl Lab {
+    async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        cookies: &[&str],
+        origin: Option<&str>,
+        form: Option<String>,
+    ) -> Resp {
+        let mut r = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "console.test");
+        if !cookies.is_empty() {
+            r = r.header(header::COOKIE, cookies.join("; "));
+        }
+        if let Some(o) = origin {
+            r = r.header(header::ORIGIN, o);
+        }
+        if form.is_some() {
+            r = r.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let mut r = r.body(Body::from(form.unwrap_or_default())).unwrap();
+        let peer: SocketAddr = "192.0.2.10:40000".parse().unwrap();
+        r.extensions_mut().insert(ConnectInfo(Conn {
+            peer,
+            local: "192.0.2.1:8080".parse().unwrap(),
+            tls: false,
+        }));
+        let resp = self.app.clone().oneshot(r).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// Login form, then POST; the response and the form's cookie.
+    async fn login(&self, email: &str, password: &str) -> Resp {
+        let form = self.req("GET", "/login", &[], None, None).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf_cookie = form.set_cookie("fd_login_csrf").expect("login csrf cookie");
+        let body = format!(
+            "csrf={}&email={}&password={}",
+            form.csrf(),
+            urlencode(email),
+            urlencode(password)
+        );
+        self.req(
+            "POST",
+            "/login",
+            &[&csrf_cookie],
+            Some("http://console.test"),
+            Some(body),
+        )
+        .await
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap()[2..].to_string()
+}
+
+#[tokio::test]
+async fn login_one_time_password_dashboard_and_logout() {
+    let (lab, one_time) = lab(ConsoleSettings::default()).await;
+    // Not logged in: to the login page. Strict headers everywhere.
+    let r = lab.req("GET", "/", &[], None, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some("/login"));
+    let r = lab.req("GET", "/login", &[], None, None).await;
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
+    assert_eq!(r.headers["x-frame-options"], "DENY");
+    assert_eq!(r.headers["referrer-policy"], "no-referrer");
+    assert!(!r.body.contains("<style"), "no inline styles under the CSP");
+
+    // The one-time password logs in, but only to the password page.
+    let r = lab.login("Owner@Example.com", &one_time).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), Some("/password"));
+    let cookie = r.set_cookie("fd_console").unwrap();
+    let set = r.headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let r = lab.req("GET", "/", &[&cookie], None, None).await;
+    assert_eq!(r.location(), Some("/password"));
+    let page = lab.req("GET", "/password", &[&cookie], None, None).await;
+    assert!(page.body.contains("one-time password"));
+    let csrf = page.csrf();
+    // Too short, then mismatched, then right.
+    let change = |new: &str, confirm: &str| {
+        format!(
+            "csrf={csrf}&current={}&new={}&confirm={}",
+            urlencode(&one_time),
+            urlencode(new),
+            urlencode(confirm)
+        )
+    };
+    let r = lab
+        .req(
+            "POST",
+            "/password",
+            &[&cookie],
+            None,
+            Some(change("short", "short")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("at least 12"));
+    let good = "correct horse battery";
+    let r = lab
+        .req(
+            "POST",
+            "/password",
+            &[&cookie],
+            None,
+            Some(change(good, good)),
+        )
+        .await;
+    assert_eq!(r.location(), Some("/"), "{}", r.body);
+
+    // The dashboard: an online session of a member named like an attack renders as text.
+    let today = chrono::Utc::now().date_naive();
+    let (m, _) = lab
+        .store
+        .add_member(
+            &NewMember {
+                name: "<script>alert(1)</script>".into(),
+                email: "x@example.com".into(),
+                plan: "full-time".into(),
+                wifi_username: Some("<b>x</b>@example.com".into()),
+                ..Default::default()
+            },
+            today,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    lab.store
+        .record_accounting(&[frontdesk_core::store::radius::AccountingRecord {
+            at: chrono::Utc::now(),
+            nas_id: 1,
+            nas_addr: "192.0.2.50:1813".into(),
+            status: frontdesk_core::store::radius::AcctStatus::Start,
+            session_id: "s1".into(),
+            user_name: m.wifi_username.clone(),
+            member_id: Some(m.id.clone()),
+            mac: None,
+            framed_ip: None,
+            vlan: None,
+            class: None,
+            input_octets: 0,
+            output_octets: 0,
+            session_time: 0,
+            terminate_cause: None,
+        }])
+        .await
+        .unwrap();
+    let r = lab.req("GET", "/", &[&cookie], None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Wi-Fi sessions online"));
+    assert!(r.body.contains("full-time"), "{}", r.body);
+    assert!(!r.body.contains("<b>x</b>"), "escaped");
+
+    // Logout needs the session's token and our origin.
+    let csrf = r.csrf();
+    let r = lab
+        .req(
+            "POST",
+            "/logout",
+            &[&cookie],
+            Some("http://evil.example"),
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "cross-origin logout refused"
+    );
+    let r = lab
+        .req(
+            "POST",
+            "/logout",
+            &[&cookie],
+            None,
+            Some("csrf=wrong".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            "/logout",
+            &[&cookie],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.location(), Some("/login"));
+    let r = lab.req("GET", "/", &[&cookie], None, None).await;
+    assert_eq!(r.location(), Some("/login"), "the old cookie is dead");
+
+    // The new password works; the one-time one does not any more.
+    assert_eq!(
+        lab.login("owner@example.com", good).await.location(),
+        Some("/")
+    );
+    assert_eq!(
+        lab.login("owner@example.com", &one_time).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(lab
+        .store
+        .logical_dump()
+        .await
+        .unwrap()
+        .contains("admin.password"));
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_and_do_not_reveal_accounts() {
+    let (lab, _) = lab(ConsoleSettings::default()).await;
+    let unknown = lab.login("nobody@example.com", "whatever-password").await;
+    let wrong = lab.login("owner@example.com", "whatever-password").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let text = |b: &str| b.find("role=\"alert\"").map(|i| b[i..i + 60].to_string());
+    assert_eq!(text(&unknown.body), text(&wrong.body), "same answer");
+    // Five failures per account in 15 minutes; the sixth try is refused unseen.
+    for _ in 0..4 {
+        lab.login("owner@example.com", "still-wrong-password").await;
+    }
+    let r = lab.login("owner@example.com", "still-wrong-password").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("Too many failed attempts"));
+    // A login form posted without its cookie (another site, a replay) is refused.
+    let form = lab.req("GET", "/login", &[], None, None).await;
+    let r = lab
+        .req(
+            "POST",
+            "/login",
+            &[],
+            None,
+            Some(format!(
+                "csrf={}&email=owner%40example.com&password=x",
+                form.csrf()
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_new_logins_get_new_tokens() {
+    let (lab, one_time) = lab(ConsoleSettings {
+        idle: chrono::Duration::seconds(0),
+        ..ConsoleSettings::default()
+    })
+    .await;
+    let r = lab.login("owner@example.com", &one_time).await;
+    let cookie = r.set_cookie("fd_console").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = lab.req("GET", "/password", &[&cookie], None, None).await;
+    assert_eq!(r.location(), Some("/login"), "idle session ended");
+    // A cookie set before login (fixation) is never what the login hands out.
+    let planted = "fd_console=0000";
+    let r = lab.login("owner@example.com", &one_time).await;
+    assert_ne!(r.set_cookie("fd_console").as_deref(), Some(planted));
+}
