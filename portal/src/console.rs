@@ -98,6 +98,36 @@ page!(DashboardT, "console/dashboard.html" {
     leaving: Vec<Leaving>,
 });
 
+page!(MembersT, "console/members.html" {
+    q: String,
+    status: String,
+    plan: String,
+    plans: Vec<String>,
+    rows: Vec<MemberRow>,
+    truncated: bool,
+});
+page!(MemberT, "console/member.html" {
+    m: frontdesk_core::Member,
+    plans: String,
+    allowed: bool,
+    why: String,
+    can_edit: bool,
+    notice: Option<String>,
+    sessions: Vec<(String, String, String, String)>,
+    timeline: Vec<(String, String, String, String)>,
+});
+
+pub struct MemberRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub plans: String,
+    pub status: String,
+}
+
+/// Rows shown at most on the members list (search narrows it).
+const LIST_MAX: usize = 500;
+
 pub struct Leaving {
     pub who: String,
     pub plan: String,
@@ -161,6 +191,9 @@ impl Console {
             .route("/login", get(login_form).post(login))
             .route("/password", get(password_form).post(password))
             .route("/logout", post(logout))
+            .route("/members", get(members))
+            .route("/members/{id}", get(member))
+            .route("/members/{id}/status", post(member_status))
             .route("/static/console.css", get(css))
             .layer(axum::middleware::map_response_with_state(
                 self.clone(),
@@ -611,4 +644,241 @@ async fn dashboard_page(
             })
             .collect(),
     })
+}
+
+/// Owners and managers change members; viewers only look.
+fn can_edit(s: &ConsoleSession) -> bool {
+    matches!(
+        s.operator.role,
+        frontdesk_core::model::Role::Owner | frontdesk_core::model::Role::Manager
+    )
+}
+
+/// The logged-in session, or where to send the browser instead.
+async fn require(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Response> {
+    match c.session(headers).await {
+        None => Err(Redirect::to("/login").into_response()),
+        Some(s) if s.operator.must_change_password => {
+            Err(Redirect::to("/password").into_response())
+        }
+        Some(s) => Ok(s),
+    }
+}
+
+fn plan_names(catalog: &frontdesk_core::decide::Catalog, m: &frontdesk_core::Member) -> String {
+    let names: Vec<&str> = m
+        .assignments
+        .iter()
+        .filter_map(|a| catalog.plan(a.plan_id).map(|p| p.name.as_str()))
+        .collect();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct MembersQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    plan: String,
+}
+
+async fn members(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<MembersQuery>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &c.0.store;
+    let filter = frontdesk_core::store::MemberFilter {
+        plan: Some(q.plan.clone()).filter(|p| !p.is_empty()),
+        status: q.status.parse().ok(),
+        team: None,
+        search: Some(q.q.trim().to_string()).filter(|t| !t.is_empty()),
+    };
+    let (list, catalog) = match (store.members(&filter).await, store.catalog().await) {
+        (Ok(l), Ok(c)) => (l, c),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "console: members list failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let truncated = list.len() > LIST_MAX;
+    let rows = list
+        .iter()
+        .take(LIST_MAX)
+        .map(|m| MemberRow {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            email: m.email.clone(),
+            plans: plan_names(&catalog, m),
+            status: m.status.as_str().into(),
+        })
+        .collect();
+    MembersT {
+        p: c.page("Members", Some(&s)).await,
+        q: q.q,
+        status: q.status,
+        plan: q.plan,
+        plans: catalog.plans.iter().map(|p| p.name.clone()).collect(),
+        rows,
+        truncated,
+    }
+    .into_response()
+}
+
+async fn member(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    member_page(&c, &s, &id, None, StatusCode::OK).await
+}
+
+async fn member_page(
+    c: &Console,
+    s: &ConsoleSession,
+    id: &str,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let store = &c.0.store;
+    let m = match store.member(id).await {
+        Ok(m) => m,
+        Err(frontdesk_core::store::StoreError::NotFound(_)) => {
+            return (StatusCode::NOT_FOUND, "no such member").into_response()
+        }
+        Err(e) => {
+            warn!(error = %e, "console: member page failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let now = clock::now();
+    let (catalog, sessions, timeline) = match (
+        store.catalog().await,
+        store
+            .online_sessions_of(
+                &[m.id.as_str()],
+                now - frontdesk_core::enforce::ONLINE_HORIZON,
+            )
+            .await,
+        store.audit_of(&m.id, 50).await,
+    ) {
+        (Ok(a), Ok(b), Ok(t)) => (a, b, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            warn!(error = %e, "console: member page failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let tz = catalog.site.tz();
+    let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let d = frontdesk_core::decide(
+        &catalog,
+        frontdesk_core::Subject::Member((&m).into()),
+        frontdesk_core::Resource::WIFI,
+        now,
+    );
+    let why = if d.allowed {
+        match d.valid_until {
+            Some(t) => format!("until {} ({})", when(t), d.plan.clone().unwrap_or_default()),
+            None => format!("no end ({})", d.plan.clone().unwrap_or_default()),
+        }
+    } else {
+        match d.opens_at {
+            Some(t) => format!("{} — opens {}", d.reason, when(t)),
+            None => d.reason.to_string(),
+        }
+    };
+    let page = MemberT {
+        p: c.page(&m.name, Some(s)).await,
+        plans: plan_names(&catalog, &m),
+        allowed: d.allowed,
+        why,
+        can_edit: can_edit(s),
+        notice,
+        sessions: sessions
+            .iter()
+            .map(|r| {
+                (
+                    r.mac.clone().unwrap_or_else(|| r.user_name.clone()),
+                    when(r.started_at),
+                    r.nas_addr.clone(),
+                    r.disconnect.clone().unwrap_or_else(|| "-".into()),
+                )
+            })
+            .collect(),
+        timeline: timeline
+            .into_iter()
+            .map(|e| {
+                (
+                    when(e.at),
+                    e.actor,
+                    e.action,
+                    e.after.or(e.before).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        m,
+    };
+    (status, page).into_response()
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    csrf: String,
+    status: String,
+}
+
+async fn member_status(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(f): Form<StatusForm>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if !can_edit(&s) {
+        return (StatusCode::FORBIDDEN, "viewers cannot change members").into_response();
+    }
+    let Ok(status) = f.status.parse::<frontdesk_core::model::MemberStatus>() else {
+        return (StatusCode::BAD_REQUEST, "unknown status").into_response();
+    };
+    let actor = Actor {
+        name: s.operator.email.clone(),
+        source: "console".into(),
+    };
+    match c.0.store.set_member_status(&id, status, &actor).await {
+        Ok(m) => {
+            info!(operator = %s.operator.email, member = %m.id, status = status.as_str(), "console: member status changed");
+            let notice = match status {
+                frontdesk_core::model::MemberStatus::Active => "Resumed.".to_string(),
+                other => format!(
+                    "Now {}: Wi-Fi sessions and portal devices are being ended.",
+                    other.as_str()
+                ),
+            };
+            member_page(&c, &s, &m.id, Some(notice), StatusCode::OK).await
+        }
+        Err(frontdesk_core::store::StoreError::NotFound(_)) => {
+            (StatusCode::NOT_FOUND, "no such member").into_response()
+        }
+        Err(e) => member_page(&c, &s, &id, Some(e.to_string()), StatusCode::CONFLICT).await,
+    }
 }

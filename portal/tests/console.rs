@@ -358,3 +358,132 @@ async fn sessions_expire_when_idle_and_new_logins_get_new_tokens() {
     let r = lab.login("owner@example.com", &one_time).await;
     assert_ne!(r.set_cookie("fd_console").as_deref(), Some(planted));
 }
+
+/// Logs in with the one-time password and replaces it; the session cookie.
+async fn ready_operator(lab: &Lab, email: &str, one_time: &str) -> String {
+    let r = lab.login(email, one_time).await;
+    let cookie = r.set_cookie("fd_console").expect("logged in");
+    let page = lab.req("GET", "/password", &[&cookie], None, None).await;
+    let new = "a much better password";
+    let form = format!(
+        "csrf={}&current={}&new={}&confirm={}",
+        page.csrf(),
+        urlencode(one_time),
+        urlencode(new),
+        urlencode(new)
+    );
+    let r = lab
+        .req("POST", "/password", &[&cookie], None, Some(form))
+        .await;
+    assert_eq!(r.location(), Some("/"), "{}", r.body);
+    cookie
+}
+
+#[tokio::test]
+async fn members_list_detail_and_status_changes_by_role() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, viewer_pw) = lab
+        .store
+        .add_admin("viewer@example.com", Role::Viewer, &actor())
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    for (name, email, plan) in [
+        ("Ada Lovelace", "ada@example.com", "full-time"),
+        ("Grace Hopper", "grace@example.com", "flex"),
+    ] {
+        lab.store
+            .add_member(
+                &NewMember {
+                    name: name.into(),
+                    email: email.into(),
+                    plan: plan.into(),
+                    ..Default::default()
+                },
+                today,
+                &actor(),
+            )
+            .await
+            .unwrap();
+    }
+    let viewer = ready_operator(&lab, "viewer@example.com", &viewer_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+
+    // The list, searched and filtered.
+    let r = lab.req("GET", "/members", &[&viewer], None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Ada Lovelace") && r.body.contains("Grace Hopper"));
+    let r = lab
+        .req("GET", "/members?q=grace", &[&viewer], None, None)
+        .await;
+    assert!(r.body.contains("Grace Hopper") && !r.body.contains("Ada Lovelace"));
+    let r = lab
+        .req(
+            "GET",
+            "/members?plan=full-time&status=active",
+            &[&viewer],
+            None,
+            None,
+        )
+        .await;
+    assert!(r.body.contains("Ada Lovelace") && !r.body.contains("Grace Hopper"));
+
+    // The detail page; a viewer sees no buttons and cannot post a change.
+    let ada = lab.store.member("ada@example.com").await.unwrap();
+    let path = format!("/members/{}", ada.id);
+    let r = lab.req("GET", &path, &[&viewer], None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("ada@example.com") && r.body.contains("allowed"));
+    assert!(!r.body.contains("id=\"suspend\""));
+    let csrf = r.csrf();
+    let post = format!("{path}/status");
+    let r = lab
+        .req(
+            "POST",
+            &post,
+            &[&viewer],
+            None,
+            Some(format!("csrf={csrf}&status=suspended")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        lab.store.member(&ada.id).await.unwrap().status.as_str(),
+        "active"
+    );
+
+    // The owner suspends: decision and timeline follow.
+    let r = lab.req("GET", &path, &[&owner], None, None).await;
+    assert!(r.body.contains("id=\"suspend\""));
+    let csrf = r.csrf();
+    let r = lab
+        .req(
+            "POST",
+            &post,
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&status=suspended")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Now suspended"));
+    assert!(r.body.contains("refused") && r.body.contains("suspended"));
+    assert!(
+        r.body.contains("member.suspend") || r.body.contains("member.status"),
+        "timeline: {}",
+        r.body
+    );
+    // Another session's token does not work for this one.
+    let r = lab
+        .req(
+            "POST",
+            &post,
+            &[&owner],
+            None,
+            Some("csrf=0000&status=active".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab.req("GET", "/members/nope", &[&owner], None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -9,3 +9,5 @@ CREATE TABLE console_sessions (
     ip TEXT
 );
 CREATE INDEX console_sessions_admin ON console_sessions(admin_id);
+-- A member's timeline on the console reads the audit by object.
+CREATE INDEX audit_object ON audit(object, id);

@@ -74,6 +74,42 @@ impl Store {
     }
 
     /// The newest audit events, newest first.
+    /// The timeline of one object (a member's id), newest first.
+    pub async fn audit_of(&self, object: &str, limit: i64) -> Result<Vec<AuditEvent>> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, at, actor, source, action, object, before_summary, after_summary FROM audit WHERE object = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(object)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, at, actor, source, action, object, before, after)| AuditEvent {
+                    id,
+                    at: ts(at),
+                    actor,
+                    source,
+                    action,
+                    object,
+                    before,
+                    after,
+                },
+            )
+            .collect())
+    }
+
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEvent>> {
         type Row = (
             i64,
