@@ -89,6 +89,9 @@ macro_rules! page {
 }
 
 page!(LoginT, "console/login.html" { email: String, error: Option<String> });
+page!(TotpLoginT, "console/totp_login.html" { error: Option<String> });
+page!(TotpEnrolT, "console/totp_enrol.html" { required: bool, qr: String, secret: String, error: Option<String> });
+page!(RecoveryT, "console/recovery.html" { codes: Vec<String> });
 page!(PasswordT, "console/password.html" { forced: bool, error: Option<String> });
 page!(DashboardT, "console/dashboard.html" {
     online: usize,
@@ -190,6 +193,8 @@ impl Console {
             .route("/", get(dashboard))
             .route("/login", get(login_form).post(login))
             .route("/password", get(password_form).post(password))
+            .route("/login/totp", get(totp_login_form).post(totp_login))
+            .route("/totp", get(totp_enrol_form).post(totp_enrol))
             .route("/logout", post(logout))
             .route("/members", get(members))
             .route("/members/{id}", get(member))
@@ -413,7 +418,14 @@ async fn start_session(c: &Console, op: &Operator, ip: &str) -> Response {
     let token = random_hex();
     if let Err(e) =
         c.0.store
-            .create_console_session(&token_hash(&token), op.id, &random_hex(), ip, clock::now())
+            .create_console_session(
+                &token_hash(&token),
+                op.id,
+                &random_hex(),
+                ip,
+                op.totp,
+                clock::now(),
+            )
             .await
     {
         warn!(error = %e, "console: cannot store the session");
@@ -432,7 +444,9 @@ async fn start_session(c: &Console, op: &Operator, ip: &str) -> Response {
                 Some(format!("from {ip}")),
             )
             .await;
-    let to = if op.must_change_password {
+    let to = if op.totp {
+        "/login/totp"
+    } else if op.must_change_password {
         "/password"
     } else {
         "/"
@@ -450,9 +464,19 @@ async fn start_session(c: &Console, op: &Operator, ip: &str) -> Response {
         .into_response()
 }
 
+/// A session past its second factor (it may still have to change its password).
+async fn full_session(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Response> {
+    match c.session(headers).await {
+        None => Err(Redirect::to("/login").into_response()),
+        Some(s) if s.mfa_pending => Err(Redirect::to("/login/totp").into_response()),
+        Some(s) => Ok(s),
+    }
+}
+
 async fn password_form(State(c): State<Console>, headers: HeaderMap) -> Response {
-    let Some(s) = c.session(&headers).await else {
-        return Redirect::to("/login").into_response();
+    let s = match full_session(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     PasswordT {
         forced: s.operator.must_change_password,
@@ -479,8 +503,9 @@ async fn password(
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let Some(s) = c.session(&headers).await else {
-        return Redirect::to("/login").into_response();
+    let s = match full_session(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     if !csrf_ok(&s, &headers, &f.csrf) {
         return StatusCode::FORBIDDEN.into_response();
@@ -583,12 +608,10 @@ async fn logout(
 }
 
 async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> Response {
-    let Some(s) = c.session(&headers).await else {
-        return Redirect::to("/login").into_response();
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if s.operator.must_change_password {
-        return Redirect::to("/password").into_response();
-    }
     match dashboard_page(&c, &s).await {
         Ok(page) => page.into_response(),
         Err(e) => {
@@ -654,15 +677,17 @@ fn can_edit(s: &ConsoleSession) -> bool {
     )
 }
 
-/// The logged-in session, or where to send the browser instead.
+/// The logged-in session, or where to send the browser instead. Order: the second factor,
+/// the operator's own password, then (owners) two-factor enrolment.
 async fn require(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Response> {
-    match c.session(headers).await {
-        None => Err(Redirect::to("/login").into_response()),
-        Some(s) if s.operator.must_change_password => {
-            Err(Redirect::to("/password").into_response())
-        }
-        Some(s) => Ok(s),
+    let s = full_session(c, headers).await?;
+    if s.operator.must_change_password {
+        return Err(Redirect::to("/password").into_response());
     }
+    if s.operator.role == frontdesk_core::model::Role::Owner && !s.operator.totp {
+        return Err(Redirect::to("/totp").into_response());
+    }
+    Ok(s)
 }
 
 fn plan_names(catalog: &frontdesk_core::decide::Catalog, m: &frontdesk_core::Member) -> String {
@@ -881,4 +906,209 @@ async fn member_status(
         }
         Err(e) => member_page(&c, &s, &id, Some(e.to_string()), StatusCode::CONFLICT).await,
     }
+}
+
+async fn totp_login_form(State(c): State<Console>, headers: HeaderMap) -> Response {
+    match c.session(&headers).await {
+        Some(s) if s.mfa_pending => TotpLoginT {
+            p: c.page("Two-factor code", Some(&s)).await,
+            error: None,
+        }
+        .into_response(),
+        Some(_) => Redirect::to("/").into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+async fn totp_login(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let Some(s) = c.session(&headers).await.filter(|s| s.mfa_pending) else {
+        return Redirect::to("/login").into_response();
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let now = Instant::now();
+    let account = format!("account:{}", s.operator.email);
+    let fail = |c: Console, s: ConsoleSession, msg: String, status: StatusCode| async move {
+        (
+            status,
+            TotpLoginT {
+                p: c.page("Two-factor code", Some(&s)).await,
+                error: Some(msg),
+            },
+        )
+            .into_response()
+    };
+    if let Some(wait) = c.0.by_account.blocked(&account, now) {
+        return fail(
+            c.clone(),
+            s,
+            format!(
+                "Too many failed attempts. Try again in {} minutes.",
+                wait.div_ceil(60)
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        )
+        .await;
+    }
+    let store = &c.0.store;
+    let code = f.code.trim().to_lowercase();
+    let ok = if code.contains('-') {
+        store
+            .use_recovery_code(s.operator.id, &token_hash(&code))
+            .await
+            .unwrap_or(false)
+    } else {
+        match store.totp_secret(s.operator.id).await {
+            Ok(Some((secret, last))) => {
+                match crate::totp::verify(&secret, &code, clock::now().timestamp(), last) {
+                    Some(step) => store
+                        .use_totp_step(s.operator.id, step)
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    };
+    if !ok {
+        c.0.by_account.fail(&account, now);
+        info!(operator = %s.operator.email, "console: wrong two-factor code");
+        return fail(
+            c.clone(),
+            s,
+            "That code is not right (or was used already).".into(),
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
+    // A new token for the full session: the half-open one is void.
+    let Some(old) = cookie_token(&headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let token = random_hex();
+    match store
+        .complete_mfa(&token_hash(&old), &token_hash(&token))
+        .await
+    {
+        Ok(true) => {}
+        _ => return Redirect::to("/login").into_response(),
+    }
+    let to = if s.operator.must_change_password {
+        "/password"
+    } else {
+        "/"
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                c.cookie(&token, c.0.settings.absolute.num_seconds()),
+            ),
+            (header::LOCATION, HeaderValue::from_static(to)),
+        ],
+    )
+        .into_response()
+}
+
+async fn totp_enrol_page(
+    c: &Console,
+    s: &ConsoleSession,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let secret = match c.0.store.totp_pending(s.operator.id).await {
+        Ok(Some(sec)) if error.is_some() => sec,
+        _ => {
+            let sec = crate::totp::new_secret().to_vec();
+            if let Err(e) = c.0.store.set_totp_pending(s.operator.id, &sec).await {
+                warn!(error = %e, "console: cannot store a two-factor secret");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+            sec
+        }
+    };
+    let site = c.site().await;
+    let uri = crate::totp::uri(&format!("Frontdesk {site}"), &s.operator.email, &secret);
+    (
+        status,
+        TotpEnrolT {
+            p: c.page("Two-factor", Some(s)).await,
+            required: s.operator.role == frontdesk_core::model::Role::Owner,
+            qr: crate::totp::qr_svg(&uri),
+            secret: crate::totp::base32(&secret),
+            error,
+        },
+    )
+        .into_response()
+}
+
+async fn totp_enrol_form(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let s = match full_session(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if s.operator.must_change_password {
+        return Redirect::to("/password").into_response();
+    }
+    totp_enrol_page(&c, &s, None, StatusCode::OK).await
+}
+
+async fn totp_enrol(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let s = match full_session(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let store = &c.0.store;
+    let pending = match store.totp_pending(s.operator.id).await {
+        Ok(Some(p)) => p,
+        _ => return Redirect::to("/totp").into_response(),
+    };
+    let Some(step) = crate::totp::verify(&pending, &f.code, clock::now().timestamp(), 0) else {
+        return totp_enrol_page(
+            &c,
+            &s,
+            Some("That code does not match. Check the phone's time and try the next code.".into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let codes = crate::totp::recovery_codes();
+    let hashes: Vec<String> = codes.iter().map(|c| token_hash(c)).collect();
+    let actor = Actor {
+        name: s.operator.email.clone(),
+        source: "console".into(),
+    };
+    if let Err(e) = store
+        .enable_totp(s.operator.id, step, &hashes, &actor)
+        .await
+    {
+        warn!(error = %e, "console: cannot enable two-factor");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    info!(operator = %s.operator.email, "console: two-factor enabled");
+    RecoveryT {
+        p: c.page("Recovery codes", Some(&s)).await,
+        codes,
+    }
+    .into_response()
 }

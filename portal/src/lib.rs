@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod limit;
 pub mod mail;
 pub mod tls;
+pub mod totp;
 
 pub use captive::{Portal, PortalSettings};
 

@@ -7,6 +7,7 @@ use axum::http::{header, Request, StatusCode};
 use frontdesk_core::model::Role;
 use frontdesk_core::store::{Actor, NewMember, OpenMode, Store};
 use frontdesk_portal::console::{Console, ConsoleSettings};
+use frontdesk_portal::totp;
 use frontdesk_portal::Conn;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
@@ -208,6 +209,12 @@ async fn login_one_time_password_dashboard_and_logout() {
         )
         .await;
     assert_eq!(r.location(), Some("/"), "{}", r.body);
+    // Owners must set up two-factor before anything else.
+    let r = lab.req("GET", "/", &[&cookie], None, None).await;
+    assert_eq!(r.location(), Some("/totp"));
+    let r = lab.req("GET", "/members", &[&cookie], None, None).await;
+    assert_eq!(r.location(), Some("/totp"));
+    let (secret, recovery) = enrol_totp(&lab, &cookie).await;
 
     // The dashboard: an online session of a member named like an attack renders as text.
     let today = chrono::Utc::now().date_naive();
@@ -291,21 +298,84 @@ async fn login_one_time_password_dashboard_and_logout() {
     let r = lab.req("GET", "/", &[&cookie], None, None).await;
     assert_eq!(r.location(), Some("/login"), "the old cookie is dead");
 
-    // The new password works; the one-time one does not any more.
+    // The new password leads to the code page; the half-open session opens nothing else.
+    let r = lab.login("owner@example.com", good).await;
+    assert_eq!(r.location(), Some("/login/totp"));
+    let half = r.set_cookie("fd_console").unwrap();
+    let r = lab.req("GET", "/", &[&half], None, None).await;
+    assert_eq!(r.location(), Some("/login/totp"));
+    let r = lab.req("GET", "/password", &[&half], None, None).await;
+    assert_eq!(r.location(), Some("/login/totp"));
+    let page = lab.req("GET", "/login/totp", &[&half], None, None).await;
+    let csrf = page.csrf();
+    let r = lab
+        .req(
+            "POST",
+            "/login/totp",
+            &[&half],
+            None,
+            Some(format!("csrf={csrf}&code=123456")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // The code used at enrolment cannot be replayed: wait for the next step.
+    let next = (chrono::Utc::now().timestamp() / 30 + 1) * 30;
+    let wait = next - chrono::Utc::now().timestamp();
+    tokio::time::sleep(std::time::Duration::from_secs(wait.max(0) as u64 + 1)).await;
+    let r = lab
+        .req(
+            "POST",
+            "/login/totp",
+            &[&half],
+            None,
+            Some(format!("csrf={csrf}&code={}", current_code(&secret))),
+        )
+        .await;
+    assert_eq!(r.location(), Some("/"), "{}", r.body);
+    let full = r.set_cookie("fd_console").unwrap();
+    assert_ne!(full, half, "a new token after the second factor");
     assert_eq!(
-        lab.login("owner@example.com", good).await.location(),
-        Some("/")
+        lab.req("GET", "/", &[&half], None, None).await.location(),
+        Some("/login")
     );
+    assert_eq!(
+        lab.req("GET", "/", &[&full], None, None).await.status,
+        StatusCode::OK
+    );
+    // A recovery code works once.
+    for expect_ok in [true, false] {
+        let r = lab.login("owner@example.com", good).await;
+        let half = r.set_cookie("fd_console").unwrap();
+        let csrf = lab
+            .req("GET", "/login/totp", &[&half], None, None)
+            .await
+            .csrf();
+        let r = lab
+            .req(
+                "POST",
+                "/login/totp",
+                &[&half],
+                None,
+                Some(format!("csrf={csrf}&code={}", recovery[0])),
+            )
+            .await;
+        if expect_ok {
+            assert_eq!(r.location(), Some("/"), "{}", r.body);
+        } else {
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "a recovery code is good once"
+            );
+        }
+    }
+    // The one-time password does not work any more.
     assert_eq!(
         lab.login("owner@example.com", &one_time).await.status,
         StatusCode::UNAUTHORIZED
     );
-    assert!(lab
-        .store
-        .logical_dump()
-        .await
-        .unwrap()
-        .contains("admin.password"));
+    let dump = lab.store.logical_dump().await.unwrap();
+    assert!(dump.contains("admin.password") && dump.contains("admin.totp-enable"));
 }
 
 #[tokio::test]
@@ -359,6 +429,60 @@ async fn sessions_expire_when_idle_and_new_logins_get_new_tokens() {
     assert_ne!(r.set_cookie("fd_console").as_deref(), Some(planted));
 }
 
+fn current_code(secret: &[u8]) -> String {
+    let step = chrono::Utc::now().timestamp() / 30;
+    format!("{:06}", totp::hotp(secret, step as u64, 6))
+}
+
+/// Enrols two-factor from the enrolment page; the secret and the recovery codes.
+async fn enrol_totp(lab: &Lab, cookie: &str) -> (Vec<u8>, Vec<String>) {
+    let page = lab.req("GET", "/totp", &[cookie], None, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<svg"), "QR code inline");
+    let i = page.body.find("id=\"secret\">").unwrap() + 12;
+    let secret = totp::base32_decode(page.body[i..].split('<').next().unwrap()).unwrap();
+    let r = lab
+        .req(
+            "POST",
+            "/totp",
+            &[cookie],
+            None,
+            Some(format!("csrf={}&code=000000", page.csrf())),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a wrong code is refused"
+    );
+    let page = lab.req("GET", "/totp", &[cookie], None, None).await;
+    let i = page.body.find("id=\"secret\">").unwrap() + 12;
+    let secret2 = totp::base32_decode(page.body[i..].split('<').next().unwrap()).unwrap();
+    assert_ne!(secret, secret2, "a fresh secret for every enrolment page");
+    let r = lab
+        .req(
+            "POST",
+            "/totp",
+            &[cookie],
+            None,
+            Some(format!(
+                "csrf={}&code={}",
+                page.csrf(),
+                current_code(&secret2)
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let codes: Vec<String> = r
+        .body
+        .split("<code>")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10, "{}", r.body);
+    (secret2, codes)
+}
+
 /// Logs in with the one-time password and replaces it; the session cookie.
 async fn ready_operator(lab: &Lab, email: &str, one_time: &str) -> String {
     let r = lab.login(email, one_time).await;
@@ -376,6 +500,10 @@ async fn ready_operator(lab: &Lab, email: &str, one_time: &str) -> String {
         .req("POST", "/password", &[&cookie], None, Some(form))
         .await;
     assert_eq!(r.location(), Some("/"), "{}", r.body);
+    let home = lab.req("GET", "/", &[&cookie], None, None).await;
+    if home.location() == Some("/totp") {
+        enrol_totp(lab, &cookie).await;
+    }
     cookie
 }
 
@@ -454,7 +582,13 @@ async fn members_list_detail_and_status_changes_by_role() {
 
     // The owner suspends: decision and timeline follow.
     let r = lab.req("GET", &path, &[&owner], None, None).await;
-    assert!(r.body.contains("id=\"suspend\""));
+    assert!(
+        r.body.contains("id=\"suspend\""),
+        "{:?} {:?} {}",
+        r.status,
+        r.location(),
+        r.body
+    );
     let csrf = r.csrf();
     let r = lab
         .req(
