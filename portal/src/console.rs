@@ -247,6 +247,21 @@ impl Console {
         }
     }
 
+    /// Sets the session cookie and sends the browser to `to`.
+    fn with_session_cookie(&self, token: &str, to: &'static str) -> Response {
+        (
+            StatusCode::SEE_OTHER,
+            [
+                (
+                    header::SET_COOKIE,
+                    self.cookie(token, self.0.settings.absolute.num_seconds()),
+                ),
+                (header::LOCATION, HeaderValue::from_static(to)),
+            ],
+        )
+            .into_response()
+    }
+
     fn cookie(&self, token: &str, max_age: i64) -> HeaderValue {
         let secure = if self.0.settings.tls { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
@@ -451,17 +466,7 @@ async fn start_session(c: &Console, op: &Operator, ip: &str) -> Response {
     } else {
         "/"
     };
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (
-                header::SET_COOKIE,
-                c.cookie(&token, c.0.settings.absolute.num_seconds()),
-            ),
-            (header::LOCATION, HeaderValue::from_static(to)),
-        ],
-    )
-        .into_response()
+    c.with_session_cookie(&token, to)
 }
 
 /// A session past its second factor (it may still have to change its password).
@@ -1010,17 +1015,7 @@ async fn totp_login(
     } else {
         "/"
     };
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (
-                header::SET_COOKIE,
-                c.cookie(&token, c.0.settings.absolute.num_seconds()),
-            ),
-            (header::LOCATION, HeaderValue::from_static(to)),
-        ],
-    )
-        .into_response()
+    c.with_session_cookie(&token, to)
 }
 
 async fn totp_enrol_page(

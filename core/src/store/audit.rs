@@ -35,6 +35,33 @@ impl Audit {
     }
 }
 
+type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+const AUDIT_COLS: &str = "id, at, actor, source, action, object, before_summary, after_summary";
+
+fn audit_event(r: AuditRow) -> AuditEvent {
+    let (id, at, actor, source, action, object, before, after) = r;
+    AuditEvent {
+        id,
+        at: ts(at),
+        actor,
+        source,
+        action,
+        object,
+        before,
+        after,
+    }
+}
+
 impl Store {
     /// Appends the audit event and the change row, then commits: the mutation, its audit
     /// event and its change become visible together or not at all.
@@ -76,72 +103,24 @@ impl Store {
     /// The newest audit events, newest first.
     /// The timeline of one object (a member's id), newest first.
     pub async fn audit_of(&self, object: &str, limit: i64) -> Result<Vec<AuditEvent>> {
-        type Row = (
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, at, actor, source, action, object, before_summary, after_summary FROM audit WHERE object = $1 ORDER BY id DESC LIMIT $2",
-        )
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE object = $1 ORDER BY id DESC LIMIT $2"
+        ))
         .bind(object)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, at, actor, source, action, object, before, after)| AuditEvent {
-                    id,
-                    at: ts(at),
-                    actor,
-                    source,
-                    action,
-                    object,
-                    before,
-                    after,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(audit_event).collect())
     }
 
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEvent>> {
-        type Row = (
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, at, actor, source, action, object, before_summary, after_summary FROM audit ORDER BY id DESC LIMIT $1",
-        )
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLS} FROM audit ORDER BY id DESC LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, at, actor, source, action, object, before, after)| AuditEvent {
-                    id,
-                    at: ts(at),
-                    actor,
-                    source,
-                    action,
-                    object,
-                    before,
-                    after,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(audit_event).collect())
     }
 }
 
