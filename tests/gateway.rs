@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::browser::{body_text, in_browser, shot};
 use common::netns::{connects, header, http, link, serve_tcp, serve_udp_echo, udp_burst, Netns};
 use common::{require_root, require_tool, Env, Server, BIN};
 use std::io::{ErrorKind, Read, Write};
@@ -587,123 +588,6 @@ cafe = "g2"
 "#;
 
 /// chromedriver (and the Chromium it starts) inside a namespace, killed on drop.
-struct Driver {
-    child: std::process::Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn chromedriver(ns: &Netns, port: u16) -> Driver {
-    // Name resolution inside the namespace goes to the router (which refuses it) instead of
-    // the host's resolver: nothing leaves the namespaces.
-    let etc = format!("/etc/netns/{}", ns.name);
-    std::fs::create_dir_all(&etc).unwrap();
-    std::fs::write(format!("{etc}/resolv.conf"), "nameserver 10.30.0.1\n").unwrap();
-    let child = ns
-        .command("chromedriver")
-        .args([&format!("--port={port}"), "--allowed-ips=127.0.0.1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let probe = sa(&format!("127.0.0.1:{port}"));
-    let up = ns.run(move || {
-        let t = Instant::now();
-        while connects(probe, Duration::from_millis(200)).is_err() {
-            if t.elapsed() > Duration::from_secs(20) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        true
-    });
-    assert!(up, "chromedriver did not listen on {probe}");
-    Driver {
-        child,
-        _profile: tempfile::tempdir().unwrap(),
-    }
-}
-
-/// Phone-sized headless Chromium, with background networking off.
-async fn browser(port: u16, profile: &std::path::Path) -> fantoccini::Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0, "touch": true, "mobile": true}},
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-sync",
-                "--disable-component-update", "--disable-default-apps", "--disable-extensions",
-                "--dns-prefetch-disable", "--hide-scrollbars",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a Chromium session")
-}
-
-/// Runs `f` with a Chromium session inside `ns` (chromedriver on `port` there), then closes
-/// the session and stops chromedriver.
-fn in_browser<F, Fut>(ns: &Netns, port: u16, f: F)
-where
-    F: FnOnce(fantoccini::Client) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = fantoccini::Client>,
-{
-    let driver = chromedriver(ns, port);
-    let profile = driver._profile.path().to_path_buf();
-    ns.run(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let c = browser(port, &profile).await;
-            let c = f(c).await;
-            c.close().await.unwrap();
-        })
-    });
-    drop(driver);
-}
-
-/// Screenshots go to docs/screenshots with UPDATE_SCREENSHOTS=1 (to commit), else to a
-/// temporary directory (still taken and checked to be PNG).
-fn shot_dir() -> std::path::PathBuf {
-    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
-    } else {
-        std::env::temp_dir().join(format!("frontdesk-shots-{}", std::process::id()))
-    }
-}
-
-async fn shot(c: &fantoccini::Client, name: &str) {
-    let png = c.screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-    let dir = shot_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
-
-async fn body_text(c: &fantoccini::Client) -> String {
-    c.find(fantoccini::Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_guest_logs_in_through_the_portal() {
     if !require_root("Chromium portal e2e (network namespaces)")
@@ -735,7 +619,7 @@ async fn chromium_guest_logs_in_through_the_portal() {
 
     // The guest: any http page → portal → accept → wrong code → right code → online → internet.
     let code2 = code.clone();
-    in_browser(guest, 9515, move |c| async move {
+    in_browser(guest, 9515, "10.30.0.1", false, move |c| async move {
         use fantoccini::Locator::{Css, Id};
         c.goto("http://198.51.100.2/").await.unwrap();
         assert_eq!(
@@ -780,7 +664,7 @@ async fn chromium_guest_logs_in_through_the_portal() {
     // A sponsored guest: asks, waits on a page that refreshes itself, and is online as soon as
     // the member approves from the link in the mail (read from the outbox).
     let outbox = app.env.dir.path().join("outbox");
-    in_browser(invited, 9517, move |c| async move {
+    in_browser(invited, 9517, "10.30.0.1", false, move |c| async move {
         use fantoccini::Locator::Id;
         c.goto("http://198.51.100.2/").await.unwrap();
         c.find(Id("accept")).await.unwrap().click().await.unwrap();
@@ -872,7 +756,7 @@ async fn chromium_guest_logs_in_through_the_portal() {
         c
     };
     let close_site = std::sync::Mutex::new(Some(close_site));
-    in_browser(visitor, 9516, move |c| async move {
+    in_browser(visitor, 9516, "10.30.0.1", false, move |c| async move {
         use fantoccini::Locator::{Css, Id};
         c.goto("http://198.51.100.2/").await.unwrap();
         assert_eq!(

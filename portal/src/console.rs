@@ -283,7 +283,9 @@ async fn security_headers(State(c): State<Console>, mut r: Response) -> Response
     );
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on our own
+    // form posts, and the Origin check would refuse them.
+    set(h, "referrer-policy", "same-origin");
     set(h, "cache-control", "no-store");
     if c.0.settings.tls {
         set(h, "strict-transport-security", "max-age=31536000");

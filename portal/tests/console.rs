@@ -160,7 +160,7 @@ async fn login_one_time_password_dashboard_and_logout() {
     let csp = r.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"));
     assert_eq!(r.headers["x-frame-options"], "DENY");
-    assert_eq!(r.headers["referrer-policy"], "no-referrer");
+    assert_eq!(r.headers["referrer-policy"], "same-origin");
     assert!(!r.body.contains("<style"), "no inline styles under the CSP");
 
     // The one-time password logs in, but only to the password page.

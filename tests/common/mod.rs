@@ -2,6 +2,7 @@
 //! file or a fresh PostgreSQL schema.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod netns;
 
 use frontdesk_core::store::{OpenMode, Store};

@@ -1,0 +1,174 @@
+//! The operator console in headless Chromium (as root: browser, chromedriver and `serve` run in
+//! a network namespace of their own, so nothing leaves it): an owner logs in with the one-time
+//! password, chooses a password, sets up two-factor, finds a member and suspends them; then
+//! `explain` says `suspended`. Screenshots of every page, desktop size, go to docs/screenshots
+//! with UPDATE_SCREENSHOTS=1.
+
+mod common;
+
+use common::browser::{body_text, in_browser, shot};
+use common::netns::Netns;
+use common::{require_root, require_tool, Db, Env, Server, BIN};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
+    if !require_root("console Chromium e2e (network namespace)")
+        || !require_tool("chromedriver", "chromium-driver")
+    {
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.run(&[
+        "init",
+        "--site",
+        "Console Lab",
+        "--timezone",
+        "Europe/Berlin",
+    ])
+    .ok();
+    let owner = env
+        .run(&[
+            "--json",
+            "admin",
+            "add",
+            "--email",
+            "owner@example.com",
+            "--role",
+            "owner",
+        ])
+        .ok()
+        .json();
+    let one_time = owner["one_time_password"]
+        .as_str()
+        .or_else(|| owner["password"].as_str())
+        .expect("a one-time password")
+        .to_string();
+    for (name, email, plan) in [
+        ("Ada Lovelace", "ada@example.com", "full-time"),
+        ("Grace Hopper", "grace@example.com", "flex"),
+        ("Linus Day", "linus@example.com", "day-pass"),
+    ] {
+        env.run(&[
+            "member", "add", "--name", name, "--email", email, "--plan", plan,
+        ])
+        .ok();
+    }
+    let ns = Netns::new(&format!("fdcon{}", std::process::id()));
+    let mut cmd = ns.command(BIN);
+    cmd.current_dir(env.dir.path())
+        .env("STATE_DIRECTORY", env.dir.path())
+        .arg("--database")
+        .arg(&env.url)
+        .args([
+            "serve",
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:8080",
+            "--portal",
+            "127.0.0.1:0",
+        ]);
+    let server = Server::start(cmd);
+    server
+        .wait_for(&["operator console listening"], Duration::from_secs(30))
+        .expect("the console listens");
+
+    in_browser(&ns, 9520, "127.0.0.1", true, move |c| async move {
+        use fantoccini::Locator::{Css, Id};
+        c.goto("http://127.0.0.1:8080/").await.unwrap();
+        assert_eq!(
+            c.current_url().await.unwrap().as_str(),
+            "http://127.0.0.1:8080/login"
+        );
+        shot(&c, "console-1-login").await;
+        c.find(Id("email"))
+            .await
+            .unwrap()
+            .send_keys("owner@example.com")
+            .await
+            .unwrap();
+        c.find(Id("password"))
+            .await
+            .unwrap()
+            .send_keys(&one_time)
+            .await
+            .unwrap();
+        c.find(Id("login")).await.unwrap().click().await.unwrap();
+        if c.wait().for_element(Id("confirm")).await.is_err() {
+            panic!("not logged in: {}", body_text(&c).await);
+        }
+        assert!(body_text(&c).await.contains("one-time password"));
+        shot(&c, "console-2-password").await;
+        let new = "a long and private passphrase";
+        for (field, value) in [
+            ("current", one_time.as_str()),
+            ("new", new),
+            ("confirm", new),
+        ] {
+            c.find(Id(field))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        c.find(Id("save")).await.unwrap().click().await.unwrap();
+        // Owners set up two-factor before anything else.
+        let secret = c.wait().for_element(Id("secret")).await.unwrap();
+        assert!(c.find(Css(".qr svg")).await.is_ok(), "QR code shown");
+        shot(&c, "console-3-two-factor").await;
+        let key = frontdesk_portal::totp::base32_decode(&secret.text().await.unwrap()).unwrap();
+        let step = chrono::Utc::now().timestamp() / 30;
+        let code = format!("{:06}", frontdesk_portal::totp::hotp(&key, step as u64, 6));
+        c.find(Id("code"))
+            .await
+            .unwrap()
+            .send_keys(&code)
+            .await
+            .unwrap();
+        c.find(Id("enable")).await.unwrap().click().await.unwrap();
+        if c.wait().for_element(Id("recovery")).await.is_err() {
+            panic!("two-factor not enabled: {}", body_text(&c).await);
+        }
+        shot(&c, "console-4-recovery-codes").await;
+
+        c.goto("http://127.0.0.1:8080/").await.unwrap();
+        assert!(body_text(&c).await.contains("Wi-Fi sessions online"));
+        shot(&c, "console-5-dashboard").await;
+        c.goto("http://127.0.0.1:8080/members?q=grace")
+            .await
+            .unwrap();
+        let text = body_text(&c).await;
+        assert!(
+            text.contains("Grace Hopper") && !text.contains("Ada Lovelace"),
+            "{text}"
+        );
+        c.goto("http://127.0.0.1:8080/members").await.unwrap();
+        shot(&c, "console-6-members").await;
+        c.find(fantoccini::Locator::LinkText("Grace Hopper"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait().for_element(Id("suspend")).await.unwrap();
+        shot(&c, "console-7-member").await;
+        c.find(Id("suspend")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Id("resume")).await.unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("Now suspended"), "{text}");
+        shot(&c, "console-8-suspended").await;
+        c
+    });
+
+    // The CLI sees what the console did.
+    let e = env
+        .run(&["--json", "explain", "--user", "grace@example.com"])
+        .ok()
+        .json();
+    assert_eq!(e["reason"], "suspended", "{e}");
+    drop(server);
+}
