@@ -725,7 +725,13 @@ async fn cancelling_a_member_disconnects_their_session() {
     let start = format!("Acct-Status-Type=Start,User-Name={mover},Acct-Session-Id=move-1,Calling-Station-Id=AA-00-00-00-00-0E,Class={class}");
     assert_eq!(r.acct(&start).code.as_deref(), Some("Accounting-Response"));
     let online = r.env.run(&["sessions", "--online", "--json"]).ok().json();
-    assert_eq!(online[0]["vlan"], 50, "{online}");
+    let moving = online
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["acct_session_id"] == "move-1")
+        .expect("the session online");
+    assert_eq!(moving["vlan"], 50, "{online}");
     r.env
         .run(&["member", "set-plan", "mover@example.com", "full-time"])
         .ok();

@@ -301,12 +301,12 @@ impl Store {
     ) -> Result<Vec<SessionRow>> {
         let base = format!("SELECT {SESSION_COLS} FROM radius_sessions");
         let rows: Vec<SessionTuple> = match online_since {
-            Some(t) => sqlx::query_as(&format!("{base} WHERE stopped_at IS NULL AND updated_at >= $1 ORDER BY started_at DESC LIMIT $2"))
+            Some(t) => sqlx::query_as(&format!("{base} WHERE stopped_at IS NULL AND updated_at >= $1 ORDER BY started_at DESC, id DESC LIMIT $2"))
                 .bind(t.timestamp())
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?,
-            None => sqlx::query_as(&format!("{base} ORDER BY started_at DESC LIMIT $1"))
+            None => sqlx::query_as(&format!("{base} ORDER BY started_at DESC, id DESC LIMIT $1"))
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?,
