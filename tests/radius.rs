@@ -766,8 +766,13 @@ fn receive_disconnects(
 )> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
-        nas.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+    loop {
+        // Past the deadline, what is already queued is still read (a slow machine may come
+        // back here late).
+        let left = until
+            .checked_duration_since(std::time::Instant::now())
+            .unwrap_or_default();
+        nas.set_read_timeout(Some(left.max(Duration::from_millis(20))))
             .unwrap();
         let Ok((n, from)) = nas.recv_from(&mut buf) else {
             break;
