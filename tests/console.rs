@@ -54,6 +54,17 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         ])
         .ok();
     }
+    env.run(&[
+        "nas",
+        "add",
+        "--name",
+        "ap",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        "testing123",
+    ])
+    .ok();
     let ns = Netns::new(&format!("fdcon{}", std::process::id()));
     let mut cmd = ns.command(BIN);
     cmd.current_dir(env.dir.path())
@@ -65,7 +76,7 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
             "--radius-auth",
             "127.0.0.1:0",
             "--radius-acct",
-            "127.0.0.1:0",
+            "127.0.0.1:1813",
             "--http",
             "127.0.0.1:8080",
             "--portal",
@@ -75,6 +86,45 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
     server
         .wait_for(&["operator console listening"], Duration::from_secs(30))
         .expect("the console listens");
+    server
+        .wait_for(&["following changes"], Duration::from_secs(30))
+        .expect("serve is up");
+    // Two members online (accounting from the access point, inside the namespace).
+    if require_tool("radclient", "freeradius-utils") {
+        for (user, sid, mac) in [
+            ("ada@example.com", "a-1", "AA-00-00-00-00-01"),
+            ("grace@example.com", "g-1", "AA-00-00-00-00-02"),
+        ] {
+            let mut rc = ns
+                .command("radclient")
+                .args([
+                    "-x",
+                    "-r",
+                    "2",
+                    "-t",
+                    "1",
+                    "127.0.0.1:1813",
+                    "acct",
+                    "testing123",
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("radclient");
+            std::io::Write::write_all(
+                &mut rc.stdin.take().unwrap(),
+                format!("Acct-Status-Type=Start,User-Name={user},Acct-Session-Id={sid},Calling-Station-Id={mac}").as_bytes(),
+            )
+            .unwrap();
+            let out = rc.wait_with_output().unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("Accounting-Response"),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
 
     in_browser(&ns, 9520, "127.0.0.1", true, move |c| async move {
         use fantoccini::Locator::{Css, Id};
@@ -136,7 +186,12 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         shot(&c, "console-4-recovery-codes").await;
 
         c.goto("http://127.0.0.1:8080/").await.unwrap();
-        assert!(body_text(&c).await.contains("Wi-Fi sessions online"));
+        let text = body_text(&c).await;
+        assert!(text.contains("Wi-Fi sessions online"), "{text}");
+        assert!(
+            text.contains("full-time") && text.contains("flex"),
+            "{text}"
+        );
         shot(&c, "console-5-dashboard").await;
         c.goto("http://127.0.0.1:8080/members?q=grace")
             .await

@@ -649,9 +649,15 @@ async fn dashboard_page(
         };
         let plan = d.plan.clone().unwrap_or_else(|| "-".into());
         *by_plan.entry(plan.clone()).or_default() += 1;
+        // Denied but still online: being disconnected now (or the NAS has not answered).
         let at: Option<DateTime<Utc>> = if d.allowed { d.valid_until } else { Some(now) };
         if let Some(at) = at.filter(|t| *t <= now + chrono::Duration::hours(24)) {
-            leaving.push((at, row.user_name.clone(), plan));
+            let label = if d.allowed {
+                at.with_timezone(&tz).format("%a %H:%M").to_string()
+            } else {
+                format!("now ({})", d.reason)
+            };
+            leaving.push((at, row.user_name.clone(), plan, label));
         }
     }
     leaving.sort();
@@ -667,11 +673,7 @@ async fn dashboard_page(
         by_plan: by_plan.into_iter().collect(),
         leaving: leaving
             .into_iter()
-            .map(|(at, who, plan)| Leaving {
-                who,
-                plan,
-                at: at.with_timezone(&tz).format("%a %H:%M").to_string(),
-            })
+            .map(|(_, who, plan, at)| Leaving { who, plan, at })
             .collect(),
     })
 }
