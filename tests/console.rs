@@ -193,6 +193,10 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
             "{text}"
         );
         shot(&c, "console-5-dashboard").await;
+        c.goto("http://127.0.0.1:8080/sessions").await.unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("Online sessions"), "{text}");
+        shot(&c, "console-9-sessions").await;
         c.goto("http://127.0.0.1:8080/members?q=grace")
             .await
             .unwrap();

@@ -51,6 +51,8 @@ impl Default for ConsoleSettings {
 
 struct Inner {
     store: Store,
+    /// Ends RADIUS sessions (the operator's Disconnect button); `None`: no button.
+    disconnector: Option<Arc<dyn frontdesk_core::ports::Disconnector>>,
     settings: ConsoleSettings,
     /// Failed logins: per account and per address (5 and 20 per 15 minutes).
     by_account: Limiter,
@@ -120,6 +122,22 @@ page!(MemberT, "console/member.html" {
     timeline: Vec<(String, String, String, String)>,
 });
 
+page!(SessionsT, "console/sessions.html" {
+    rows: Vec<SessionLine>,
+    can_edit: bool,
+    notice: Option<String>,
+});
+
+pub struct SessionLine {
+    pub id: i64,
+    pub user: String,
+    pub mac: String,
+    pub nas: String,
+    pub since: String,
+    pub until: String,
+    pub enforcement: String,
+}
+
 pub struct MemberRow {
     pub id: String,
     pub name: String,
@@ -181,10 +199,24 @@ impl Console {
     pub fn new(store: Store, settings: ConsoleSettings) -> Console {
         Console(Arc::new(Inner {
             store,
+            disconnector: None,
             settings,
             by_account: Limiter::new(5, Duration::from_secs(15 * 60)),
             by_address: Limiter::new(20, Duration::from_secs(15 * 60)),
             dummy_hash: frontdesk_core::secrets::hash_login_password(&random_hex()),
+        }))
+    }
+
+    /// Lets operators end sessions from the sessions page (Disconnect-Request).
+    pub fn with_disconnector(
+        self,
+        disconnector: Arc<dyn frontdesk_core::ports::Disconnector>,
+    ) -> Console {
+        let inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("with_disconnector is called before the console is shared"));
+        Console(Arc::new(Inner {
+            disconnector: Some(disconnector),
+            ..inner
         }))
     }
 
@@ -199,6 +231,8 @@ impl Console {
             .route("/members", get(members))
             .route("/members/{id}", get(member))
             .route("/members/{id}/status", post(member_status))
+            .route("/sessions", get(sessions))
+            .route("/sessions/{id}/disconnect", post(disconnect_session))
             .route("/static/console.css", get(css))
             .layer(axum::middleware::map_response_with_state(
                 self.clone(),
@@ -1110,4 +1144,123 @@ async fn totp_enrol(
         codes,
     }
     .into_response()
+}
+
+async fn sessions(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    sessions_page(&c, &s, None).await
+}
+
+async fn sessions_page(c: &Console, s: &ConsoleSession, notice: Option<String>) -> Response {
+    let store = &c.0.store;
+    let now = clock::now();
+    let (rows, lookup) = match (
+        store
+            .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 5_000)
+            .await,
+        StoreLookup::load(store).await,
+    ) {
+        (Ok(r), Ok(l)) => (r, l),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "console: sessions page failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let catalog = lookup.catalog();
+    let tz = catalog.site.tz();
+    let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %H:%M").to_string();
+    let lines = rows
+        .iter()
+        .map(|r| {
+            let until = match lookup.decide_session(&catalog, r, now) {
+                Some(d) if !d.allowed => format!("now ({})", d.reason),
+                Some(d) => d.valid_until.map_or("no end".into(), when),
+                None => "-".into(),
+            };
+            SessionLine {
+                id: r.id,
+                user: r.user_name.clone(),
+                mac: r.mac.clone().unwrap_or_default(),
+                nas: r.nas_addr.clone(),
+                since: when(r.started_at),
+                until,
+                enforcement: r.disconnect.clone().unwrap_or_else(|| "-".into()),
+            }
+        })
+        .collect();
+    SessionsT {
+        p: c.page("Sessions", Some(s)).await,
+        rows: lines,
+        can_edit: can_edit(s) && c.0.disconnector.is_some(),
+        notice,
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn disconnect_session(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if !can_edit(&s) {
+        return (StatusCode::FORBIDDEN, "viewers cannot disconnect sessions").into_response();
+    }
+    let Some(disconnector) = c.0.disconnector.clone() else {
+        return (StatusCode::NOT_FOUND, "disconnecting is not available").into_response();
+    };
+    let store = &c.0.store;
+    let now = clock::now();
+    let session = match store
+        .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 5_000)
+        .await
+    {
+        Ok(rows) => rows.into_iter().find(|r| r.id == id),
+        Err(e) => {
+            warn!(error = %e, "console: cannot read sessions");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let Some(session) = session else {
+        return sessions_page(&c, &s, Some("That session is not online any more.".into())).await;
+    };
+    let user = session.user_name.clone();
+    let end = frontdesk_core::enforce::SessionEnd {
+        session,
+        reason: frontdesk_core::Reason::Ok,
+        note: Some(format!("operator {}", s.operator.email)),
+    };
+    let notice = match frontdesk_core::enforce::end_sessions(
+        store,
+        disconnector.as_ref(),
+        vec![end],
+        "console",
+        now,
+    )
+    .await
+    {
+        Ok(out) => match out.first().map(|o| &o.result) {
+            Some(Ok(())) => format!("{user} was disconnected; the device may log in again."),
+            Some(Err(e)) => format!("The access point did not confirm: {e}"),
+            None => "Nothing to disconnect.".into(),
+        },
+        Err(e) => format!("Could not disconnect: {e}"),
+    };
+    info!(operator = %s.operator.email, session = id, "console: session disconnect");
+    sessions_page(&c, &s, Some(notice)).await
 }

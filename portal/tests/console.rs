@@ -57,6 +57,13 @@ impl Resp {
 }
 
 async fn lab(settings: ConsoleSettings) -> (Lab, String) {
+    lab_with(settings, None).await
+}
+
+async fn lab_with(
+    settings: ConsoleSettings,
+    disconnector: Option<std::sync::Arc<dyn frontdesk_core::ports::Disconnector>>,
+) -> (Lab, String) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("c.db").display());
     let mut store = Store::open(&url, OpenMode::Create).await.unwrap();
@@ -72,7 +79,11 @@ async fn lab(settings: ConsoleSettings) -> (Lab, String) {
         .add_admin("owner@example.com", Role::Owner, &actor())
         .await
         .unwrap();
-    let app = Console::new(store.clone(), settings).router();
+    let mut console = Console::new(store.clone(), settings);
+    if let Some(d) = disconnector {
+        console = console.with_disconnector(d);
+    }
+    let app = console.router();
     (
         Lab {
             store,
@@ -620,4 +631,111 @@ async fn members_list_detail_and_status_changes_by_role() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = lab.req("GET", "/members/nope", &[&owner], None, None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// Records Disconnect requests (an access point that always acknowledges).
+#[derive(Default)]
+struct Nas(std::sync::Mutex<Vec<frontdesk_core::ports::SessionRef>>);
+
+#[async_trait::async_trait]
+impl frontdesk_core::ports::Disconnector for Nas {
+    async fn disconnect(
+        &self,
+        s: &frontdesk_core::ports::SessionRef,
+        _: frontdesk_core::Reason,
+    ) -> Result<(), frontdesk_core::ports::ActError> {
+        self.0.lock().unwrap().push(s.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn operators_disconnect_sessions_and_viewers_cannot() {
+    let nas = std::sync::Arc::new(Nas::default());
+    let (lab, owner_pw) = lab_with(ConsoleSettings::default(), Some(nas.clone())).await;
+    let (_, viewer_pw) = lab
+        .store
+        .add_admin("viewer@example.com", Role::Viewer, &actor())
+        .await
+        .unwrap();
+    let (m, _) = lab
+        .store
+        .add_member(
+            &NewMember {
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+                plan: "full-time".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now().date_naive(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    lab.store
+        .record_accounting(&[frontdesk_core::store::radius::AccountingRecord {
+            at: chrono::Utc::now(),
+            nas_id: 1,
+            nas_addr: "192.0.2.50:1813".into(),
+            status: frontdesk_core::store::radius::AcctStatus::Start,
+            session_id: "s-42".into(),
+            user_name: m.wifi_username.clone(),
+            member_id: Some(m.id.clone()),
+            mac: Some("aa:00:00:00:00:01".parse().unwrap()),
+            framed_ip: None,
+            vlan: None,
+            class: None,
+            input_octets: 0,
+            output_octets: 0,
+            session_time: 0,
+            terminate_cause: None,
+        }])
+        .await
+        .unwrap();
+    let viewer = ready_operator(&lab, "viewer@example.com", &viewer_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let page = lab.req("GET", "/sessions", &[&viewer], None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("ada@example.com") && page.body.contains("no end"));
+    assert!(
+        !page.body.contains("Disconnect</button>"),
+        "no button for viewers"
+    );
+    let id = lab.store.sessions(None, 10).await.unwrap()[0].id;
+    let path = format!("/sessions/{id}/disconnect");
+    let csrf = page.csrf();
+    let r = lab
+        .req(
+            "POST",
+            &path,
+            &[&viewer],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(nas.0.lock().unwrap().is_empty());
+
+    let page = lab.req("GET", "/sessions", &[&owner], None, None).await;
+    assert!(page.body.contains("Disconnect</button>"));
+    let r = lab
+        .req(
+            "POST",
+            &path,
+            &[&owner],
+            None,
+            Some(format!("csrf={}", page.csrf())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("was disconnected"), "{}", r.body);
+    assert!(r.body.contains("acked"));
+    let sent = nas.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].acct_session_id.as_deref(), Some("s-42"));
+    let dump = lab.store.logical_dump().await.unwrap();
+    assert!(
+        dump.contains("reason=operator owner@example.com"),
+        "audited"
+    );
 }

@@ -159,7 +159,6 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     )
     .await?;
     frontdesk_radius::directory::release_free_memory();
-    start_console(ctx, &store, http).await?;
 
     let mut gateway = match ctx.config.mode {
         Mode::Gateway => {
@@ -190,6 +189,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             frontdesk_radius::disconnect::DisconnectSettings::default(),
         ))
     };
+    start_console(ctx, &store, http, disconnector.clone()).await?;
     let mut scheduler = Scheduler::new(
         store.clone(),
         Arc::new(frontdesk_radius::server::SessionLookup(radius.clone())),
@@ -275,7 +275,12 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
 }
 
 /// The operator console on `[http] listen` (HTTPS with `[http] tls_cert_file` / `tls_key_file`).
-async fn start_console(ctx: &Ctx, store: &Store, addr: SocketAddr) -> Result<()> {
+async fn start_console(
+    ctx: &Ctx,
+    store: &Store,
+    addr: SocketAddr,
+    disconnector: Arc<dyn Disconnector>,
+) -> Result<()> {
     let tls = match (
         &ctx.config.http.tls_cert_file,
         &ctx.config.http.tls_key_file,
@@ -293,6 +298,7 @@ async fn start_console(ctx: &Ctx, store: &Store, addr: SocketAddr) -> Result<()>
             ..Default::default()
         },
     )
+    .with_disconnector(disconnector)
     .router();
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
