@@ -128,6 +128,13 @@ page!(SessionsT, "console/sessions.html" {
     notice: Option<String>,
 });
 
+page!(AuditT, "console/audit.html" {
+    action: String,
+    q: String,
+    csv: String,
+    rows: Vec<(String, String, String, String, String)>,
+});
+
 pub struct SessionLine {
     pub id: i64,
     pub user: String,
@@ -232,6 +239,8 @@ impl Console {
             .route("/members/{id}", get(member))
             .route("/members/{id}/status", post(member_status))
             .route("/sessions", get(sessions))
+            .route("/audit", get(audit))
+            .route("/audit.csv", get(audit_csv))
             .route("/sessions/{id}/disconnect", post(disconnect_session))
             .route("/static/console.css", get(css))
             .layer(axum::middleware::map_response_with_state(
@@ -1263,4 +1272,139 @@ async fn disconnect_session(
     };
     info!(operator = %s.operator.email, session = id, "console: session disconnect");
     sessions_page(&c, &s, Some(notice)).await
+}
+
+#[derive(Deserialize, Default)]
+struct AuditQuery {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    q: String,
+}
+
+async fn audit(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &c.0.store;
+    let (events, site) = match (
+        store
+            .audit_search(Some(q.action.trim()), Some(q.q.trim()), 500)
+            .await,
+        store.site().await,
+    ) {
+        (Ok(e), Ok(site)) => (e, site),
+        (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "console: audit page failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let tz = site.tz();
+    let csv = format!(
+        "/audit.csv?{}",
+        serde_urlencoded::to_string([("action", q.action.as_str()), ("q", q.q.as_str())])
+            .unwrap_or_default()
+    );
+    AuditT {
+        p: c.page("Audit", Some(&s)).await,
+        rows: events
+            .into_iter()
+            .map(|e| {
+                (
+                    e.at.with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string(),
+                    e.actor,
+                    e.action,
+                    e.object,
+                    e.after.or(e.before).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        action: q.action,
+        q: q.q,
+        csv,
+    }
+    .into_response()
+}
+
+/// One CSV field: quoted, quotes doubled, and cells a spreadsheet would run as a formula
+/// (`=`, `+`, `-`, `@`, tab, CR) prefixed with `'` (CSV injection).
+fn csv_field(v: &str) -> String {
+    let v = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_string()
+    };
+    format!("\"{}\"", v.replace('"', "\"\""))
+}
+
+async fn audit_csv(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let events = match c
+        .0
+        .store
+        .audit_search(Some(q.action.trim()), Some(q.q.trim()), 1_000_000)
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(error = %e, "console: audit export failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let mut out = String::from("id,at,actor,source,action,object,before,after\r\n");
+    for e in &events {
+        let fields = [
+            e.id.to_string(),
+            e.at.to_rfc3339(),
+            e.actor.clone(),
+            e.source.clone(),
+            e.action.clone(),
+            e.object.clone(),
+            e.before.clone().unwrap_or_default(),
+            e.after.clone().unwrap_or_default(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    info!(operator = %s.operator.email, events = events.len(), "console: audit exported");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"frontdesk-audit.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("plain"), "\"plain\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+2"), "\"'=1+2\"");
+        assert_eq!(csv_field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_field("-5"), "\"'-5\"");
+    }
 }

@@ -739,3 +739,57 @@ async fn operators_disconnect_sessions_and_viewers_cannot() {
         "audited"
     );
 }
+
+#[tokio::test]
+async fn audit_page_filters_and_exports_csv_safely() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    lab.store
+        .add_member(
+            &NewMember {
+                name: "Formula Test".into(),
+                email: "formula@example.com".into(),
+                plan: "flex".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now().date_naive(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let r = lab.req("GET", "/audit", &[&owner], None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("member.add") && r.body.contains("admin.totp-enable"));
+    let r = lab
+        .req(
+            "GET",
+            "/audit?action=member.&q=formula",
+            &[&owner],
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        r.body.contains("member.add") && !r.body.contains("admin.totp-enable"),
+        "{}",
+        r.body
+    );
+    // A % in the search is a character, not a wildcard.
+    let r = lab.req("GET", "/audit?q=%25", &[&owner], None, None).await;
+    assert!(!r.body.contains("member.add"), "{}", r.body);
+    let r = lab
+        .req("GET", "/audit.csv?action=&q=", &[&owner], None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(r
+        .body
+        .starts_with("id,at,actor,source,action,object,before,after\r\n"));
+    assert!(r.body.contains("\"member.add\""));
+    // Not logged in: no export.
+    let r = lab.req("GET", "/audit.csv", &[], None, None).await;
+    assert_eq!(r.location(), Some("/login"));
+}

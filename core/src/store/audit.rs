@@ -113,6 +113,41 @@ impl Store {
         Ok(rows.into_iter().map(audit_event).collect())
     }
 
+    /// Audit events, newest first, whose action starts with `action` and whose actor, object or
+    /// details contain `text` (case-insensitive), both optional.
+    pub async fn audit_search(
+        &self,
+        action: Option<&str>,
+        text: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>> {
+        let like = |s: &str| {
+            s.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let action = action
+            .filter(|a| !a.is_empty())
+            .map(|a| format!("{}%", like(a)));
+        let text = text
+            .filter(|t| !t.is_empty())
+            .map(|t| format!("%{}%", like(t)));
+        let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+            "SELECT {AUDIT_COLS} FROM audit \
+             WHERE (CAST($1 AS TEXT) IS NULL OR LOWER(action) LIKE $1 ESCAPE '\\') \
+             AND (CAST($2 AS TEXT) IS NULL OR LOWER(actor) LIKE $2 ESCAPE '\\' OR LOWER(object) LIKE $2 ESCAPE '\\' \
+                  OR LOWER(COALESCE(after_summary, '')) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(before_summary, '')) LIKE $2 ESCAPE '\\') \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(action)
+        .bind(text)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(audit_event).collect())
+    }
+
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEvent>> {
         let rows: Vec<AuditRow> = sqlx::query_as(&format!(
             "SELECT {AUDIT_COLS} FROM audit ORDER BY id DESC LIMIT $1"

@@ -954,3 +954,45 @@ async fn scheduler_at_closing_time(store: &Store) {
     assert_eq!(down.0.lock().unwrap().len(), 2);
 }
 both!(scheduler, scheduler_at_closing_time);
+
+async fn audit_search_filters(store: &Store) {
+    let s = ready(store).await;
+    s.add_member(
+        &new_member("find.me@example.com", "flex"),
+        today(),
+        &actor(),
+    )
+    .await
+    .unwrap();
+    s.record_event(
+        &actor(),
+        "session.disconnect",
+        "m-1",
+        Some("100% done_x".into()),
+    )
+    .await
+    .unwrap();
+    let all = s.audit_search(None, None, 100).await.unwrap();
+    assert!(all.len() >= 3, "{all:?}");
+    let members = s.audit_search(Some("member."), None, 100).await.unwrap();
+    assert!(!members.is_empty() && members.iter().all(|e| e.action.starts_with("member.")));
+    let found = s.audit_search(None, Some("FIND.ME"), 100).await.unwrap();
+    assert!(found.iter().any(|e| e.action == "member.add"), "{found:?}");
+    // % and _ are literal characters in the search.
+    let pct = s.audit_search(None, Some("100%"), 100).await.unwrap();
+    assert_eq!(pct.len(), 1);
+    assert!(s.audit_search(None, Some("0% d"), 100).await.unwrap().len() == 1);
+    assert!(s
+        .audit_search(None, Some("x_%"), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        s.audit_search(Some("session."), Some("done_x"), 100)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+}
+both!(audit_search, audit_search_filters);
