@@ -483,20 +483,25 @@ fn log_sweep(s: &Sweep, now: DateTime<Utc>, took: std::time::Duration) {
 /// `serve` uses the RADIUS index instead.
 pub struct StoreLookup {
     pub catalog: Arc<Catalog>,
+    /// Members by id.
     pub members: std::collections::HashMap<String, crate::model::Member>,
+    /// Member ids by lowercased Wi-Fi username.
+    pub by_username: std::collections::HashMap<String, String>,
     pub devices: std::collections::HashMap<crate::MacAddr, crate::model::Device>,
 }
 
 impl StoreLookup {
     pub async fn load(store: &Store) -> Result<StoreLookup, StoreError> {
+        let members = store
+            .members(&crate::store::MemberFilter::default())
+            .await?;
         Ok(StoreLookup {
             catalog: Arc::new(store.catalog().await?),
-            members: store
-                .members(&crate::store::MemberFilter::default())
-                .await?
-                .into_iter()
-                .map(|m| (m.wifi_username.to_lowercase(), m))
+            by_username: members
+                .iter()
+                .map(|m| (m.wifi_username.to_lowercase(), m.id.clone()))
                 .collect(),
+            members: members.into_iter().map(|m| (m.id.clone(), m)).collect(),
             devices: store
                 .devices()
                 .await?
@@ -527,7 +532,7 @@ impl Lookup for StoreLookup {
             let owner = device
                 .member_id
                 .as_deref()
-                .and_then(|id| self.members.values().find(|m| m.id == id));
+                .and_then(|id| self.members.get(id));
             return Some(decide(
                 catalog,
                 Subject::Device {
@@ -538,7 +543,8 @@ impl Lookup for StoreLookup {
                 now,
             ));
         }
-        let m = self.members.get(&s.user_name.to_lowercase())?;
+        let id = self.by_username.get(&s.user_name.to_lowercase())?;
+        let m = self.members.get(id)?;
         Some(decide(
             catalog,
             Subject::Member(Holder::from(m)),
