@@ -206,13 +206,10 @@ impl Scheduler {
                 {
                     continue
                 }
-                // Being ended by another sweep or a member change right now.
-                Some("pending") if s.disconnect_at.is_some_and(|t| now - t < RETRY_FAILED) => {
-                    sweep.next = earliest(sweep.next, s.disconnect_at.map(|t| t + RETRY_FAILED));
-                    continue;
-                }
-                Some(f)
-                    if f.starts_with("failed")
+                // Being ended right now (another sweep, a member change), or failed lately:
+                // tried again a minute after the last attempt.
+                Some(state)
+                    if (state == "pending" || state.starts_with("failed"))
                         && s.disconnect_at.is_some_and(|t| now - t < RETRY_FAILED) =>
                 {
                     sweep.next = earliest(sweep.next, s.disconnect_at.map(|t| t + RETRY_FAILED));
