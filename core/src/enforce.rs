@@ -6,7 +6,7 @@
 
 use crate::decide::{decide, Catalog, Holder, Reason, Resource, Subject};
 use crate::mac::MacAddr;
-use crate::ports::{ClientAuthorizer, ClientRef, Disconnector, SessionRef};
+use crate::ports::{ClientAuthorizer, Disconnector, SessionRef};
 use crate::store::portal::PortalClient;
 use crate::store::radius::SessionRow;
 use crate::store::{Actor, Store, StoreError};
@@ -175,12 +175,10 @@ pub async fn end_portal_clients(
     let mut out = Vec::with_capacity(ends.len());
     for e in ends {
         let c = &e.client;
-        let client = ClientRef {
-            mac: c.mac,
-            ip: c.ip.as_deref().and_then(|i| i.parse().ok()),
-            location: c.network.clone(),
-        };
-        let result = authorizer.revoke(&client).await.map_err(|e| e.to_string());
+        let result = authorizer
+            .revoke(&c.client_ref())
+            .await
+            .map_err(|e| e.to_string());
         if result.is_ok() {
             store.remove_portal_client(c.mac).await?;
         }

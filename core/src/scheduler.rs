@@ -263,7 +263,7 @@ impl Scheduler {
             if let Some(auth) = &self.authorizer {
                 for c in &expired {
                     // Idempotent: makes sure a controller forgets them too.
-                    let _ = auth.revoke(&client_ref(c)).await;
+                    let _ = auth.revoke(&c.client_ref()).await;
                 }
             }
         }
@@ -441,14 +441,6 @@ impl Scheduler {
                 }
             }
         }
-    }
-}
-
-fn client_ref(c: &PortalClient) -> crate::ports::ClientRef {
-    crate::ports::ClientRef {
-        mac: c.mac,
-        ip: c.ip.as_deref().and_then(|i| i.parse().ok()),
-        location: c.network.clone(),
     }
 }
 

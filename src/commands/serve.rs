@@ -483,12 +483,10 @@ async fn start_gateway(
     // Restored clients: their elements are in the table already; this registers their end so
     // their connections are flushed when it comes.
     for c in store.portal_clients(frontdesk_core::clock::now()).await? {
-        let client = ClientRef {
-            mac: c.mac,
-            ip: c.ip.as_deref().and_then(|i| i.parse().ok()),
-            location: c.network.clone(),
-        };
-        if let Err(e) = authorizer.authorize(&client, Some(c.valid_until)).await {
+        if let Err(e) = authorizer
+            .authorize(&c.client_ref(), Some(c.valid_until))
+            .await
+        {
             warn!(mac = %c.mac, error = %e, "could not restore a portal client");
         }
     }

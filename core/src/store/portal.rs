@@ -48,6 +48,17 @@ pub struct PortalClient {
     pub valid_until: DateTime<Utc>,
 }
 
+impl PortalClient {
+    /// The device as the authorizer (firewall, controller) knows it.
+    pub fn client_ref(&self) -> crate::ports::ClientRef {
+        crate::ports::ClientRef {
+            mac: self.mac,
+            ip: self.ip.as_deref().and_then(|i| i.parse().ok()),
+            location: self.network.clone(),
+        }
+    }
+}
+
 /// The outcome of presenting a voucher from a device.
 #[derive(Clone, Debug)]
 pub enum Redeemed {

@@ -479,11 +479,7 @@ impl Portal {
     /// Lets the client out until `until` and records it (so a restart keeps it online). An
     /// authorizer failure is the only error: a failed record is logged, the client is online.
     async fn let_out(&self, record: PortalClient) -> Result<(), Response> {
-        let client = ClientRef {
-            mac: record.mac,
-            ip: record.ip.as_deref().and_then(|i| i.parse().ok()),
-            location: record.network.clone(),
-        };
+        let client = record.client_ref();
         if let Err(e) = self
             .0
             .authorizer
