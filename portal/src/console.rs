@@ -73,23 +73,6 @@ pub struct Page {
     pub csrf: String,
 }
 
-macro_rules! page {
-    ($name:ident, $file:literal { $($field:ident : $ty:ty),* $(,)? }) => {
-        #[derive(Template, WebTemplate)]
-        #[template(path = $file)]
-        pub struct $name {
-            pub p: Page,
-            $(pub $field: $ty,)*
-        }
-        impl std::ops::Deref for $name {
-            type Target = Page;
-            fn deref(&self) -> &Page {
-                &self.p
-            }
-        }
-    };
-}
-
 page!(LoginT, "console/login.html" { email: String, error: Option<String> });
 page!(TotpLoginT, "console/totp_login.html" { error: Option<String> });
 page!(TotpEnrolT, "console/totp_enrol.html" { required: bool, qr: String, secret: String, error: Option<String> });

@@ -2,6 +2,25 @@
 //! operator console, member self-service and JSON API. Pages are askama templates that work
 //! without JavaScript; forms carry CSRF tokens bound to the client.
 
+/// A page template: the layout's `Page` (of the module that invokes it) as field `p`, which the
+/// page derefs to, plus the page's own fields. Used by the portal and the console.
+macro_rules! page {
+    ($name:ident, $file:literal { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Template, WebTemplate)]
+        #[template(path = $file)]
+        pub struct $name {
+            pub p: Page,
+            $(pub $field: $ty,)*
+        }
+        impl std::ops::Deref for $name {
+            type Target = Page;
+            fn deref(&self) -> &Page {
+                &self.p
+            }
+        }
+    };
+}
+
 pub mod captive;
 pub mod console;
 pub mod csrf;

@@ -11,23 +11,6 @@ pub struct Page {
     pub refresh: u32,
 }
 
-macro_rules! page {
-    ($name:ident, $file:literal { $($field:ident : $ty:ty),* $(,)? }) => {
-        #[derive(Template, WebTemplate)]
-        #[template(path = $file)]
-        pub struct $name {
-            pub p: Page,
-            $(pub $field: $ty,)*
-        }
-        impl std::ops::Deref for $name {
-            type Target = Page;
-            fn deref(&self) -> &Page {
-                &self.p
-            }
-        }
-    };
-}
-
 page!(WelcomeT, "welcome.html" { aup: Vec<String>, csrf: String });
 page!(AupT, "aup.html" { aup: Vec<String> });
 page!(LoginT, "login.html" { csrf: String, code: String, error: Option<String>, sponsors: bool, members: bool, https_url: Option<String> });
