@@ -155,15 +155,20 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` the browser sent.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
 }
 
 /// A state-changing request must come from our own pages: when the browser says where it
@@ -371,15 +376,7 @@ struct LoginForm {
 }
 
 fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == LOGIN_CSRF)
-        .map(|(_, v)| v.to_string());
-    match cookie {
+    match cookie_value(headers, LOGIN_CSRF) {
         Some(c) => !sent.is_empty() && bool::from(c.as_bytes().ct_eq(sent.as_bytes())),
         None => false,
     }
