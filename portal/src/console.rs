@@ -722,6 +722,24 @@ async fn require(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Res
     Ok(s)
 }
 
+/// For changes: a logged-in owner or manager, posting from our own page with the session's
+/// token. `refusal` is what a viewer is told.
+async fn require_editor(
+    c: &Console,
+    headers: &HeaderMap,
+    csrf: &str,
+    refusal: &'static str,
+) -> Result<ConsoleSession, Response> {
+    let s = require(c, headers).await?;
+    if !csrf_ok(&s, headers, csrf) {
+        return Err(StatusCode::FORBIDDEN.into_response());
+    }
+    if !can_edit(&s) {
+        return Err((StatusCode::FORBIDDEN, refusal).into_response());
+    }
+    Ok(s)
+}
+
 fn plan_names(catalog: &frontdesk_core::decide::Catalog, m: &frontdesk_core::Member) -> String {
     let names: Vec<&str> = m
         .assignments
@@ -904,16 +922,10 @@ async fn member_status(
     axum::extract::Path(id): axum::extract::Path<String>,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    let s = match require(&c, &headers).await {
+    let s = match require_editor(&c, &headers, &f.csrf, "viewers cannot change members").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_ok(&s, &headers, &f.csrf) {
-        return StatusCode::FORBIDDEN.into_response();
-    }
-    if !can_edit(&s) {
-        return (StatusCode::FORBIDDEN, "viewers cannot change members").into_response();
-    }
     let Ok(status) = f.status.parse::<frontdesk_core::model::MemberStatus>() else {
         return (StatusCode::BAD_REQUEST, "unknown status").into_response();
     };
@@ -1200,16 +1212,11 @@ async fn disconnect_session(
     axum::extract::Path(id): axum::extract::Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let s = match require(&c, &headers).await {
+    let s = match require_editor(&c, &headers, &f.csrf, "viewers cannot disconnect sessions").await
+    {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_ok(&s, &headers, &f.csrf) {
-        return StatusCode::FORBIDDEN.into_response();
-    }
-    if !can_edit(&s) {
-        return (StatusCode::FORBIDDEN, "viewers cannot disconnect sessions").into_response();
-    }
     let Some(disconnector) = c.0.disconnector.clone() else {
         return (StatusCode::NOT_FOUND, "disconnecting is not available").into_response();
     };
