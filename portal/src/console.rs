@@ -1223,10 +1223,10 @@ async fn disconnect_session(
     let store = &c.0.store;
     let now = clock::now();
     let session = match store
-        .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 5_000)
+        .online_session(id, now - frontdesk_core::enforce::ONLINE_HORIZON)
         .await
     {
-        Ok(rows) => rows.into_iter().find(|r| r.id == id),
+        Ok(found) => found,
         Err(e) => {
             warn!(error = %e, "console: cannot read sessions");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();

@@ -330,6 +330,22 @@ impl Store {
         Ok(row.map(session_from_row))
     }
 
+    /// One session by row id, if it is online (no Stop, updated since `online_since`).
+    pub async fn online_session(
+        &self,
+        id: i64,
+        online_since: DateTime<Utc>,
+    ) -> Result<Option<SessionRow>> {
+        let row: Option<SessionTuple> = sqlx::query_as(&format!(
+            "SELECT {SESSION_COLS} FROM radius_sessions WHERE id = $1 AND stopped_at IS NULL AND updated_at >= $2"
+        ))
+        .bind(id)
+        .bind(online_since.timestamp())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(session_from_row))
+    }
+
     /// The online sessions (no Stop, updated since `online_since`) of some members.
     pub async fn online_sessions_of(
         &self,

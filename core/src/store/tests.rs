@@ -747,6 +747,21 @@ async fn enforcement_of_member_changes(store: &Store) {
     s.record_accounting(&[acct_start(&keep, "k-1", now), acct_start(&gone, "g-1", now)])
         .await
         .unwrap();
+    let k1 = s.session_by_key(1, "k-1").await.unwrap().unwrap();
+    let since = now - chrono::Duration::minutes(1);
+    assert_eq!(
+        s.online_session(k1.id, since)
+            .await
+            .unwrap()
+            .unwrap()
+            .acct_session_id,
+        "k-1"
+    );
+    assert!(s
+        .online_session(k1.id + 1000, since)
+        .await
+        .unwrap()
+        .is_none());
     s.set_member_status(&gone.id, crate::model::MemberStatus::Cancelled, &actor())
         .await
         .unwrap();
