@@ -67,6 +67,12 @@ pub enum Command {
     /// Operator accounts for the console.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// JSON API bearer tokens (/api/v1).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Membership webhooks from a billing system (POST /api/v1/webhooks/membership).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Write a backup file (database + secrets key), mode 0600.
     Backup {
         path: PathBuf,
@@ -411,6 +417,36 @@ pub enum VoucherCommand {
         sponsor: Option<String>,
     },
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; prints it once (only its hash is kept).
+    Create {
+        /// What uses it, e.g. "billing sync".
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: members:read, members:write, secrets:read, plans:read,
+        /// vouchers:read, vouchers:write, sessions:read, sessions:write, explain:read; or all.
+        #[arg(long)]
+        scopes: String,
+    },
+    /// List tokens (never their values).
+    List,
+    /// Revoke a token by id; it stops working at once.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Show the shared secret the sender signs with, creating it the first time.
+    Secret {
+        /// Replace it (the sender must be given the new one).
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// Print the Frontdesk-Signature header for a body file (to try the endpoint by hand).
+    Sign { body: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -313,7 +313,7 @@ async fn bad_input(env: &Env) {
         ),
         (
             vec!["explain", "--user", "ada@example.com", "--at", "tomorrow"],
-            "malformed --at",
+            "--at: malformed time",
         ),
         (
             vec!["explain", "--user", "nobody@example.com"],

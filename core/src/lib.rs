@@ -8,6 +8,7 @@ pub mod backup;
 pub mod clock;
 pub mod decide;
 pub mod enforce;
+pub mod explain;
 pub mod mac;
 pub mod model;
 pub mod ports;

@@ -21,6 +21,7 @@ macro_rules! page {
     };
 }
 
+pub mod api;
 pub mod captive;
 pub mod console;
 pub mod csrf;

@@ -1,5 +1,6 @@
 //! One file per verb group; `run` dispatches.
 
+mod api;
 mod backup;
 pub mod cert;
 mod explain;
@@ -139,6 +140,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Nas(c) => records::nas(&ctx, c, &actor).await,
         Command::Voucher(c) => records::voucher(&ctx, c, &actor).await,
         Command::Admin(c) => records::admin(&ctx, c, &actor).await,
+        Command::Token(c) => api::token(&ctx, c, &actor).await,
+        Command::Webhook(c) => api::webhook(&ctx, c, &actor).await,
         Command::Cert(c) => cert::run(&ctx, c).await,
         Command::Firewall(c) => firewall::run(&ctx, c).await,
         Command::Explain { user, at, resource } => {

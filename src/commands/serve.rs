@@ -233,6 +233,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 for c in &batch {
                     info!(seq = c.seq, kind = %c.kind, object = %c.object, "change applied");
                 }
+                // Operator accounts and API tokens change nobody's access.
+                if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token")) {
+                    continue;
+                }
                 if let Some(g) = gateway.as_mut() {
                     g.refresh_blocked(&store).await;
                 }
@@ -298,8 +302,9 @@ async fn start_console(
             ..Default::default()
         },
     )
-    .with_disconnector(disconnector)
-    .router();
+    .with_disconnector(disconnector.clone())
+    .router()
+    .merge(frontdesk_portal::api::Api::new(store.clone(), Some(disconnector)).router());
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for the console on {addr} (--http)"))?;

@@ -338,6 +338,102 @@ impl Store {
         self.member(&m.id).await
     }
 
+    /// Edits a member's name, email and team (`Some(None)`: no team). The Wi-Fi username
+    /// stays: it is what their devices have saved.
+    pub async fn update_member(
+        &self,
+        key: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        team: Option<Option<&str>>,
+        actor: &Actor,
+    ) -> Result<Member> {
+        let m = self.member(key).await?;
+        let name = match name.map(str::trim) {
+            Some("") => return Err(StoreError::Invalid("member name is empty".into())),
+            Some(n) if n.chars().count() > 200 => {
+                return Err(StoreError::Invalid(
+                    "member name: at most 200 characters".into(),
+                ))
+            }
+            Some(n) => n.to_string(),
+            None => m.name.clone(),
+        };
+        let email = match email {
+            Some(e) => validate_email(e)
+                .map_err(StoreError::Invalid)?
+                .to_lowercase(),
+            None => m.email.clone(),
+        };
+        let team_id = match team {
+            Some(Some(t)) => Some(self.team(t).await?.id),
+            Some(None) => None,
+            None => m.team_id,
+        };
+        if name == m.name && email == m.email && team_id == m.team_id {
+            return Ok(m);
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE members SET name = $1, email = $2, team_id = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(&name)
+        .bind(&email)
+        .bind(team_id)
+        .bind(now_secs())
+        .bind(&m.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(dup(format!("a member with email {email}")))?;
+        let audit = Audit::new("member.edit", "member", &m.id)
+            .before(format!(
+                "name={:?} email={} team={:?}",
+                m.name, m.email, m.team_id
+            ))
+            .after(format!("name={name:?} email={email} team={team_id:?}"));
+        self.finish(tx, actor, audit).await?;
+        self.member(&m.id).await
+    }
+
+    /// Ends a member's plans after `last_day` (inclusive; "cancel at the end of the period"):
+    /// assignments running past it end then, later ones are dropped. The status stays, so the
+    /// member keeps access until then; the scheduler ends their sessions when it passes.
+    pub async fn end_member_at(
+        &self,
+        key: &str,
+        last_day: NaiveDate,
+        today: NaiveDate,
+        actor: &Actor,
+    ) -> Result<Member> {
+        let m = self.member(key).await?;
+        if last_day < today {
+            return Err(StoreError::Invalid(format!(
+                "last day {last_day} is in the past: cancel now instead"
+            )));
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM assignments WHERE member_id = $1 AND valid_from > $2")
+            .bind(&m.id)
+            .bind(last_day.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE assignments SET valid_until = $1 WHERE member_id = $2 AND (valid_until IS NULL OR valid_until > $1)",
+        )
+        .bind(last_day.to_string())
+        .bind(&m.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE members SET updated_at = $1 WHERE id = $2")
+            .bind(now_secs())
+            .bind(&m.id)
+            .execute(&mut *tx)
+            .await?;
+        let audit = Audit::new("member.end", "member", &m.id).after(format!("last_day={last_day}"));
+        self.finish(tx, actor, audit).await?;
+        self.member(&m.id).await
+    }
+
     /// Generates a new Wi-Fi password; returns it in clear once.
     pub async fn rotate_password(&self, key: &str, actor: &Actor) -> Result<(Member, String)> {
         let m = self.member(key).await?;
@@ -369,6 +465,15 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(self.key()?.decrypt_string(&enc)?)
+    }
+
+    /// The Wi-Fi password for an operator's or token's explicit reveal, audited as
+    /// `member.reveal` (never shown in lists, logs or exports).
+    pub async fn reveal_wifi_password(&self, member_id: &str, actor: &Actor) -> Result<String> {
+        let password = self.wifi_password(member_id).await?;
+        self.record_event(actor, "member.reveal", member_id, None)
+            .await?;
+        Ok(password)
     }
 
     /// The member's NT hash (MS-CHAPv2), 16 bytes.

@@ -8,6 +8,7 @@
 //!
 //! Every mutation writes its change, an audit event and a `changes` row in one transaction.
 
+pub mod api;
 mod audit;
 pub mod console;
 mod feed;
@@ -316,7 +317,7 @@ impl Store {
     /// Every table's rows, sorted, as text: compares database contents independent of file
     /// layout (tests use it to prove a failed command changed nothing).
     pub async fn logical_dump(&self) -> Result<String> {
-        let tables: [(&str, &str); 16] = [
+        let tables: [(&str, &str); 17] = [
             ("meta", "key, value"),
             ("sites", "id, name, timezone"),
             ("opening_hours", "site_id, weekday, open_at, close_at"),
@@ -331,6 +332,7 @@ impl Store {
             ("portal_clients", "mac, ip, network, kind, subject, valid_until"),
             ("nas", "id, name, address, secret_enc, vendor, disconnect_port, coa_port, require_message_authenticator"),
             ("admins", "id, email, role, password_hash"),
+            ("api_tokens", "id, name, token_hash, scopes, revoked_at"),
             ("audit", "id, actor, action, object, before_summary, after_summary"),
             ("changes", "seq, kind, object"),
         ];
