@@ -6,7 +6,8 @@
 //! handlers' annotations, so it cannot drift from the code, and is served at
 //! `/api/v1/openapi.json` (schemathesis checks the two against each other in CI).
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -248,22 +249,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON body whose every failure (size, syntax, shape) answers as [`ApiError`].
-pub struct Body<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
-        if bytes.len() > MAX_BODY {
-            return Err(ApiError::bad_request("body larger than 64 KiB"));
-        }
-        serde_json::from_slice(&bytes)
-            .map(Body)
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+/// Parses a JSON body; called after the token is checked, so a caller without a token learns
+/// nothing from body errors (401 before 400).
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    if bytes.len() > MAX_BODY {
+        return Err(ApiError::bad_request("body larger than 64 KiB"));
     }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+}
+
+/// A whole number; JSON Schema counts `116.0` as an integer, so we do too.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v} is not a whole number in 0..4294967295"
+        )))
+    }
+}
+
+fn whole_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    struct W(#[serde(deserialize_with = "whole")] u32);
+    Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
 }
 
 /// Query parameters whose every failure answers as [`ApiError`].
@@ -403,6 +414,16 @@ pub struct MembersQuery {
     offset: Option<u32>,
 }
 
+/// An optional `YYYY-MM-DD` from a body: a wrong one is a 422 naming the field.
+pub(crate) fn date(field: &str, v: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            frontdesk_core::model::parse_date(s)
+                .map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+        })
+        .transpose()
+}
+
 fn page_bounds(limit: Option<u32>, offset: Option<u32>) -> Result<(u32, u32), ApiError> {
     let limit = limit.unwrap_or(100);
     let offset = offset.unwrap_or(0);
@@ -473,9 +494,11 @@ pub struct NewMemberIn {
     pub plan: String,
     pub team: Option<String>,
     /// First day (site time zone); default today.
-    pub valid_from: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_from: Option<String>,
     /// Last day, inclusive; default open-ended (or the plan's validity, e.g. a day pass).
-    pub valid_until: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_until: Option<String>,
     /// Default: the email address.
     pub wifi_username: Option<String>,
 }
@@ -502,9 +525,10 @@ pub struct MemberCreated {
 async fn create_member(
     State(api): State<Api>,
     headers: HeaderMap,
-    Body(b): Body<NewMemberIn>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<MemberCreated>), ApiError> {
     let caller = api.authorize(&headers, "members:write").await?;
+    let b: NewMemberIn = parse(&body)?;
     let cat = api.catalog().await?;
     let today = clock::now().with_timezone(&cat.site.tz()).date_naive();
     let new = NewMember {
@@ -512,8 +536,8 @@ async fn create_member(
         email: b.email,
         plan: b.plan,
         team: b.team.filter(|t| !t.is_empty()),
-        valid_from: b.valid_from,
-        valid_until: b.valid_until,
+        valid_from: date("valid_from", &b.valid_from)?,
+        valid_until: date("valid_until", &b.valid_until)?,
         wifi_username: b.wifi_username.filter(|u| !u.is_empty()),
         wifi_password: None,
     };
@@ -564,9 +588,11 @@ pub struct MemberPatch {
     /// Move to this plan from today.
     pub plan: Option<String>,
     /// With `plan`: the new plan's last day (inclusive).
-    pub valid_until: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_until: Option<String>,
     /// End the membership after this day (inclusive): "cancel at the end of the period".
-    pub last_day: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub last_day: Option<String>,
 }
 
 /// Edits a member: details, status, plan, or the last day of their membership.
@@ -586,14 +612,17 @@ async fn patch_member(
     State(api): State<Api>,
     headers: HeaderMap,
     Segment(id): Segment,
-    Body(b): Body<MemberPatch>,
+    body: Bytes,
 ) -> Result<Json<MemberOut>, ApiError> {
     let caller = api.authorize(&headers, "members:write").await?;
+    let b: MemberPatch = parse(&body)?;
     let actor = caller.actor();
     let store = &api.0.store;
     let cat = api.catalog().await?;
     let today = clock::now().with_timezone(&cat.site.tz()).date_naive();
-    if b.valid_until.is_some() && b.plan.is_none() {
+    let valid_until = date("valid_until", &b.valid_until)?;
+    let last_day = date("last_day", &b.last_day)?;
+    if valid_until.is_some() && b.plan.is_none() {
         return Err(ApiError::invalid(
             "valid_until goes with plan; to end a membership use last_day",
         ));
@@ -607,10 +636,10 @@ async fn patch_member(
     }
     if let Some(plan) = &b.plan {
         m = store
-            .set_member_plan(&m.id, plan, today, b.valid_until, &actor)
+            .set_member_plan(&m.id, plan, today, valid_until, &actor)
             .await?;
     }
-    if let Some(last) = b.last_day {
+    if let Some(last) = last_day {
         m = store.end_member_at(&m.id, last, today, &actor).await?;
     }
     if let Some(status) = b.status {
@@ -828,12 +857,15 @@ pub struct NewVouchersIn {
     /// Default `guest`.
     pub plan: Option<String>,
     #[schema(minimum = 1, maximum = 500)]
+    #[serde(deserialize_with = "whole")]
     pub count: u32,
     /// Validity from first use, in hours.
     #[schema(minimum = 1, maximum = 8760)]
+    #[serde(deserialize_with = "whole")]
     pub valid_hours: u32,
     /// Devices per voucher; default 1.
     #[schema(minimum = 1, maximum = 10)]
+    #[serde(default, deserialize_with = "whole_opt")]
     pub devices: Option<u32>,
 }
 
@@ -851,9 +883,10 @@ pub struct NewVouchersIn {
 async fn create_vouchers(
     State(api): State<Api>,
     headers: HeaderMap,
-    Body(b): Body<NewVouchersIn>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<Vec<VoucherOut>>), ApiError> {
     let caller = api.authorize(&headers, "vouchers:write").await?;
+    let b: NewVouchersIn = parse(&body)?;
     let devices = b.devices.unwrap_or(1);
     if !(1..=500).contains(&b.count)
         || !(1..=8760).contains(&b.valid_hours)

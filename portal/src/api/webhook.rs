@@ -53,10 +53,12 @@ pub struct EventMember {
     /// A team name; empty string: no team.
     pub team: Option<String>,
     /// The plan's last day (inclusive), for `created` and `updated` with `plan`.
-    pub valid_until: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_until: Option<String>,
     /// For `member.cancelled`: keep access until the end of this day ("end of period");
     /// absent: cancelled now.
-    pub last_day: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub last_day: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -155,11 +157,7 @@ pub async fn membership(
             why,
         ));
     }
-    if body.len() > super::MAX_BODY {
-        return Err(ApiError::bad_request("body larger than 64 KiB"));
-    }
-    let ev: MembershipEvent = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("malformed event: {e}")))?;
+    let ev: MembershipEvent = super::parse(&body)?;
     if ev.id.is_empty() || ev.id.len() > 200 {
         return Err(ApiError::invalid("event id: 1–200 characters"));
     }
@@ -209,6 +207,8 @@ async fn apply(
     let e = &ev.member;
     let existing = store.find_member(&e.email).await?;
     let team = e.team.as_deref().map(|t| Some(t).filter(|t| !t.is_empty()));
+    let valid_until = super::date("member.valid_until", &e.valid_until)?;
+    let last_day = super::date("member.last_day", &e.last_day)?;
     let m = match (ev.kind, existing) {
         (EventType::Created, None) => {
             let new = NewMember {
@@ -223,7 +223,7 @@ async fn apply(
                     .ok_or_else(|| ApiError::invalid("member.created needs member.plan"))?,
                 team: team.flatten().map(str::to_string),
                 valid_from: None,
-                valid_until: e.valid_until,
+                valid_until,
                 wifi_username: None,
                 wifi_password: None,
             };
@@ -251,11 +251,11 @@ async fn apply(
                 let holds = m.assignments.iter().any(|a| {
                     cat.plan(a.plan_id).is_some_and(|p| &p.name == plan)
                         && a.valid_from <= today
-                        && a.valid_until == e.valid_until
+                        && a.valid_until == valid_until
                 });
                 if !holds {
                     m = store
-                        .set_member_plan(&m.id, plan, today, e.valid_until, actor)
+                        .set_member_plan(&m.id, plan, today, valid_until, actor)
                         .await?;
                 }
             }
@@ -265,7 +265,7 @@ async fn apply(
             set_status(api, m, MemberStatus::Suspended, actor).await?
         }
         (EventType::Resumed, Some(m)) => set_status(api, m, MemberStatus::Active, actor).await?,
-        (EventType::Cancelled, Some(m)) => match e.last_day {
+        (EventType::Cancelled, Some(m)) => match last_day {
             Some(last) => store.end_member_at(&m.id, last, today, actor).await?,
             None => set_status(api, m, MemberStatus::Cancelled, actor).await?,
         },
