@@ -121,12 +121,7 @@ impl Store {
         text: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEvent>> {
-        let like = |s: &str| {
-            s.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        };
+        let like = super::like_literal;
         let action = action
             .filter(|a| !a.is_empty())
             .map(|a| format!("{}%", like(a)));

@@ -396,6 +396,15 @@ pub(crate) fn now_secs() -> i64 {
     crate::clock::now().timestamp()
 }
 
+/// Lower-cased text for `LOWER(col) LIKE $n ESCAPE '\'` that matches it literally (`%` and `_`
+/// are ordinary characters in an operator's search).
+pub(crate) fn like_literal(s: &str) -> String {
+    s.to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 pub(crate) fn ts(secs: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default()
 }

@@ -49,6 +49,45 @@ pub struct AuthLogEntry {
     pub latency_us: i64,
 }
 
+/// What the auth-log page filters on; `None`: any.
+#[derive(Clone, Debug, Default)]
+pub struct AuthLogFilter {
+    pub user: Option<String>,
+    pub mac: Option<String>,
+    pub nas_id: Option<i64>,
+    pub accepted: Option<bool>,
+    pub reason: Option<String>,
+}
+
+type AuthRow = (
+    i64,
+    Option<i64>,
+    String,
+    Option<String>,
+    String,
+    i64,
+    String,
+    Option<i64>,
+    i64,
+);
+
+const AUTH_COLS: &str = "at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us";
+
+fn auth_entry(r: AuthRow) -> AuthLogEntry {
+    let (at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us) = r;
+    AuthLogEntry {
+        at: ts(at),
+        nas_id,
+        user_name,
+        mac,
+        method,
+        accepted: accepted != 0,
+        reason,
+        vlan: vlan.map(|v| v as u16),
+        latency_us,
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct SessionRow {
     pub id: i64,
@@ -253,44 +292,56 @@ impl Store {
 
     /// The newest auth-log rows for one RADIUS User-Name (any case), newest first.
     pub async fn recent_auth(&self, user_name: &str, limit: i64) -> Result<Vec<AuthLogEntry>> {
-        type Row = (
-            i64,
-            Option<i64>,
-            String,
-            Option<String>,
-            String,
-            i64,
-            String,
-            Option<i64>,
-            i64,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us FROM auth_log \
-             WHERE user_name = $1 OR user_name = $2 ORDER BY id DESC LIMIT $3",
-        )
+        let rows: Vec<AuthRow> = sqlx::query_as(&format!(
+            "SELECT {AUTH_COLS} FROM auth_log WHERE user_name = $1 OR user_name = $2 ORDER BY id DESC LIMIT $3"
+        ))
         .bind(user_name)
         .bind(user_name.to_lowercase())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us)| {
-                    AuthLogEntry {
-                        at: ts(at),
-                        nas_id,
-                        user_name,
-                        mac,
-                        method,
-                        accepted: accepted != 0,
-                        reason,
-                        vlan: vlan.map(|v| v as u16),
-                        latency_us,
-                    }
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(auth_entry).collect())
+    }
+
+    /// The auth log, newest first, filtered (the console's "why was I rejected" page). Text
+    /// filters match a part, case-insensitively; every value is a bound parameter.
+    pub async fn auth_log_search(
+        &self,
+        f: &AuthLogFilter,
+        limit: i64,
+    ) -> Result<Vec<AuthLogEntry>> {
+        let mut sql = format!("SELECT {AUTH_COLS} FROM auth_log WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut like = |col: &str, v: &Option<String>, sql: &mut String| {
+            if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                binds.push(format!("%{}%", super::like_literal(v)));
+                sql.push_str(&format!(" AND LOWER({col}) LIKE ${} ESCAPE '\\'", binds.len()));
+            }
+        };
+        like("user_name", &f.user, &mut sql);
+        // MACs in any notation: separators dropped on both sides.
+        let mac = f.mac.as_ref().map(|m| m.replace([':', '-', '.'], ""));
+        like(
+            "REPLACE(REPLACE(REPLACE(mac, ':', ''), '-', ''), '.', '')",
+            &mac,
+            &mut sql,
+        );
+        like("reason", &f.reason, &mut sql);
+        if let Some(nas) = f.nas_id {
+            binds.push(nas.to_string());
+            sql.push_str(&format!(" AND CAST(nas_id AS TEXT) = ${}", binds.len()));
+        }
+        match f.accepted {
+            Some(true) => sql.push_str(" AND accepted <> 0"),
+            Some(false) => sql.push_str(" AND accepted = 0"),
+            None => {}
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit.clamp(1, 10_000)));
+        let mut q = sqlx::query_as::<_, AuthRow>(&sql);
+        for b in &binds {
+            q = q.bind(b);
+        }
+        Ok(q.fetch_all(&self.pool).await?.into_iter().map(auth_entry).collect())
     }
 
     /// Sessions; `online_since`: only those without a Stop updated after that instant.

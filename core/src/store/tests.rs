@@ -1011,3 +1011,71 @@ async fn audit_search_filters(store: &Store) {
     );
 }
 both!(audit_search, audit_search_filters);
+
+async fn auth_log_filters(store: &Store) {
+    use crate::store::radius::{AuthLogEntry, AuthLogFilter};
+    let s = ready(store).await;
+    let e = |user: &str, mac: Option<&str>, accepted: bool, reason: &str| AuthLogEntry {
+        at: chrono::Utc::now(),
+        nas_id: Some(1),
+        user_name: user.into(),
+        mac: mac.map(Into::into),
+        method: "pap".into(),
+        accepted,
+        reason: reason.into(),
+        vlan: None,
+        latency_us: 10,
+    };
+    s.record_auth_log(&[
+        e("ada@example.com", Some("aa-bb-cc-00-00-01"), true, "ok"),
+        e("ada@example.com", Some("aa-bb-cc-00-00-01"), false, "bad-password"),
+        e("grace_h@example.com", None, false, "outside-hours"),
+        e("gracehx@example.com", None, false, "unknown-user"),
+    ])
+    .await
+    .unwrap();
+    let all = s.auth_log_search(&AuthLogFilter::default(), 100).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].user_name, "gracehx@example.com", "newest first");
+    let f = |f: AuthLogFilter| {
+        let s = s.clone();
+        async move { s.auth_log_search(&f, 100).await.unwrap() }
+    };
+    let rejected = f(AuthLogFilter {
+        accepted: Some(false),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(rejected.len(), 3);
+    // `_` is a literal character, not a wildcard.
+    let grace = f(AuthLogFilter {
+        user: Some("GRACE_".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(grace.len(), 1);
+    assert_eq!(grace[0].reason, "outside-hours");
+    // MACs in any notation.
+    let by_mac = f(AuthLogFilter {
+        mac: Some("AA:BB:CC:00:00:01".into()),
+        accepted: Some(false),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_mac.len(), 1);
+    assert_eq!(by_mac[0].reason, "bad-password");
+    let by_reason = f(AuthLogFilter {
+        reason: Some("hours".into()),
+        nas_id: Some(1),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_reason.len(), 1);
+    assert!(f(AuthLogFilter {
+        nas_id: Some(2),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+}
+both!(auth_log, auth_log_filters);

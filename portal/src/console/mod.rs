@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 const COOKIE: &str = "fd_console";
-const CSS: &str = include_str!("../static/console.css");
+const CSS: &str = include_str!("../../static/console.css");
 
 #[derive(Clone, Debug)]
 pub struct ConsoleSettings {
