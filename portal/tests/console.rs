@@ -793,3 +793,372 @@ async fn audit_page_filters_and_exports_csv_safely() {
     let r = lab.req("GET", "/audit.csv", &[], None, None).await;
     assert_eq!(r.location(), Some("/login"));
 }
+
+#[tokio::test]
+async fn add_member_reveal_rotate_and_end_by_role() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, viewer_pw) = lab
+        .store
+        .add_admin("viewer@example.com", Role::Viewer, &actor())
+        .await
+        .unwrap();
+    let viewer = ready_operator(&lab, "viewer@example.com", &viewer_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+
+    // Viewers cannot add; the form is not even offered.
+    let r = lab.req("GET", "/members/new", &[&viewer], None, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let list = lab.req("GET", "/members", &[&viewer], None, None).await;
+    assert!(!list.body.contains("/members/new"));
+    let form = lab.req("GET", "/members/new", &[&owner], None, None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.csrf();
+    let r = lab
+        .req(
+            "POST",
+            "/members/new",
+            &[&viewer],
+            None,
+            Some(format!(
+                "csrf={csrf}&name=X&email=x%40example.com&plan=flex"
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A bad email comes back with the form filled in and the reason.
+    let r = lab
+        .req(
+            "POST",
+            "/members/new",
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&name=Zoe&email=zoe&plan=flex")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("malformed email") && r.body.contains("value=\"Zoe\""));
+    let r = lab
+        .req(
+            "POST",
+            "/members/new",
+            &[&owner],
+            Some("http://evil.test"),
+            Some(format!(
+                "csrf={csrf}&name=Zoe&email=zoe%40example.com&plan=flex"
+            )),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "cross-origin posts are refused"
+    );
+    let r = lab
+        .req(
+            "POST",
+            "/members/new",
+            &[&owner],
+            None,
+            Some(format!(
+                "csrf={csrf}&name=Zoe&email=zoe%40example.com&plan=flex&team=&valid_until="
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let zoe = lab.store.member("zoe@example.com").await.unwrap();
+    assert_eq!(
+        r.location(),
+        Some(format!("/members/{}?added=1", zoe.id).as_str())
+    );
+    let password = lab.store.wifi_password(&zoe.id).await.unwrap();
+    let page = lab
+        .req("GET", r.location().unwrap(), &[&owner], None, None)
+        .await;
+    assert!(page.body.contains("Added."));
+    assert!(!page.body.contains(&password), "never shown without reveal");
+
+    // Reveal: the operator's own password first; a wrong one shows nothing.
+    let reveal = format!("/members/{}/reveal", zoe.id);
+    let r = lab
+        .req(
+            "POST",
+            &reveal,
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&password=wrong")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!r.body.contains(&password));
+    let r = lab
+        .req(
+            "POST",
+            &reveal,
+            &[&viewer],
+            None,
+            Some(format!(
+                "csrf={csrf}&password={}",
+                urlencode("a much better password")
+            )),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "viewers never see passwords"
+    );
+    let r = lab
+        .req(
+            "POST",
+            &reveal,
+            &[&owner],
+            None,
+            Some(format!(
+                "csrf={csrf}&password={}",
+                urlencode("a much better password")
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(&password) && r.body.contains("<svg"));
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    let audit = lab.store.audit_of(&zoe.id, 10).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.action == "member.reveal" && a.actor == "owner@example.com"));
+
+    // Rotate: a new password, shown once, and the stored one changes.
+    let r = lab
+        .req(
+            "POST",
+            &format!("/members/{}/rotate", zoe.id),
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let fresh = lab.store.wifi_password(&zoe.id).await.unwrap();
+    assert_ne!(fresh, password);
+    assert!(r.body.contains(&fresh) && r.body.contains("old one no longer works"));
+
+    // End at the end of the period.
+    let last = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive();
+    let r = lab
+        .req(
+            "POST",
+            &format!("/members/{}/end", zoe.id),
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&last_day={last}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(&format!("Access ends after {last}")));
+    let zoe = lab.store.member(&zoe.id).await.unwrap();
+    assert_eq!(zoe.assignments.last().unwrap().valid_until, Some(last));
+    let r = lab
+        .req(
+            "POST",
+            &format!("/members/{}/end", zoe.id),
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&last_day=2001-01-01")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn owners_manage_api_tokens_and_others_cannot() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, manager_pw) = lab
+        .store
+        .add_admin("manager@example.com", Role::Manager, &actor())
+        .await
+        .unwrap();
+    let manager = ready_operator(&lab, "manager@example.com", &manager_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let r = lab.req("GET", "/tokens", &[&manager], None, None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a manager cannot reach owner pages"
+    );
+    let home = lab.req("GET", "/", &[&manager], None, None).await;
+    assert!(!home.body.contains("/tokens"));
+    let page = lab.req("GET", "/tokens", &[&owner], None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let r = lab
+        .req(
+            "POST",
+            "/tokens",
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&name=billing")),
+        )
+        .await;
+    assert!(r.body.contains("at least one scope"), "{}", r.body);
+    let r = lab
+        .req(
+            "POST",
+            "/tokens",
+            &[&owner],
+            None,
+            Some(format!(
+                "csrf={csrf}&name=billing&scope=members%3Aread&scope=plans%3Aread"
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let i = r.body.find("id=\"new-token\">").expect("shown once") + 15;
+    let token = r.body[i..].split('<').next().unwrap().to_string();
+    assert!(token.starts_with("fdk_"));
+    let list = lab.store.api_tokens().await.unwrap();
+    assert_eq!(list[0].scopes, vec!["members:read", "plans:read"]);
+    let again = lab.req("GET", "/tokens", &[&owner], None, None).await;
+    assert!(!again.body.contains(&token), "never shown again");
+    let r = lab
+        .req(
+            "POST",
+            "/tokens",
+            &[&manager],
+            None,
+            Some(format!("csrf={csrf}&name=x&scope=all")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            &format!("/tokens/{}/revoke", list[0].id),
+            &[&owner],
+            None,
+            Some("csrf=wrong".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            &format!("/tokens/{}/revoke", list[0].id),
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.location(), Some("/tokens"));
+    assert!(lab.store.api_tokens().await.unwrap()[0]
+        .revoked_at
+        .is_some());
+}
+
+#[tokio::test]
+async fn network_auth_log_and_explain_pages() {
+    use frontdesk_core::store::radius::AuthLogEntry;
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let today = chrono::Utc::now().date_naive();
+    lab.store
+        .add_member(
+            &NewMember {
+                name: "Grace Hopper".into(),
+                email: "grace@example.com".into(),
+                plan: "flex".into(),
+                ..Default::default()
+            },
+            today,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    lab.store
+        .set_member_status(
+            "grace@example.com",
+            frontdesk_core::MemberStatus::Suspended,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let entry = |user: &str, accepted: bool, reason: &str| AuthLogEntry {
+        at: chrono::Utc::now(),
+        nas_id: None,
+        user_name: user.into(),
+        mac: Some("aa-bb-cc-dd-ee-ff".into()),
+        method: "pap".into(),
+        accepted,
+        reason: reason.into(),
+        vlan: None,
+        latency_us: 5,
+    };
+    lab.store
+        .record_auth_log(&[
+            entry("grace@example.com", false, "suspended"),
+            entry("<b>mallory</b>", false, "unknown-user"),
+            entry("ada@example.com", true, "ok"),
+        ])
+        .await
+        .unwrap();
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let r = lab.req("GET", "/network", &[&owner], None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("mallory") && !r.body.contains("<b>mallory"),
+        "escaped"
+    );
+    let r = lab
+        .req(
+            "GET",
+            "/network?result=rejected&user=grace",
+            &[&owner],
+            None,
+            None,
+        )
+        .await;
+    assert!(r.body.contains("grace@example.com") && !r.body.contains("ada@example.com"));
+    let r = lab
+        .req(
+            "GET",
+            "/network?mac=AA%3ABB%3ACC%3ADD%3AEE%3AFF&result=accepted",
+            &[&owner],
+            None,
+            None,
+        )
+        .await;
+    assert!(r.body.contains("ada@example.com") && !r.body.contains("grace@example.com"));
+
+    let r = lab
+        .req(
+            "GET",
+            "/explain?user=grace%40example.com",
+            &[&owner],
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("id=\"verdict\">refused") && r.body.contains("id=\"reason\">suspended")
+    );
+    assert!(r.body.contains("What RADIUS saw") && r.body.contains(">suspended<"));
+    let r = lab
+        .req("GET", "/explain?user=nobody", &[&owner], None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = lab
+        .req(
+            "GET",
+            "/explain?user=grace%40example.com&at=someday",
+            &[&owner],
+            None,
+            None,
+        )
+        .await;
+    assert!(r.body.contains("malformed time"));
+    let r = lab.req("GET", "/explain", &[], None, None).await;
+    assert_eq!(
+        r.location(),
+        Some("/login"),
+        "not logged in: to the login page"
+    );
+}

@@ -315,7 +315,10 @@ impl Store {
         let mut like = |col: &str, v: &Option<String>, sql: &mut String| {
             if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 binds.push(format!("%{}%", super::like_literal(v)));
-                sql.push_str(&format!(" AND LOWER({col}) LIKE ${} ESCAPE '\\'", binds.len()));
+                sql.push_str(&format!(
+                    " AND LOWER({col}) LIKE ${} ESCAPE '\\'",
+                    binds.len()
+                ));
             }
         };
         like("user_name", &f.user, &mut sql);
@@ -336,12 +339,19 @@ impl Store {
             Some(false) => sql.push_str(" AND accepted = 0"),
             None => {}
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit.clamp(1, 10_000)));
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT {}",
+            limit.clamp(1, 10_000)
+        ));
         let mut q = sqlx::query_as::<_, AuthRow>(&sql);
         for b in &binds {
             q = q.bind(b);
         }
-        Ok(q.fetch_all(&self.pool).await?.into_iter().map(auth_entry).collect())
+        Ok(q.fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(auth_entry)
+            .collect())
     }
 
     /// Sessions; `online_since`: only those without a Stop updated after that instant.

@@ -1028,13 +1028,21 @@ async fn auth_log_filters(store: &Store) {
     };
     s.record_auth_log(&[
         e("ada@example.com", Some("aa-bb-cc-00-00-01"), true, "ok"),
-        e("ada@example.com", Some("aa-bb-cc-00-00-01"), false, "bad-password"),
+        e(
+            "ada@example.com",
+            Some("aa-bb-cc-00-00-01"),
+            false,
+            "bad-password",
+        ),
         e("grace_h@example.com", None, false, "outside-hours"),
         e("gracehx@example.com", None, false, "unknown-user"),
     ])
     .await
     .unwrap();
-    let all = s.auth_log_search(&AuthLogFilter::default(), 100).await.unwrap();
+    let all = s
+        .auth_log_search(&AuthLogFilter::default(), 100)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 4);
     assert_eq!(all[0].user_name, "gracehx@example.com", "newest first");
     let f = |f: AuthLogFilter| {

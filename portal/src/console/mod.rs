@@ -27,6 +27,8 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 const COOKIE: &str = "fd_console";
+mod manage;
+
 const CSS: &str = include_str!("../../static/console.css");
 
 #[derive(Clone, Debug)]
@@ -93,6 +95,7 @@ page!(MembersT, "console/members.html" {
     plans: Vec<String>,
     rows: Vec<MemberRow>,
     truncated: bool,
+    can_add: bool,
 });
 page!(MemberT, "console/member.html" {
     m: frontdesk_core::Member,
@@ -224,7 +227,18 @@ impl Console {
             .route("/totp", get(totp_enrol_form).post(totp_enrol))
             .route("/logout", post(logout))
             .route("/members", get(members))
+            .route(
+                "/members/new",
+                get(manage::member_new_form).post(manage::member_new),
+            )
             .route("/members/{id}", get(member))
+            .route("/members/{id}/reveal", post(manage::reveal))
+            .route("/members/{id}/rotate", post(manage::rotate))
+            .route("/members/{id}/end", post(manage::end_at))
+            .route("/tokens", get(manage::tokens).post(manage::token_create))
+            .route("/tokens/{id}/revoke", post(manage::token_revoke))
+            .route("/network", get(manage::network))
+            .route("/explain", get(manage::explain))
             .route("/members/{id}/status", post(member_status))
             .route("/sessions", get(sessions))
             .route("/audit", get(audit))
@@ -806,6 +820,7 @@ async fn members(
         plans: catalog.plans.iter().map(|p| p.name.clone()).collect(),
         rows,
         truncated,
+        can_add: can_edit(&s),
     }
     .into_response()
 }
@@ -814,12 +829,16 @@ async fn member(
     State(c): State<Console>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let s = match require(&c, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    member_page(&c, &s, &id, None, StatusCode::OK).await
+    let notice = (query.as_deref() == Some("added=1")).then(|| {
+        "Added. \"Reveal\" shows their Wi-Fi password and a QR code for joining.".to_string()
+    });
+    member_page(&c, &s, &id, notice, StatusCode::OK).await
 }
 
 async fn member_page(

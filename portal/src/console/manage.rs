@@ -1,0 +1,673 @@
+//! Console pages that change or reveal things: adding members, revealing and rotating Wi-Fi
+//! passwords (after the operator re-enters their own password), ending a membership at a date,
+//! API tokens (owners), and the network pages: NAS list, the auth log ("why was I rejected")
+//! and explain, backed by the same code as `frontdesk explain` and the API.
+
+use super::{can_edit, csrf_ok, member_page, require, require_editor, Console, CsrfForm, Page};
+use crate::totp::qr_svg;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use frontdesk_core::clock;
+use frontdesk_core::model::Role;
+use frontdesk_core::store::console::ConsoleSession;
+use frontdesk_core::store::radius::AuthLogFilter;
+use frontdesk_core::store::{Actor, NewMember, StoreError};
+use serde::Deserialize;
+use tracing::{info, warn};
+
+page!(MemberNewT, "console/member_new.html" {
+    plans: Vec<String>,
+    teams: Vec<String>,
+    form: NewMemberForm,
+    error: Option<String>,
+});
+page!(CredentialsT, "console/credentials.html" {
+    member_id: String,
+    name: String,
+    username: String,
+    password: String,
+    qr: String,
+    qr_kind: String,
+    rotated: bool,
+});
+page!(TokensT, "console/tokens.html" {
+    rows: Vec<TokenLine>,
+    scopes: Vec<&'static str>,
+    created: Option<String>,
+    error: Option<String>,
+});
+page!(NetworkT, "console/network.html" {
+    nas: Vec<NasLine>,
+    log: Vec<LogLine>,
+    f: LogQuery,
+});
+page!(ExplainT, "console/explain.html" {
+    q: ExplainQuery,
+    result: Option<ExplainView>,
+    error: Option<String>,
+});
+
+pub struct TokenLine {
+    pub id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub created: String,
+    pub last_used: String,
+    pub live: bool,
+}
+
+pub struct NasLine {
+    pub name: String,
+    pub address: String,
+    pub vendor: String,
+    pub message_authenticator: bool,
+}
+
+pub struct LogLine {
+    pub at: String,
+    pub user: String,
+    pub mac: String,
+    pub nas: String,
+    pub accepted: bool,
+    pub reason: String,
+    pub method: String,
+}
+
+pub struct ExplainView {
+    pub subject: String,
+    pub allowed: bool,
+    pub reason: String,
+    pub plan: String,
+    pub vlan: String,
+    pub until: String,
+    pub opens: String,
+    pub at: String,
+    pub log: Vec<LogLine>,
+}
+
+fn actor(s: &ConsoleSession) -> Actor {
+    Actor {
+        name: s.operator.email.clone(),
+        source: "console".into(),
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Response {
+    warn!(error = %e, "console: {what} failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable; try again",
+    )
+        .into_response()
+}
+
+// ---- new member -----------------------------------------------------------------------------
+
+#[derive(Deserialize, Default, Clone)]
+pub struct NewMemberForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub team: String,
+    #[serde(default)]
+    pub valid_until: String,
+}
+
+async fn member_new_page(
+    c: &Console,
+    s: &ConsoleSession,
+    form: NewMemberForm,
+    error: Option<String>,
+) -> Response {
+    let cat = match c.0.store.catalog().await {
+        Ok(cat) => cat,
+        Err(e) => return unavailable("new member page", e),
+    };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = MemberNewT {
+        p: c.page("Add a member", Some(s)).await,
+        plans: cat.plans.iter().map(|p| p.name.clone()).collect(),
+        teams: cat.teams.iter().map(|t| t.name.clone()).collect(),
+        form,
+        error,
+    };
+    (status, page).into_response()
+}
+
+pub async fn member_new_form(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !can_edit(&s) {
+        return (StatusCode::FORBIDDEN, "viewers cannot add members").into_response();
+    }
+    let form = NewMemberForm {
+        plan: "flex".into(),
+        ..Default::default()
+    };
+    member_new_page(&c, &s, form, None).await
+}
+
+pub async fn member_new(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<NewMemberForm>,
+) -> Response {
+    let s = match require_editor(&c, &headers, &f.csrf, "viewers cannot add members").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &c.0.store;
+    let tz = match store.site().await {
+        Ok(site) => site.tz(),
+        Err(e) => return unavailable("new member", e),
+    };
+    let until = match f.valid_until.trim() {
+        "" => None,
+        d => match frontdesk_core::model::parse_date(d) {
+            Ok(d) => Some(d),
+            Err(e) => return member_new_page(&c, &s, f, Some(e)).await,
+        },
+    };
+    let new = NewMember {
+        name: f.name.clone(),
+        email: f.email.clone(),
+        plan: f.plan.clone(),
+        team: Some(f.team.trim().to_string()).filter(|t| !t.is_empty()),
+        valid_until: until,
+        ..Default::default()
+    };
+    let today = clock::now().with_timezone(&tz).date_naive();
+    match store.add_member(&new, today, &actor(&s)).await {
+        Ok((m, _password)) => {
+            info!(operator = %s.operator.email, member = %m.id, "console: member added");
+            // The password is not shown here: "Reveal" on the member's page shows it (and
+            // asks for the operator's password), so it never sits in a page by accident.
+            Redirect::to(&format!("/members/{}?added=1", m.id)).into_response()
+        }
+        Err(e @ (StoreError::Invalid(_) | StoreError::Duplicate(_) | StoreError::NotFound(_))) => {
+            member_new_page(&c, &s, f, Some(e.to_string())).await
+        }
+        Err(e) => unavailable("new member", e),
+    }
+}
+
+// ---- reveal, rotate, end at a date -----------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct RevealForm {
+    csrf: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The member's Wi-Fi credentials with a QR code, after the operator re-enters their own
+/// password. Owners and managers only; audited as `member.reveal`.
+pub async fn reveal(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<RevealForm>,
+) -> Response {
+    let s = match require_editor(&c, &headers, &f.csrf, "viewers cannot see passwords").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let hash = s.operator.password_hash.clone();
+    let typed = f.password;
+    let ok = tokio::task::spawn_blocking(move || {
+        frontdesk_core::secrets::verify_login_password(&typed, &hash)
+    })
+    .await
+    .unwrap_or(false);
+    if !ok {
+        warn!(operator = %s.operator.email, member = %id, "console: reveal refused (wrong password)");
+        return member_page(
+            &c,
+            &s,
+            &id,
+            Some("That is not your password; the Wi-Fi password stays hidden.".into()),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let store = &c.0.store;
+    let m = match store.member(&id).await {
+        Ok(m) => m,
+        Err(StoreError::NotFound(_)) => {
+            return (StatusCode::NOT_FOUND, "no such member").into_response()
+        }
+        Err(e) => return unavailable("reveal", e),
+    };
+    match store.reveal_wifi_password(&m.id, &actor(&s)).await {
+        Ok(password) => credentials_page(&c, &s, m, password, false).await,
+        Err(e) => unavailable("reveal", e),
+    }
+}
+
+/// A new Wi-Fi password (the old one stops working at once), shown once.
+pub async fn rotate(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match require_editor(&c, &headers, &f.csrf, "viewers cannot rotate passwords").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match c.0.store.rotate_password(&id, &actor(&s)).await {
+        Ok((m, password)) => {
+            info!(operator = %s.operator.email, member = %m.id, "console: Wi-Fi password rotated");
+            credentials_page(&c, &s, m, password, true).await
+        }
+        Err(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "no such member").into_response(),
+        Err(e) => unavailable("rotate", e),
+    }
+}
+
+async fn credentials_page(
+    c: &Console,
+    s: &ConsoleSession,
+    m: frontdesk_core::Member,
+    password: String,
+    rotated: bool,
+) -> Response {
+    // A WPA2-Enterprise joining code needs the SSID: the member's plan's first SSID, if the
+    // plan names one; otherwise the QR code carries the username and password as text.
+    let ssid = match c.0.store.catalog().await {
+        Ok(cat) => m
+            .assignments
+            .iter()
+            .rev()
+            .filter_map(|a| cat.plan(a.plan_id))
+            .find_map(|p| p.ssids.first().cloned()),
+        Err(_) => None,
+    };
+    let esc = |v: &str| {
+        v.chars().fold(String::new(), |mut o, ch| {
+            if matches!(ch, '\\' | ';' | ',' | ':' | '"') {
+                o.push('\\');
+            }
+            o.push(ch);
+            o
+        })
+    };
+    let (text, qr_kind) = match &ssid {
+        Some(ssid) => (
+            format!(
+                "WIFI:T:WPA2-EAP;S:{};E:PEAP;PH2:MSCHAPV2;I:{};P:{};;",
+                esc(ssid),
+                esc(&m.wifi_username),
+                esc(&password)
+            ),
+            format!("joins {ssid} (WPA2-Enterprise, PEAP) on phones that read Wi-Fi QR codes"),
+        ),
+        None => (
+            format!(
+                "Wi-Fi username: {}\nWi-Fi password: {password}",
+                m.wifi_username
+            ),
+            "the username and password as text (give the plan an SSID for a joining code)".into(),
+        ),
+    };
+    CredentialsT {
+        p: c.page("Wi-Fi credentials", Some(s)).await,
+        member_id: m.id.clone(),
+        name: m.name.clone(),
+        username: m.wifi_username.clone(),
+        qr: qr_svg(&text),
+        qr_kind,
+        password,
+        rotated,
+    }
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct EndForm {
+    csrf: String,
+    #[serde(default)]
+    last_day: String,
+}
+
+/// "Cancel at the end of the period": plans end after `last_day`; access continues until then.
+pub async fn end_at(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<EndForm>,
+) -> Response {
+    let s = match require_editor(&c, &headers, &f.csrf, "viewers cannot change members").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &c.0.store;
+    let tz = match store.site().await {
+        Ok(site) => site.tz(),
+        Err(e) => return unavailable("end membership", e),
+    };
+    let last = match frontdesk_core::model::parse_date(&f.last_day) {
+        Ok(d) => d,
+        Err(e) => return member_page(&c, &s, &id, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
+    let today = clock::now().with_timezone(&tz).date_naive();
+    match store.end_member_at(&id, last, today, &actor(&s)).await {
+        Ok(m) => {
+            member_page(
+                &c,
+                &s,
+                &m.id,
+                Some(format!(
+                    "Access ends after {last} (site time); nothing changes before then."
+                )),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "no such member").into_response(),
+        Err(e) => {
+            member_page(
+                &c,
+                &s,
+                &id,
+                Some(e.to_string()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+// ---- API tokens (owners) --------------------------------------------------------------------
+
+async fn require_owner(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Response> {
+    let s = require(c, headers).await?;
+    if s.operator.role != Role::Owner {
+        return Err((StatusCode::FORBIDDEN, "only owners manage API tokens").into_response());
+    }
+    Ok(s)
+}
+
+async fn tokens_page(
+    c: &Console,
+    s: &ConsoleSession,
+    created: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let (list, tz) = match (c.0.store.api_tokens().await, c.0.store.site().await) {
+        (Ok(l), Ok(site)) => (l, site.tz()),
+        (Err(e), _) | (_, Err(e)) => return unavailable("tokens page", e),
+    };
+    let fmt = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+    };
+    TokensT {
+        p: c.page("API tokens", Some(s)).await,
+        rows: list
+            .into_iter()
+            .map(|t| TokenLine {
+                id: t.id,
+                live: t.revoked_at.is_none(),
+                scopes: t.scopes.join(", "),
+                created: format!("{} by {}", fmt(t.created_at), t.created_by),
+                last_used: t.last_used_at.map_or("never".into(), fmt),
+                name: t.name,
+            })
+            .collect(),
+        scopes: frontdesk_core::store::api::SCOPES.to_vec(),
+        created,
+        error,
+    }
+    .into_response()
+}
+
+pub async fn tokens(State(c): State<Console>, headers: HeaderMap) -> Response {
+    match require_owner(&c, &headers).await {
+        Ok(s) => tokens_page(&c, &s, None, None).await,
+        Err(r) => r,
+    }
+}
+
+pub async fn token_create(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let s = match require_owner(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    // Repeated `scope` fields: read the pairs ourselves (serde_urlencoded has no Vec fields).
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let field = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    if !csrf_ok(&s, &headers, field("csrf")) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let scopes: Vec<&str> = pairs
+        .iter()
+        .filter(|(n, _)| n == "scope")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let scopes = match frontdesk_core::store::api::parse_scopes(&scopes.join(",")) {
+        Ok(s) => s,
+        Err(e) => return tokens_page(&c, &s, None, Some(e.to_string())).await,
+    };
+    let (value, hash) = crate::api::new_token();
+    match c
+        .0
+        .store
+        .create_api_token(field("name"), &scopes, &hash, &actor(&s))
+        .await
+    {
+        Ok(t) => {
+            info!(operator = %s.operator.email, token = t.id, "console: API token created");
+            tokens_page(&c, &s, Some(value), None).await
+        }
+        Err(e @ StoreError::Invalid(_)) => tokens_page(&c, &s, None, Some(e.to_string())).await,
+        Err(e) => unavailable("token create", e),
+    }
+}
+
+pub async fn token_revoke(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let s = match require_owner(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    match c.0.store.revoke_api_token(id, &actor(&s)).await {
+        Ok(_) => Redirect::to("/tokens").into_response(),
+        Err(e @ (StoreError::NotFound(_) | StoreError::Invalid(_))) => {
+            tokens_page(&c, &s, None, Some(e.to_string())).await
+        }
+        Err(e) => unavailable("token revoke", e),
+    }
+}
+
+// ---- network: NAS list, auth log, explain ----------------------------------------------------
+
+#[derive(Deserialize, Default)]
+pub struct LogQuery {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub mac: String,
+    #[serde(default)]
+    pub nas: String,
+    /// `accepted`, `rejected` or empty.
+    #[serde(default)]
+    pub result: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+fn log_lines(
+    rows: Vec<frontdesk_core::store::radius::AuthLogEntry>,
+    nas: &[frontdesk_core::Nas],
+    tz: chrono_tz::Tz,
+) -> Vec<LogLine> {
+    rows.into_iter()
+        .map(|r| LogLine {
+            at: r
+                .at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            nas: r
+                .nas_id
+                .and_then(|id| nas.iter().find(|n| n.id == id))
+                .map_or("-".into(), |n| n.name.clone()),
+            user: r.user_name,
+            mac: r.mac.unwrap_or_else(|| "-".into()),
+            accepted: r.accepted,
+            reason: r.reason,
+            method: r.method,
+        })
+        .collect()
+}
+
+pub async fn network(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Query(f): Query<LogQuery>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &c.0.store;
+    let (nas, tz) = match (store.nas_list().await, store.site().await) {
+        (Ok(n), Ok(site)) => (n, site.tz()),
+        (Err(e), _) | (_, Err(e)) => return unavailable("network page", e),
+    };
+    let filter = AuthLogFilter {
+        user: Some(f.user.clone()),
+        mac: Some(f.mac.clone()),
+        nas_id: nas.iter().find(|n| n.name == f.nas).map(|n| n.id),
+        accepted: match f.result.as_str() {
+            "accepted" => Some(true),
+            "rejected" => Some(false),
+            _ => None,
+        },
+        reason: Some(f.reason.clone()),
+    };
+    let rows = match store.auth_log_search(&filter, 200).await {
+        Ok(r) => r,
+        Err(e) => return unavailable("auth log", e),
+    };
+    NetworkT {
+        p: c.page("Network", Some(&s)).await,
+        log: log_lines(rows, &nas, tz),
+        nas: nas
+            .iter()
+            .map(|n| NasLine {
+                name: n.name.clone(),
+                address: n.address.to_string(),
+                vendor: n.vendor.to_string(),
+                message_authenticator: n.require_message_authenticator,
+            })
+            .collect(),
+        f,
+    }
+    .into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct ExplainQuery {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub at: String,
+}
+
+/// "Why was I rejected?": the console face of `frontdesk explain`.
+pub async fn explain(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Query(q): Query<ExplainQuery>,
+) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &c.0.store;
+    let (mut result, mut error) = (None, None);
+    if !q.user.trim().is_empty() {
+        let resource = if q.resource.trim().is_empty() {
+            "wifi"
+        } else {
+            q.resource.trim()
+        };
+        match frontdesk_core::explain::explain(store, q.user.trim(), resource, Some(&q.at)).await {
+            Ok(e) => {
+                let nas = store.nas_list().await.unwrap_or_default();
+                let local = |t: chrono::DateTime<chrono::Utc>| {
+                    t.with_timezone(&e.tz)
+                        .format("%a %Y-%m-%d %H:%M")
+                        .to_string()
+                };
+                let d = &e.decision;
+                result = Some(ExplainView {
+                    subject: format!("{} {} ({})", e.kind, e.label, e.id),
+                    allowed: d.allowed,
+                    reason: d.reason.to_string(),
+                    plan: d.plan.clone().unwrap_or_else(|| "-".into()),
+                    vlan: d.vlan.map_or("-".into(), |v| v.to_string()),
+                    until: match (d.allowed, d.valid_until) {
+                        (true, Some(t)) => local(t),
+                        (true, None) => "no end".into(),
+                        (false, _) => "-".into(),
+                    },
+                    opens: d.opens_at.map_or("-".into(), local),
+                    at: format!("{} ({})", local(e.at), e.tz.name()),
+                    log: log_lines(e.recent.clone(), &nas, e.tz),
+                });
+            }
+            Err(e @ (StoreError::Invalid(_) | StoreError::NotFound(_))) => {
+                error = Some(e.to_string())
+            }
+            Err(e) => return unavailable("explain", e),
+        }
+    }
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = ExplainT {
+        p: c.page("Explain", Some(&s)).await,
+        q,
+        result,
+        error,
+    };
+    (status, page).into_response()
+}
