@@ -113,6 +113,10 @@ pub struct HttpConfig {
     pub listen: String,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// Serve plain HTTP on a network address anyway (a TLS-terminating proxy in front).
+    /// Default false: without a certificate, a network address gets HTTPS with a certificate
+    /// from Frontdesk's CA.
+    pub plain_http: bool,
 }
 
 impl Default for HttpConfig {
@@ -121,6 +125,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             tls_cert_file: None,
             tls_key_file: None,
+            plain_http: false,
         }
     }
 }

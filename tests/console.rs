@@ -207,25 +207,127 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         );
         c.goto("http://127.0.0.1:8080/members").await.unwrap();
         shot(&c, "console-6-members").await;
-        c.find(fantoccini::Locator::LinkText("Grace Hopper"))
+        // A new member through the form, then their credentials on "Reveal".
+        c.find(Id("add-member"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait().for_element(Id("name")).await.unwrap();
+        for (field, value) in [("name", "Zoe Quinn"), ("email", "zoe@example.com")] {
+            c.find(Id(field))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        shot(&c, "console-10-add-member").await;
+        c.find(Id("add")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Id("reveal")).await.unwrap();
+        assert!(body_text(&c).await.contains("Added."));
+        shot(&c, "console-7-member").await;
+        c.find(Id("reveal-password"))
+            .await
+            .unwrap()
+            .send_keys(new)
+            .await
+            .unwrap();
+        c.find(Id("reveal")).await.unwrap().click().await.unwrap();
+        let shown = c.wait().for_element(Id("wifi-password")).await.unwrap();
+        let password = shown.text().await.unwrap();
+        assert!(password.len() >= 8, "{password}");
+        assert!(c.find(Css(".qr svg")).await.is_ok(), "joining QR code");
+        shot(&c, "console-11-credentials").await;
+        c.find(fantoccini::Locator::LinkText("Back to the member"))
             .await
             .unwrap()
             .click()
             .await
             .unwrap();
         c.wait().for_element(Id("suspend")).await.unwrap();
-        shot(&c, "console-7-member").await;
         c.find(Id("suspend")).await.unwrap().click().await.unwrap();
         c.wait().for_element(Id("resume")).await.unwrap();
         let text = body_text(&c).await;
         assert!(text.contains("Now suspended"), "{text}");
         shot(&c, "console-8-suspended").await;
+        c.goto("http://127.0.0.1:8080/explain?user=zoe%40example.com")
+            .await
+            .unwrap();
+        let reason = c.wait().for_element(Id("reason")).await.unwrap();
+        assert_eq!(reason.text().await.unwrap(), "suspended");
+        shot(&c, "console-12-explain").await;
+        c.goto("http://127.0.0.1:8080/network").await.unwrap();
+        assert!(body_text(&c).await.contains("Auth log"));
+        shot(&c, "console-13-network").await;
+        c.goto("http://127.0.0.1:8080/tokens").await.unwrap();
+        c.find(Id("token-name"))
+            .await
+            .unwrap()
+            .send_keys("billing sync")
+            .await
+            .unwrap();
+        c.find(Css("input[value='members:read']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.find(Id("create-token"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let token = c.wait().for_element(Id("new-token")).await.unwrap();
+        assert!(token.text().await.unwrap().starts_with("fdk_"));
+        shot(&c, "console-14-api-tokens").await;
+
+        // Phone size: a second, phone-sized browser with the same console session.
+        let cookie = c.get_named_cookie("fd_console").await.unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        let phone = common::browser::browser(9520, profile.path(), false).await;
+        phone.goto("http://127.0.0.1:8080/login").await.unwrap();
+        phone.add_cookie(cookie).await.unwrap();
+        for (path, name) in [
+            ("/", "phone-1-dashboard"),
+            ("/members", "phone-2-members"),
+            ("/members?q=zoe", "phone-3-search"),
+            ("/sessions", "phone-4-sessions"),
+            ("/explain?user=zoe%40example.com", "phone-5-explain"),
+            ("/network", "phone-6-network"),
+        ] {
+            phone
+                .goto(&format!("http://127.0.0.1:8080{path}"))
+                .await
+                .unwrap();
+            let (width, overflow): (i64, bool) = {
+                let v = phone
+                    .execute(
+                        "return [window.innerWidth, document.documentElement.scrollWidth > window.innerWidth + 1]",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                (v[0].as_i64().unwrap_or(0), v[1].as_bool().unwrap_or(true))
+            };
+            assert!(width <= 400, "phone-sized: {width}");
+            assert!(
+                !body_text(&phone).await.contains("Password"),
+                "{path}: logged in, not on the login page"
+            );
+            shot(&phone, name).await;
+            // Wide tables scroll inside their card; the page never scrolls sideways.
+            assert!(!overflow, "{path} is wider than a phone");
+        }
+        phone.close().await.unwrap();
         c
     });
 
     // The CLI sees what the console did.
     let e = env
-        .run(&["--json", "explain", "--user", "grace@example.com"])
+        .run(&["--json", "explain", "--user", "zoe@example.com"])
         .ok()
         .json();
     assert_eq!(e["reason"], "suspended", "{e}");

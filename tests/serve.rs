@@ -133,3 +133,81 @@ fn unsafe_term(child: &Child) {
         .arg(child.id().to_string())
         .status();
 }
+
+/// Without a certificate configured, the console on a network address speaks HTTPS with a
+/// certificate from Frontdesk's CA (curl verifies it against `cert show --ca-pem`), never plain
+/// HTTP; the same certificate is reused on restart. In a network namespace, as root.
+#[test]
+fn console_on_a_network_address_defaults_to_https_from_our_ca() {
+    if !common::require_root("console default HTTPS (network namespace)")
+        || !common::require_tool("curl", "curl")
+    {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(Db::Sqlite)).unwrap();
+    env.init_lab("testing123");
+    let ca = env.run(&["cert", "show", "--ca-pem"]).ok();
+    std::fs::write(env.path("ca.pem"), &ca.stdout).unwrap();
+    let ns = common::netns::Netns::new(&format!("fdtls{}", std::process::id()));
+    ns.ip(&["addr", "add", "10.231.0.1/32", "dev", "lo"]);
+    let start = || {
+        let mut cmd = ns.command(BIN);
+        cmd.current_dir(env.dir.path())
+            .env("STATE_DIRECTORY", env.dir.path())
+            .args(["--database", &env.url, "serve"])
+            .args([
+                "--radius-auth",
+                "127.0.0.1:0",
+                "--radius-acct",
+                "127.0.0.1:0",
+            ])
+            .args(["--http", "10.231.0.1:8443", "--portal", "127.0.0.1:0"]);
+        let server = Server::start(cmd);
+        let line = server
+            .wait_for(&["operator console listening"], Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("console did not start: {}", server.drain()));
+        assert!(line.contains("HTTPS"), "{line}");
+        server
+    };
+    let curl = |url: &str| {
+        ns.command("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+            ])
+            .arg("--cacert")
+            .arg(env.path("ca.pem"))
+            .arg(url)
+            .output()
+            .unwrap()
+    };
+    let server = start();
+    let out = curl("https://10.231.0.1:8443/login");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = curl("http://10.231.0.1:8443/login");
+    assert_ne!(
+        String::from_utf8_lossy(&plain.stdout),
+        "200",
+        "no plain HTTP"
+    );
+    drop(server);
+    // Restart: the stored certificate is reused, not reissued.
+    let server = start();
+    assert_eq!(
+        String::from_utf8_lossy(&curl("https://10.231.0.1:8443/login").stdout),
+        "200"
+    );
+    drop(server);
+    rt.block_on(env.cleanup());
+}

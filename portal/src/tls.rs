@@ -4,7 +4,7 @@
 use crate::Conn;
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
-use rustls::ServerConfig;
+pub use rustls::ServerConfig;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,15 +20,31 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reads a PEM certificate chain and private key (the operator's files).
 pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let certs = rustls_pemfile::certs(&mut &read(cert_file)?[..])
+    server_config_pem(
+        &read(cert_file)?,
+        &cert_file.display().to_string(),
+        &read(key_file)?,
+        &key_file.display().to_string(),
+    )
+}
+
+/// The same from PEM text in memory (the console's default certificate is kept sealed in the
+/// database); `*_name` say where each came from in errors.
+pub fn server_config_pem(
+    cert_pem: &[u8],
+    cert_name: &str,
+    key_pem: &[u8],
+    key_name: &str,
+) -> Result<Arc<ServerConfig>, String> {
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert_file.display()))?;
+        .map_err(|e| format!("{cert_name}: {e}"))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate in it", cert_file.display()));
+        return Err(format!("{cert_name}: no certificate in it"));
     }
-    let key = rustls_pemfile::private_key(&mut &read(key_file)?[..])
-        .map_err(|e| format!("{}: {e}", key_file.display()))?
-        .ok_or_else(|| format!("{}: no private key in it", key_file.display()))?;
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| format!("{key_name}: {e}"))?
+        .ok_or_else(|| format!("{key_name}: no private key in it"))?;
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()

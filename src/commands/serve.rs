@@ -278,6 +278,77 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The console's default certificate (sealed in the database, reissued when the listen address
+/// changes or it has under 30 days left): signed by Frontdesk's CA, for this host's name and
+/// the listen address.
+async fn default_console_tls(
+    ctx: &Ctx,
+    store: &Store,
+    addr: SocketAddr,
+) -> Result<Arc<frontdesk_portal::tls::ServerConfig>> {
+    const KEY: &str = "console_tls";
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .ok()
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or_else(|| "frontdesk".into());
+    let dns = vec![host.clone(), format!("{host}.local"), "localhost".into()];
+    let ips: Vec<std::net::IpAddr> = if addr.ip().is_unspecified() {
+        vec![]
+    } else {
+        vec![addr.ip()]
+    };
+    let want = format!("{dns:?} {ips:?}");
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Stored {
+        names: String,
+        cert: String,
+        key: String,
+        not_after: i64,
+    }
+    let now = frontdesk_core::clock::now().timestamp();
+    let stored: Option<Stored> = store
+        .sealed_meta(KEY)
+        .await?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .filter(|s: &Stored| s.names == want && s.not_after - now > 30 * 86_400);
+    let (cert, key, fresh) = match stored {
+        Some(s) => (s.cert, s.key, false),
+        None => {
+            let (pki, _) = super::cert::load_or_create(ctx, store).await?;
+            let c = frontdesk_radius::eap::pki::issue_web_server(Some(&pki), &dns, &ips)?;
+            let s = Stored {
+                names: want,
+                cert: c.cert_pem.clone(),
+                key: c.key_pem.clone(),
+                not_after: now + 397 * 86_400,
+            };
+            store
+                .set_sealed_meta(KEY, &serde_json::to_string(&s)?)
+                .await?;
+            (c.cert_pem, c.key_pem, true)
+        }
+    };
+    let fp = frontdesk_radius::eap::pki::fingerprint(&cert).unwrap_or_default();
+    info!(
+        fresh,
+        names = %dns.join(","),
+        sha256 = %fp,
+        "console: HTTPS with a certificate from Frontdesk's CA (trust the CA from `frontdesk cert show`, or set [http] tls_cert_file / tls_key_file)"
+    );
+    frontdesk_portal::tls::server_config_pem(
+        cert.as_bytes(),
+        "console certificate",
+        key.as_bytes(),
+        "console key",
+    )
+    .map_err(anyhow::Error::msg)
+}
+
 /// The operator console on `[http] listen` (HTTPS with `[http] tls_cert_file` / `tls_key_file`).
 async fn start_console(
     ctx: &Ctx,
@@ -292,6 +363,10 @@ async fn start_console(
         (Some(cert), Some(key)) => Some(frontdesk_portal::tls::server_config(cert, key).map_err(
             |e| anyhow::anyhow!("console TLS ([http] tls_cert_file / tls_key_file): {e}"),
         )?),
+        // On a network address, never plain HTTP by accident: a certificate from our CA.
+        (None, None) if !addr.ip().is_loopback() && !ctx.config.http.plain_http => {
+            Some(default_console_tls(ctx, store, addr).await?)
+        }
         (None, None) => None,
         _ => bail!("[http]: set both tls_cert_file and tls_key_file, or neither"),
     };
@@ -323,7 +398,7 @@ async fn start_console(
         }
         None => {
             if !local.ip().is_loopback() {
-                warn!(addr = %local, "the console is served over plain HTTP on a network address: set [http] tls_cert_file / tls_key_file");
+                warn!(addr = %local, "the console is served over plain HTTP on a network address ([http] plain_http = true): make sure a TLS proxy is in front");
             }
             info!(addr = %local, "operator console listening");
             tokio::spawn(async move {

@@ -322,7 +322,8 @@ async fn credentials_page(
                 "Wi-Fi username: {}\nWi-Fi password: {password}",
                 m.wifi_username
             ),
-            "the username and password as text (give the plan an SSID for a joining code)".into(),
+            "holds the username and password as text (give the plan an SSID for a joining code)"
+                .into(),
         ),
     };
     CredentialsT {

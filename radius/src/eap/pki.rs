@@ -140,6 +140,51 @@ pub fn issue_client(pki: &Pki, username: &str, days: i64) -> Result<ClientCert, 
     })
 }
 
+/// A TLS server certificate for the operator console when the operator gave none: signed by
+/// Frontdesk's CA (devices that trust it for Wi-Fi trust the console too), or self-signed when
+/// the EAP certificate is the operator's own and there is no CA key. SANs: the given DNS names
+/// and IP addresses; 397 days (what browsers accept).
+pub fn issue_web_server(
+    pki: Option<&Pki>,
+    dns: &[String],
+    ips: &[std::net::IpAddr],
+) -> Result<ClientCert, PkiError> {
+    let key = KeyPair::generate()?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CommonName,
+        dns.first().cloned().unwrap_or_else(|| "frontdesk".into()),
+    );
+    dn.push(DnType::OrganizationName, "Frontdesk console");
+    p.distinguished_name = dn;
+    let mut sans = Vec::new();
+    for d in dns {
+        sans.push(SanType::DnsName(d.clone().try_into()?));
+    }
+    sans.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    p.subject_alt_names = sans;
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.not_before = now - time::Duration::days(1);
+    p.not_after = now + time::Duration::days(397);
+    let (cert, chain) = match pki.filter(|p| !p.ca_key.is_empty()) {
+        Some(pki) => {
+            let ca_key = KeyPair::from_pem(&pki.ca_key)?;
+            let ca = CertificateParams::from_ca_cert_pem(&pki.ca_cert)?.self_signed(&ca_key)?;
+            (p.signed_by(&key, &ca, &ca_key)?, pki.ca_cert.clone())
+        }
+        None => (p.self_signed(&key)?, String::new()),
+    };
+    Ok(ClientCert {
+        cert_der: cert.der().to_vec(),
+        cert_pem: format!("{}{chain}", cert.pem()),
+        key_der: key.serialize_der(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
 /// The member a client certificate names: its rfc822Name SAN, else its CN.
 pub fn client_identity(cert_der: &[u8]) -> Option<String> {
     use x509_parser::prelude::*;
