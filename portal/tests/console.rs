@@ -697,6 +697,11 @@ async fn operators_disconnect_sessions_and_viewers_cannot() {
     let page = lab.req("GET", "/sessions", &[&viewer], None, None).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("ada@example.com") && page.body.contains("no end"));
+    // Who is in: one line per person, for viewers too.
+    let who = lab.req("GET", "/presence", &[&viewer], None, None).await;
+    assert_eq!(who.status, StatusCode::OK);
+    assert!(who.body.contains("id=\"count\">1<"), "{}", who.body);
+    assert!(who.body.contains("Ada") && who.body.contains("full-time"));
     assert!(
         !page.body.contains("Disconnect</button>"),
         "no button for viewers"

@@ -28,6 +28,7 @@ use tracing::{info, warn};
 
 const COOKIE: &str = "fd_console";
 mod manage;
+mod presence;
 
 const CSS: &str = include_str!("../../static/console.css");
 
@@ -238,6 +239,7 @@ impl Console {
             .route("/tokens", get(manage::tokens).post(manage::token_create))
             .route("/tokens/{id}/revoke", post(manage::token_revoke))
             .route("/network", get(manage::network))
+            .route("/presence", get(presence::presence))
             .route("/explain", get(manage::explain))
             .route("/members/{id}/status", post(member_status))
             .route("/sessions", get(sessions))

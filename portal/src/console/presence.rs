@@ -1,0 +1,115 @@
+//! "Who is in the space now": everyone with a live Wi-Fi session, one line per person, with
+//! after-hours presence highlighted; it prints as a roll-call list for an evacuation. Door
+//! unlocks join the list when door sync lands (issue 9).
+
+use super::{require, Console, Page};
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use frontdesk_core::clock;
+use frontdesk_core::schedule::containing;
+use frontdesk_core::WindowSpec;
+use std::collections::BTreeMap;
+use tracing::warn;
+
+page!(PresenceT, "console/presence.html" {
+    people: Vec<Person>,
+    open_now: bool,
+    printed: String,
+});
+
+pub struct Person {
+    pub name: String,
+    pub detail: String,
+    pub plan: String,
+    pub devices: usize,
+    pub since: String,
+    /// Online while the space is closed.
+    pub after_hours: bool,
+}
+
+pub async fn presence(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let s = match require(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &c.0.store;
+    let now = clock::now();
+    let (sessions, cat, members) = match (
+        store
+            .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 100_000)
+            .await,
+        store.catalog().await,
+        store.members(&Default::default()).await,
+    ) {
+        (Ok(a), Ok(b), Ok(m)) => (a, b, m),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+            warn!(error = %e, "console: presence page failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let tz = cat.site.tz();
+    let cal = &cat.site.calendar;
+    let open_now = containing(
+        &cal.spans(&WindowSpec::OpeningHours, now.timestamp()),
+        now.timestamp(),
+    )
+    .is_some();
+    let by_id: std::collections::HashMap<&str, &frontdesk_core::Member> =
+        members.iter().map(|m| (m.id.as_str(), m)).collect();
+    let today = now.with_timezone(&tz).date_naive();
+    // One line per member (or per login name for devices and vouchers), earliest session.
+    let mut people: BTreeMap<String, Person> = BTreeMap::new();
+    for sess in sessions {
+        let member = sess.member_id.as_deref().and_then(|id| by_id.get(id));
+        let (key, name, detail, plan) = match member {
+            Some(m) => (
+                format!("m:{}", m.id),
+                m.name.clone(),
+                m.email.clone(),
+                m.assignments
+                    .iter()
+                    .rev()
+                    .find(|a| a.valid_from <= today && a.valid_until.is_none_or(|u| u >= today))
+                    .and_then(|a| cat.plan(a.plan_id))
+                    .map_or("-".into(), |p| p.name.clone()),
+            ),
+            None => (
+                format!("u:{}", sess.user_name),
+                sess.user_name.clone(),
+                sess.mac.clone().unwrap_or_default(),
+                "device or guest".into(),
+            ),
+        };
+        let since = sess
+            .started_at
+            .with_timezone(&tz)
+            .format("%a %H:%M")
+            .to_string();
+        people
+            .entry(key)
+            .and_modify(|p| p.devices += 1)
+            .or_insert(Person {
+                name,
+                detail,
+                plan,
+                devices: 1,
+                since,
+                after_hours: !open_now,
+            });
+    }
+    let mut people: Vec<Person> = people.into_values().collect();
+    people.sort_by_key(|p| p.name.to_lowercase());
+    PresenceT {
+        p: c.page("Who is in", Some(&s)).await,
+        people,
+        open_now,
+        printed: now
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+    }
+    .into_response()
+}
