@@ -880,6 +880,11 @@ async fn add_member_reveal_rotate_and_end_by_role() {
         .req("GET", r.location().unwrap(), &[&owner], None, None)
         .await;
     assert!(page.body.contains("Added."));
+    // The member list (its directory was loaded before Zoe existed) sees her at once.
+    let list = lab
+        .req("GET", "/members?q=zoe", &[&owner], None, None)
+        .await;
+    assert!(list.body.contains("Zoe"), "{}", list.body);
     assert!(!page.body.contains(&password), "never shown without reveal");
 
     // Reveal: the operator's own password first; a wrong one shows nothing.

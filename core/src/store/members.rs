@@ -27,6 +27,22 @@ pub struct MemberFilter {
     pub search: Option<String>,
 }
 
+impl MemberFilter {
+    /// Whether `m` passes, with the plan and team filters already resolved to ids (one
+    /// predicate for the database listing and for in-memory directories).
+    pub fn keeps(&self, m: &Member, plan_id: Option<i64>, team_id: Option<i64>) -> bool {
+        let needle = self.search.as_ref().map(|s| s.to_lowercase());
+        self.status.is_none_or(|s| s == m.status)
+            && team_id.is_none_or(|t| m.team_id == Some(t))
+            && plan_id.is_none_or(|p| m.assignments.iter().any(|a| a.plan_id == p))
+            && needle.as_ref().is_none_or(|n| {
+                m.name.to_lowercase().contains(n)
+                    || m.email.contains(n)
+                    || m.wifi_username.contains(n)
+            })
+    }
+}
+
 type MemberRow = (String, String, String, String, Option<i64>, String, i64);
 
 pub(crate) fn validate_wifi_username(u: &str) -> Result<String> {
@@ -217,20 +233,11 @@ impl Store {
             Some(t) => Some(self.team(t).await?.id),
             None => None,
         };
-        let needle = filter.search.as_ref().map(|s| s.to_lowercase());
         let mut out = Vec::new();
         for row in rows {
             let list = assignments.remove(&row.0).unwrap_or_default();
             let m = Self::member_from_row(row, list)?;
-            let keep = filter.status.is_none_or(|s| s == m.status)
-                && team_id.is_none_or(|t| m.team_id == Some(t))
-                && plan_id.is_none_or(|p| m.assignments.iter().any(|a| a.plan_id == p))
-                && needle.as_ref().is_none_or(|n| {
-                    m.name.to_lowercase().contains(n)
-                        || m.email.contains(n)
-                        || m.wifi_username.contains(n)
-                });
-            if keep {
+            if filter.keeps(&m, plan_id, team_id) {
                 out.push(m);
             }
         }

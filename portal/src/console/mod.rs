@@ -62,6 +62,9 @@ struct Inner {
     by_address: Limiter,
     /// Verified against for unknown accounts, so they take as long as known ones.
     dummy_hash: String,
+    /// Members, devices and catalog as of change-feed sequence number N: pages that decide
+    /// every online session reuse it until something changes.
+    lookup: tokio::sync::Mutex<Option<(i64, Arc<StoreLookup>)>>,
 }
 
 #[derive(Clone)]
@@ -87,6 +90,7 @@ page!(DashboardT, "console/dashboard.html" {
     failed_hour: i64,
     by_plan: Vec<(String, usize)>,
     leaving: Vec<Leaving>,
+    leaving_more: usize,
 });
 
 page!(MembersT, "console/members.html" {
@@ -203,6 +207,7 @@ impl Console {
             by_account: Limiter::new(5, Duration::from_secs(15 * 60)),
             by_address: Limiter::new(20, Duration::from_secs(15 * 60)),
             dummy_hash: frontdesk_core::secrets::hash_login_password(&random_hex()),
+            lookup: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -253,6 +258,22 @@ impl Console {
             ))
             .layer(DefaultBodyLimit::max(16 * 1024))
             .with_state(self)
+    }
+
+    /// The directory of members, devices and plans, reloaded only when the change feed moved
+    /// (any process's change; a change landing during a load is seen on the next call, since
+    /// the sequence number is read first).
+    async fn lookup(&self) -> Result<Arc<StoreLookup>, frontdesk_core::store::StoreError> {
+        let seq = self.0.store.last_change_seq().await?;
+        let mut cached = self.0.lookup.lock().await;
+        if let Some((at, l)) = &*cached {
+            if *at == seq {
+                return Ok(l.clone());
+            }
+        }
+        let fresh = Arc::new(StoreLookup::load(&self.0.store).await?);
+        *cached = Some((seq, fresh.clone()));
+        Ok(fresh)
     }
 
     async fn site(&self) -> String {
@@ -667,6 +688,9 @@ async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Rows of "goes offline in the next 24 hours" on the dashboard.
+const LEAVING_MAX: usize = 50;
+
 async fn dashboard_page(
     c: &Console,
     s: &ConsoleSession,
@@ -676,7 +700,7 @@ async fn dashboard_page(
     let sessions = store
         .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 100_000)
         .await?;
-    let lookup = StoreLookup::load(store).await?;
+    let lookup = c.lookup().await?;
     let catalog = lookup.catalog();
     let tz = catalog.site.tz();
     let mut by_plan = std::collections::BTreeMap::<String, usize>::new();
@@ -710,8 +734,11 @@ async fn dashboard_page(
         guests,
         failed_hour,
         by_plan: by_plan.into_iter().collect(),
+        leaving_more: leaving.len().saturating_sub(LEAVING_MAX),
+        // The soonest first; a big space's full list is the Sessions page.
         leaving: leaving
             .into_iter()
+            .take(LEAVING_MAX)
             .map(|(_, who, plan, at)| Leaving { who, plan, at })
             .collect(),
     })
@@ -788,20 +815,33 @@ async fn members(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let store = &c.0.store;
     let filter = frontdesk_core::store::MemberFilter {
         plan: Some(q.plan.clone()).filter(|p| !p.is_empty()),
         status: q.status.parse().ok(),
         team: None,
         search: Some(q.q.trim().to_string()).filter(|t| !t.is_empty()),
     };
-    let (list, catalog) = match (store.members(&filter).await, store.catalog().await) {
-        (Ok(l), Ok(c)) => (l, c),
-        (Err(e), _) | (_, Err(e)) => {
+    let lookup = match c.lookup().await {
+        Ok(l) => l,
+        Err(e) => {
             warn!(error = %e, "console: members list failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    let catalog = &lookup.catalog;
+    let plan_id = match &filter.plan {
+        Some(p) => match catalog.plan_by_name(p) {
+            Some(p) => Some(p.id),
+            None => return (StatusCode::NOT_FOUND, "no such plan").into_response(),
+        },
+        None => None,
+    };
+    let mut list: Vec<&frontdesk_core::Member> = lookup
+        .members
+        .values()
+        .filter(|m| filter.keeps(m, plan_id, None))
+        .collect();
+    list.sort_unstable_by(|a, b| (&a.name, &a.email).cmp(&(&b.name, &b.email)));
     let truncated = list.len() > LIST_MAX;
     let rows = list
         .iter()
@@ -810,7 +850,7 @@ async fn members(
             id: m.id.clone(),
             name: m.name.clone(),
             email: m.email.clone(),
-            plans: plan_names(&catalog, m),
+            plans: plan_names(catalog, m),
             status: m.status.as_str().into(),
         })
         .collect();
@@ -1183,7 +1223,7 @@ async fn sessions_page(c: &Console, s: &ConsoleSession, notice: Option<String>) 
         store
             .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 5_000)
             .await,
-        StoreLookup::load(store).await,
+        c.lookup().await,
     ) {
         (Ok(r), Ok(l)) => (r, l),
         (Err(e), _) | (_, Err(e)) => {

@@ -37,19 +37,19 @@ pub async fn presence(State(c): State<Console>, headers: HeaderMap) -> Response 
     };
     let store = &c.0.store;
     let now = clock::now();
-    let (sessions, cat, members) = match (
+    let (sessions, lookup) = match (
         store
             .sessions(Some(now - frontdesk_core::enforce::ONLINE_HORIZON), 100_000)
             .await,
-        store.catalog().await,
-        store.members(&Default::default()).await,
+        c.lookup().await,
     ) {
-        (Ok(a), Ok(b), Ok(m)) => (a, b, m),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+        (Ok(a), Ok(l)) => (a, l),
+        (Err(e), _) | (_, Err(e)) => {
             warn!(error = %e, "console: presence page failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    let cat = &lookup.catalog;
     let tz = cat.site.tz();
     let cal = &cat.site.calendar;
     let open_now = containing(
@@ -57,13 +57,14 @@ pub async fn presence(State(c): State<Console>, headers: HeaderMap) -> Response 
         now.timestamp(),
     )
     .is_some();
-    let by_id: std::collections::HashMap<&str, &frontdesk_core::Member> =
-        members.iter().map(|m| (m.id.as_str(), m)).collect();
     let today = now.with_timezone(&tz).date_naive();
     // One line per member (or per login name for devices and vouchers), earliest session.
     let mut people: BTreeMap<String, Person> = BTreeMap::new();
     for sess in sessions {
-        let member = sess.member_id.as_deref().and_then(|id| by_id.get(id));
+        let member = sess
+            .member_id
+            .as_deref()
+            .and_then(|id| lookup.members.get(id));
         let (key, name, detail, plan) = match member {
             Some(m) => (
                 format!("m:{}", m.id),

@@ -1,0 +1,163 @@
+//! Console page render time with many members (no root; in process, no network):
+//!
+//! A SQLite database with N members (default 10,000; a third online with a RADIUS session),
+//! a manager logged in, then the dashboard, the member list, a member search, a member's page
+//! and "who is in" rendered R times each through the real router (tower `oneshot`, the same
+//! handlers, templates, session checks and queries `serve` runs). Reports p50/p95/max server
+//! time and the page size (issue 8: < 100 ms, < 100 KB).
+//!
+//! Usage: console-bench [--members 10000] [--rounds 30]
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::http::{header, Request};
+use frontdesk_core::model::Role;
+use frontdesk_core::store::radius::{AccountingRecord, AcctStatus};
+use frontdesk_core::store::{Actor, ImportRow, OpenMode, Store};
+use frontdesk_portal::console::{Console, ConsoleSettings};
+use http_body_util::BodyExt;
+use std::time::Instant;
+use tower::ServiceExt;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let members = arg("--members", 10_000);
+    let rounds = arg("--rounds", 30);
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+    let mut store = Store::open(&url, OpenMode::Create).await?;
+    let actor = Actor::system("bench");
+    store.init_site("Bench", "Europe/Berlin", &actor).await?;
+    store
+        .unlock(frontdesk_core::secrets::SecretKey::generate(), "bench-key")
+        .await?;
+    let plans = ["flex", "full-time", "day-pass", "guest"];
+    let rows: Vec<ImportRow> = (0..members)
+        .map(|i| ImportRow {
+            line: i as u64 + 2,
+            name: format!("Member {i:05}"),
+            email: format!("m{i:05}@example.com"),
+            plan: plans[i % plans.len()].into(),
+            team: None,
+            valid_until: None,
+            wifi_username: None,
+            wifi_password: Some(format!("password-{i:05}")),
+        })
+        .collect();
+    let t = Instant::now();
+    let today = chrono::Utc::now().date_naive();
+    store.import_members(&rows, today, &actor, &|_| {}).await?;
+    eprintln!(
+        "{members} members imported in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let all = store.members(&Default::default()).await?;
+    let now = chrono::Utc::now();
+    let online: Vec<AccountingRecord> = all
+        .iter()
+        .step_by(3)
+        .enumerate()
+        .map(|(i, m)| AccountingRecord {
+            at: now,
+            nas_id: 1,
+            nas_addr: "192.0.2.50:1813".into(),
+            status: AcctStatus::Start,
+            session_id: format!("s-{i}"),
+            user_name: m.wifi_username.clone(),
+            member_id: Some(m.id.clone()),
+            mac: Some(
+                format!(
+                    "02:00:00:{:02x}:{:02x}:{:02x}",
+                    (i >> 16) & 255,
+                    (i >> 8) & 255,
+                    i & 255
+                )
+                .parse()
+                .unwrap(),
+            ),
+            framed_ip: None,
+            vlan: None,
+            class: None,
+            input_octets: 0,
+            output_octets: 0,
+            session_time: 0,
+            terminate_cause: None,
+        })
+        .collect();
+    for chunk in online.chunks(500) {
+        store.record_accounting(chunk).await?;
+    }
+    eprintln!("{} sessions online", online.len());
+    // A manager (no second factor required) with a live console session.
+    let (op, _) = store
+        .add_admin("bench@example.com", Role::Manager, &actor)
+        .await?;
+    let operator = store
+        .operator_by_email(&op.email)
+        .await?
+        .context("operator")?;
+    store
+        .set_operator_password(
+            operator.id,
+            &frontdesk_core::secrets::hash_login_password("bench password 123"),
+            None,
+            &actor,
+        )
+        .await?;
+    let token = "bench-session-token";
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    store
+        .create_console_session(&hash, operator.id, "csrf", "127.0.0.1", false, now)
+        .await?;
+    let app = Console::new(store.clone(), ConsoleSettings::default()).router();
+    let sample = &all[members / 2];
+    let pages = [
+        ("dashboard", "/".to_string()),
+        ("members", "/members".to_string()),
+        ("search", "/members?q=m0420".to_string()),
+        ("member", format!("/members/{}", sample.id)),
+        ("who is in", "/presence".to_string()),
+    ];
+    println!("| page | p50 ms | p95 ms | max ms | size KB |");
+    println!("|---|---|---|---|---|");
+    for (name, path) in pages {
+        let mut times = Vec::with_capacity(rounds);
+        let mut size = 0;
+        for _ in 0..rounds {
+            let req = Request::builder()
+                .uri(&path)
+                .header(header::HOST, "console.test")
+                .header(header::COOKIE, format!("fd_console={token}"))
+                .body(Body::empty())?;
+            let t = Instant::now();
+            let res = app.clone().oneshot(req).await?;
+            let status = res.status();
+            let body = res.into_body().collect().await?.to_bytes();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(status.is_success(), "{path}: {status}");
+            size = body.len();
+        }
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.0} |",
+            pct(0.5),
+            pct(0.95),
+            times[times.len() - 1],
+            size as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
