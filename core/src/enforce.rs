@@ -70,6 +70,40 @@ fn session_subject(s: &SessionRow) -> String {
     s.member_id.clone().unwrap_or_else(|| s.user_name.clone())
 }
 
+/// What ending one session by hand came to.
+pub enum Ended {
+    /// Not online (any more): nothing sent.
+    NotOnline,
+    /// The user name, and whether the access point acknowledged (else its error).
+    Sent(String, Result<(), String>),
+}
+
+/// Ends one online session on an operator's or integration's request (console button, API):
+/// a Disconnect-Request like enforcement's, audited with `note` (who asked).
+pub async fn end_one(
+    store: &Store,
+    disconnector: &dyn Disconnector,
+    id: i64,
+    note: String,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<Ended, StoreError> {
+    let Some(session) = store.online_session(id, now - ONLINE_HORIZON).await? else {
+        return Ok(Ended::NotOnline);
+    };
+    let user = session.user_name.clone();
+    let end = SessionEnd {
+        session,
+        reason: Reason::Ok,
+        note: Some(note),
+    };
+    let out = end_sessions(store, disconnector, vec![end], source, now).await?;
+    Ok(match out.into_iter().next() {
+        Some(o) => Ended::Sent(user, o.result),
+        None => Ended::NotOnline,
+    })
+}
+
 /// Ends sessions concurrently: marks them `pending`, sends the Disconnect-Requests (at most
 /// [`PARALLEL`] in flight), then records each result and audits it, in one transaction each.
 pub async fn end_sessions(

@@ -1027,24 +1027,21 @@ async fn disconnect_session(
             "this instance does not run RADIUS",
         ));
     };
-    let store = &api.0.store;
-    let now = clock::now();
-    let session = store
-        .online_session(id, now - frontdesk_core::enforce::ONLINE_HORIZON)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("session {id} is not online")))?;
-    let end = frontdesk_core::enforce::SessionEnd {
-        session,
-        reason: frontdesk_core::Reason::Ok,
-        note: Some(format!("api token {}", caller.0.name)),
-    };
-    let out =
-        frontdesk_core::enforce::end_sessions(store, disconnector.as_ref(), vec![end], "api", now)
-            .await?;
-    let (acknowledged, message) = match out.first().map(|o| &o.result) {
-        Some(Ok(())) => (true, "disconnected".to_string()),
-        Some(Err(e)) => (false, format!("the access point did not confirm: {e}")),
-        None => (false, "nothing to disconnect".to_string()),
+    use frontdesk_core::enforce::{end_one, Ended};
+    let note = format!("api token {}", caller.0.name);
+    let ended = end_one(
+        &api.0.store,
+        disconnector.as_ref(),
+        id,
+        note,
+        "api",
+        clock::now(),
+    )
+    .await?;
+    let (acknowledged, message) = match ended {
+        Ended::NotOnline => return Err(ApiError::not_found(format!("session {id} is not online"))),
+        Ended::Sent(_, Ok(())) => (true, "disconnected".to_string()),
+        Ended::Sent(_, Err(e)) => (false, format!("the access point did not confirm: {e}")),
     };
     Ok(Json(DisconnectOut {
         acknowledged,

@@ -1281,41 +1281,23 @@ async fn disconnect_session(
     let Some(disconnector) = c.0.disconnector.clone() else {
         return (StatusCode::NOT_FOUND, "disconnecting is not available").into_response();
     };
-    let store = &c.0.store;
-    let now = clock::now();
-    let session = match store
-        .online_session(id, now - frontdesk_core::enforce::ONLINE_HORIZON)
-        .await
-    {
-        Ok(found) => found,
-        Err(e) => {
-            warn!(error = %e, "console: cannot read sessions");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    };
-    let Some(session) = session else {
-        return sessions_page(&c, &s, Some("That session is not online any more.".into())).await;
-    };
-    let user = session.user_name.clone();
-    let end = frontdesk_core::enforce::SessionEnd {
-        session,
-        reason: frontdesk_core::Reason::Ok,
-        note: Some(format!("operator {}", s.operator.email)),
-    };
-    let notice = match frontdesk_core::enforce::end_sessions(
-        store,
+    use frontdesk_core::enforce::{end_one, Ended};
+    let note = format!("operator {}", s.operator.email);
+    let notice = match end_one(
+        &c.0.store,
         disconnector.as_ref(),
-        vec![end],
+        id,
+        note,
         "console",
-        now,
+        clock::now(),
     )
     .await
     {
-        Ok(out) => match out.first().map(|o| &o.result) {
-            Some(Ok(())) => format!("{user} was disconnected; the device may log in again."),
-            Some(Err(e)) => format!("The access point did not confirm: {e}"),
-            None => "Nothing to disconnect.".into(),
-        },
+        Ok(Ended::NotOnline) => "That session is not online any more.".to_string(),
+        Ok(Ended::Sent(user, Ok(()))) => {
+            format!("{user} was disconnected; the device may log in again.")
+        }
+        Ok(Ended::Sent(_, Err(e))) => format!("The access point did not confirm: {e}"),
         Err(e) => format!("Could not disconnect: {e}"),
     };
     info!(operator = %s.operator.email, session = id, "console: session disconnect");
