@@ -21,6 +21,11 @@ impl Site {
         self.calendar.tz
     }
 
+    /// The site's local date at `now` (plans start and end on local dates).
+    pub fn date_at(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.with_timezone(&self.tz()).date_naive()
+    }
+
     pub fn hours(&self) -> &OpeningHours {
         &self.calendar.hours
     }

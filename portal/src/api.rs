@@ -356,7 +356,7 @@ pub struct MemberOut {
 }
 
 fn member_out(cat: &Catalog, m: &Member) -> MemberOut {
-    let today = clock::now().with_timezone(&cat.site.tz()).date_naive();
+    let today = cat.site.date_at(clock::now());
     let name = |id| {
         cat.plan(id)
             .map_or_else(|| format!("#{id}"), |p| p.name.clone())
@@ -530,7 +530,7 @@ async fn create_member(
     let caller = api.authorize(&headers, "members:write").await?;
     let b: NewMemberIn = parse(&body)?;
     let cat = api.catalog().await?;
-    let today = clock::now().with_timezone(&cat.site.tz()).date_naive();
+    let today = cat.site.date_at(clock::now());
     let new = NewMember {
         name: b.name,
         email: b.email,
@@ -619,7 +619,7 @@ async fn patch_member(
     let actor = caller.actor();
     let store = &api.0.store;
     let cat = api.catalog().await?;
-    let today = clock::now().with_timezone(&cat.site.tz()).date_naive();
+    let today = cat.site.date_at(clock::now());
     let valid_until = date("valid_until", &b.valid_until)?;
     let last_day = date("last_day", &b.last_day)?;
     if valid_until.is_some() && b.plan.is_none() {

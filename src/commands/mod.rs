@@ -106,10 +106,7 @@ impl Ctx {
 
 /// Today's local date at the site.
 pub async fn site_today(store: &Store) -> Result<NaiveDate> {
-    let site = store.site().await?;
-    Ok(frontdesk_core::clock::now()
-        .with_timezone(&site.tz())
-        .date_naive())
+    Ok(store.site().await?.date_at(frontdesk_core::clock::now()))
 }
 
 pub fn parse_date_arg(s: &str) -> Result<NaiveDate> {

@@ -174,7 +174,7 @@ pub async fn membership(
         name: "webhook".into(),
         source: "webhook".into(),
     };
-    let today = clock::now().with_timezone(&cat.site.tz()).date_naive();
+    let today = cat.site.date_at(clock::now());
     let m = apply(&api, &ev, today, &actor).await?;
     store
         .record_webhook(&ev.id, kind_name(ev.kind), Some(&m.id))

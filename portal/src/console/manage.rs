@@ -172,8 +172,8 @@ pub async fn member_new(
         Err(r) => return r,
     };
     let store = &c.0.store;
-    let tz = match store.site().await {
-        Ok(site) => site.tz(),
+    let today = match store.site().await {
+        Ok(site) => site.date_at(clock::now()),
         Err(e) => return unavailable("new member", e),
     };
     let until = match f.valid_until.trim() {
@@ -191,7 +191,6 @@ pub async fn member_new(
         valid_until: until,
         ..Default::default()
     };
-    let today = clock::now().with_timezone(&tz).date_naive();
     match store.add_member(&new, today, &actor(&s)).await {
         Ok((m, _password)) => {
             info!(operator = %s.operator.email, member = %m.id, "console: member added");
@@ -358,15 +357,14 @@ pub async fn end_at(
         Err(r) => return r,
     };
     let store = &c.0.store;
-    let tz = match store.site().await {
-        Ok(site) => site.tz(),
+    let today = match store.site().await {
+        Ok(site) => site.date_at(clock::now()),
         Err(e) => return unavailable("end membership", e),
     };
     let last = match frontdesk_core::model::parse_date(&f.last_day) {
         Ok(d) => d,
         Err(e) => return member_page(&c, &s, &id, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await,
     };
-    let today = clock::now().with_timezone(&tz).date_naive();
     match store.end_member_at(&id, last, today, &actor(&s)).await {
         Ok(m) => {
             member_page(
