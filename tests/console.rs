@@ -284,6 +284,20 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         assert!(token.text().await.unwrap().starts_with("fdk_"));
         shot(&c, "console-14-api-tokens").await;
 
+        c.goto("http://127.0.0.1:8080/vouchers").await.unwrap();
+        c.find(Id("make-vouchers"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.wait().for_element(Css(".voucher")).await.unwrap();
+        assert_eq!(c.find_all(Css(".voucher")).await.unwrap().len(), 10);
+        shot(&c, "console-15-voucher-cards").await;
+        c.goto("http://127.0.0.1:8080/presence").await.unwrap();
+        assert!(body_text(&c).await.contains("Who is in the space now"));
+        shot(&c, "console-16-who-is-in").await;
+
         // Phone size: a second, phone-sized browser with the same console session.
         let cookie = c.get_named_cookie("fd_console").await.unwrap();
         let profile = tempfile::tempdir().unwrap();
@@ -297,6 +311,8 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
             ("/sessions", "phone-4-sessions"),
             ("/explain?user=zoe%40example.com", "phone-5-explain"),
             ("/network", "phone-6-network"),
+            ("/vouchers", "phone-7-vouchers"),
+            ("/presence", "phone-8-who-is-in"),
         ] {
             phone
                 .goto(&format!("http://127.0.0.1:8080{path}"))

@@ -1172,3 +1172,66 @@ async fn network_auth_log_and_explain_pages() {
         "not logged in: to the login page"
     );
 }
+
+#[tokio::test]
+async fn vouchers_are_made_printed_and_counted_by_role() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, viewer_pw) = lab
+        .store
+        .add_admin("viewer@example.com", Role::Viewer, &actor())
+        .await
+        .unwrap();
+    let viewer = ready_operator(&lab, "viewer@example.com", &viewer_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let page = lab.req("GET", "/vouchers", &[&owner], None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+    let r = lab
+        .req(
+            "POST",
+            "/vouchers",
+            &[&viewer],
+            None,
+            Some(format!("csrf={csrf}&count=3&hours=24&devices=2&plan=guest")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            "/vouchers",
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&count=0&hours=24&devices=2&plan=guest")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = lab
+        .req(
+            "POST",
+            "/vouchers",
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&count=3&hours=24&devices=2&plan=guest")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let made = lab.store.vouchers().await.unwrap();
+    assert_eq!(made.len(), 3);
+    for v in &made {
+        assert!(r.body.contains(&v.code), "every new code is on the sheet");
+    }
+    assert_eq!(r.body.matches("class=\"voucher\"").count(), 3);
+    assert!(r.body.contains("Valid 1 day from first use, 2 devices"));
+    // Viewers see the list and the sheet, not the form.
+    let list = lab.req("GET", "/vouchers", &[&viewer], None, None).await;
+    assert!(list.body.contains(&made[0].code) && !list.body.contains("make-vouchers"));
+    let sheet = lab
+        .req("GET", "/vouchers/print", &[&viewer], None, None)
+        .await;
+    assert_eq!(sheet.body.matches("class=\"voucher\"").count(), 3);
+    let used = lab
+        .req("GET", "/vouchers?state=active", &[&viewer], None, None)
+        .await;
+    assert!(!used.body.contains(&made[0].code), "none in use yet");
+}

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 const COOKIE: &str = "fd_console";
 mod manage;
 mod presence;
+mod vouchers;
 
 const CSS: &str = include_str!("../../static/console.css");
 
@@ -245,6 +246,8 @@ impl Console {
             .route("/tokens/{id}/revoke", post(manage::token_revoke))
             .route("/network", get(manage::network))
             .route("/presence", get(presence::presence))
+            .route("/vouchers", get(vouchers::vouchers).post(vouchers::create))
+            .route("/vouchers/print", get(vouchers::sheet))
             .route("/explain", get(manage::explain))
             .route("/members/{id}/status", post(member_status))
             .route("/sessions", get(sessions))
