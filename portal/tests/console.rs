@@ -1137,6 +1137,47 @@ async fn network_auth_log_and_explain_pages() {
         .await;
     assert!(r.body.contains("ada@example.com") && !r.body.contains("grace@example.com"));
 
+    // Owners add a NAS; the secret is generated, shown once, stored sealed.
+    let csrf = lab
+        .req("GET", "/network", &[&owner], None, None)
+        .await
+        .csrf();
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas",
+            &[&owner],
+            None,
+            Some(format!(
+                "csrf={csrf}&name=lobby&address=10.9.0.0%2F24&vendor=unifi&require_ma=1"
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let i = r.body.find("id=\"nas-secret\">").expect("secret shown") + 16;
+    let secret = r.body[i..].split('<').next().unwrap().to_string();
+    assert_eq!(secret.len(), 32);
+    let nas = lab.store.nas_list().await.unwrap();
+    let lobby = nas.iter().find(|n| n.name == "lobby").unwrap();
+    assert_eq!(lobby.secret, secret);
+    assert!(lobby.require_message_authenticator);
+    let again = lab.req("GET", "/network", &[&owner], None, None).await;
+    assert!(
+        again.body.contains("lobby") && !again.body.contains(&secret),
+        "shown once"
+    );
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas",
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&name=x&address=ten&vendor=unifi")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("malformed address"));
+
     let r = lab
         .req(
             "GET",

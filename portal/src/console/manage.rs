@@ -43,6 +43,10 @@ page!(NetworkT, "console/network.html" {
     nas: Vec<NasLine>,
     log: Vec<LogLine>,
     f: LogQuery,
+    is_owner: bool,
+    vendors: Vec<&'static str>,
+    notice: Option<String>,
+    new_secret: Option<String>,
 });
 page!(ExplainT, "console/explain.html" {
     q: ExplainQuery,
@@ -561,6 +565,16 @@ pub async fn network(
         Ok(s) => s,
         Err(r) => return r,
     };
+    network_page(&c, &s, f, None, None).await
+}
+
+async fn network_page(
+    c: &Console,
+    s: &ConsoleSession,
+    f: LogQuery,
+    notice: Option<String>,
+    new_secret: Option<String>,
+) -> Response {
     let store = &c.0.store;
     let (nas, tz) = match (store.nas_list().await, store.site().await) {
         (Ok(n), Ok(site)) => (n, site.tz()),
@@ -581,8 +595,20 @@ pub async fn network(
         Ok(r) => r,
         Err(e) => return unavailable("auth log", e),
     };
-    NetworkT {
-        p: c.page("Network", Some(&s)).await,
+    let status = if notice.is_some() && new_secret.is_none() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = NetworkT {
+        p: c.page("Network", Some(s)).await,
+        is_owner: s.operator.role == Role::Owner,
+        vendors: frontdesk_core::Vendor::ALL
+            .iter()
+            .map(|v| v.as_str())
+            .collect(),
+        notice,
+        new_secret,
         log: log_lines(rows, &nas, tz),
         nas: nas
             .iter()
@@ -594,8 +620,70 @@ pub async fn network(
             })
             .collect(),
         f,
+    };
+    (status, page).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct NasForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    vendor: String,
+    /// Checkbox: present when ticked.
+    #[serde(default)]
+    require_ma: Option<String>,
+}
+
+/// Adds a RADIUS client (owners): Frontdesk generates the shared secret and shows it once.
+pub async fn nas_add(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<NasForm>,
+) -> Response {
+    let s = match require_owner(&c, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
     }
-    .into_response()
+    let bad = |m: String| network_page(&c, &s, LogQuery::default(), Some(m), None);
+    let address = match frontdesk_core::model::parse_cidr(&f.address) {
+        Ok(a) => a,
+        Err(e) => return bad(e).await,
+    };
+    let vendor: frontdesk_core::Vendor = match f.vendor.parse() {
+        Ok(v) => v,
+        Err(e) => return bad(e).await,
+    };
+    // 128 random bits as 32 hex characters: within every vendor's secret length limit, typed
+    // into the access point's form once.
+    let secret = super::random_hex()[..32].to_string();
+    let new = frontdesk_core::store::NewNas {
+        name: f.name.trim().to_string(),
+        address,
+        secret: secret.clone(),
+        vendor,
+        disconnect_port: None,
+        coa_port: None,
+        require_message_authenticator: f.require_ma.is_some(),
+    };
+    match c.0.store.add_nas(&new, &actor(&s)).await {
+        Ok(n) => {
+            info!(operator = %s.operator.email, nas = %n.name, "console: NAS added");
+            let notice = format!(
+                "Added {} ({}). Enter this shared secret on the access point now; it is not shown again:",
+                n.name, n.address
+            );
+            network_page(&c, &s, LogQuery::default(), Some(notice), Some(secret)).await
+        }
+        Err(e @ (StoreError::Invalid(_) | StoreError::Duplicate(_))) => bad(e.to_string()).await,
+        Err(e) => unavailable("NAS add", e),
+    }
 }
 
 #[derive(Deserialize, Default)]

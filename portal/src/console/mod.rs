@@ -245,6 +245,7 @@ impl Console {
             .route("/tokens", get(manage::tokens).post(manage::token_create))
             .route("/tokens/{id}/revoke", post(manage::token_revoke))
             .route("/network", get(manage::network))
+            .route("/network/nas", post(manage::nas_add))
             .route("/presence", get(presence::presence))
             .route("/vouchers", get(vouchers::vouchers).post(vouchers::create))
             .route("/vouchers/print", get(vouchers::sheet))
