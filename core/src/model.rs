@@ -197,6 +197,14 @@ pub struct Voucher {
     pub first_used_at: Option<DateTime<Utc>>,
 }
 
+impl Voucher {
+    /// When its validity ends: `valid_secs` after first use; `None` while unused.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.first_used_at
+            .map(|t| t + chrono::Duration::seconds(self.valid_secs))
+    }
+}
+
 /// NAS vendor profiles (SPEC §4, shared/VENDORS.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

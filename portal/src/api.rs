@@ -783,9 +783,7 @@ pub struct VoucherOut {
 }
 
 fn voucher_out(cat: &Catalog, v: &frontdesk_core::Voucher, now: DateTime<Utc>) -> VoucherOut {
-    let expires_at = v
-        .first_used_at
-        .map(|t| t + chrono::Duration::seconds(v.valid_secs));
+    let expires_at = v.expires_at();
     VoucherOut {
         code: v.code.clone(),
         plan: cat

@@ -114,10 +114,8 @@ async fn main() -> Result<()> {
         )
         .await?;
     let token = "bench-session-token";
-    let hash = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(token.as_bytes()))
-    };
+    // Console session tokens are hashed like API tokens.
+    let hash = frontdesk_portal::api::token_hash(token);
     store
         .create_console_session(&hash, operator.id, "csrf", "127.0.0.1", false, now)
         .await?;

@@ -97,11 +97,7 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
         );
     }
     for sig in sigs {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| "bad secret")?;
-        mac.update(t.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        if mac.verify_slice(&sig).is_ok() {
+        if signed(secret, body, t).verify_slice(&sig).is_ok() {
             return Ok(());
         }
     }
@@ -111,11 +107,17 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
 /// Signs a body as a sender would (tests, and `frontdesk webhook sign` for operators trying
 /// the endpoint by hand).
 pub fn sign(secret: &[u8], body: &[u8], t: i64) -> String {
+    let mac = signed(secret, body, t).finalize().into_bytes();
+    format!("t={t},v1={}", hex::encode(mac))
+}
+
+/// HMAC-SHA256 over "T.BODY", the signed payload of both ends.
+fn signed(secret: &[u8], body: &[u8], t: i64) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
 /// Applies a signed membership event.

@@ -3,7 +3,9 @@
 //! API tokens (owners), and the network pages: NAS list, the auth log ("why was I rejected")
 //! and explain, backed by the same code as `frontdesk explain` and the API.
 
-use super::{can_edit, csrf_ok, member_page, require, require_editor, Console, CsrfForm, Page};
+use super::{
+    actor, can_edit, csrf_ok, member_page, require, require_editor, Console, CsrfForm, Page,
+};
 use crate::totp::qr_svg;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -14,7 +16,7 @@ use frontdesk_core::clock;
 use frontdesk_core::model::Role;
 use frontdesk_core::store::console::ConsoleSession;
 use frontdesk_core::store::radius::AuthLogFilter;
-use frontdesk_core::store::{Actor, NewMember, StoreError};
+use frontdesk_core::store::{NewMember, StoreError};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -90,13 +92,6 @@ pub struct ExplainView {
     pub opens: String,
     pub at: String,
     pub log: Vec<LogLine>,
-}
-
-fn actor(s: &ConsoleSession) -> Actor {
-    Actor {
-        name: s.operator.email.clone(),
-        source: "console".into(),
-    }
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Response {

@@ -20,7 +20,6 @@ use frontdesk_core::store::console::{ConsoleSession, Operator};
 use frontdesk_core::store::{Actor, Store};
 use rand::RngCore;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
@@ -160,8 +159,17 @@ fn random_hex() -> String {
     hex::encode(b)
 }
 
+/// Session tokens are stored as the same SHA-256 hex as API tokens.
 fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::api::token_hash(token)
+}
+
+/// Changes made on the console are audited under the operator's email.
+fn actor(s: &ConsoleSession) -> Actor {
+    Actor {
+        name: s.operator.email.clone(),
+        source: "console".into(),
+    }
 }
 
 /// The value of the cookie `name` the browser sent.
@@ -621,10 +629,7 @@ async fn password(
             .await
             .unwrap_or_default();
     let token = cookie_token(&headers).map(|t| token_hash(&t));
-    let actor = Actor {
-        name: s.operator.email.clone(),
-        source: "console".into(),
-    };
+    let actor = actor(&s);
     if let Err(e) =
         c.0.store
             .set_operator_password(s.operator.id, &hash, token.as_deref(), &actor)
@@ -994,10 +999,7 @@ async fn member_status(
     let Ok(status) = f.status.parse::<frontdesk_core::model::MemberStatus>() else {
         return (StatusCode::BAD_REQUEST, "unknown status").into_response();
     };
-    let actor = Actor {
-        name: s.operator.email.clone(),
-        source: "console".into(),
-    };
+    let actor = actor(&s);
     match c.0.store.set_member_status(&id, status, &actor).await {
         Ok(m) => {
             info!(operator = %s.operator.email, member = %m.id, status = status.as_str(), "console: member status changed");
@@ -1193,10 +1195,7 @@ async fn totp_enrol(
     };
     let codes = crate::totp::recovery_codes();
     let hashes: Vec<String> = codes.iter().map(|c| token_hash(c)).collect();
-    let actor = Actor {
-        name: s.operator.email.clone(),
-        source: "console".into(),
-    };
+    let actor = actor(&s);
     if let Err(e) = store
         .enable_totp(s.operator.id, step, &hashes, &actor)
         .await

@@ -8,7 +8,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use frontdesk_core::clock;
-use frontdesk_core::store::{Actor, StoreError};
+use frontdesk_core::store::StoreError;
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -55,9 +55,7 @@ async fn lines(c: &Console) -> Result<Vec<VoucherLine>, StoreError> {
     Ok(list
         .into_iter()
         .map(|v| {
-            let expires = v
-                .first_used_at
-                .map(|t| t + chrono::Duration::seconds(v.valid_secs));
+            let expires = v.expires_at();
             VoucherLine {
                 plan: cat
                     .plan(v.plan_id)
@@ -180,10 +178,7 @@ pub async fn create(
         )
         .await;
     };
-    let actor = Actor {
-        name: s.operator.email.clone(),
-        source: "console".into(),
-    };
+    let actor = super::actor(&s);
     let plan = if f.plan.is_empty() {
         "guest"
     } else {
