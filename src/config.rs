@@ -117,6 +117,10 @@ pub struct HttpConfig {
     /// Default false: without a certificate, a network address gets HTTPS with a certificate
     /// from Frontdesk's CA.
     pub plain_http: bool,
+    /// The address members and operators use for the console, e.g.
+    /// `https://frontdesk.example.com`: sign-in links by mail point here. Default: the
+    /// listen address.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -126,6 +130,7 @@ impl Default for HttpConfig {
             tls_cert_file: None,
             tls_key_file: None,
             plain_http: false,
+            public_url: None,
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod limit;
 pub mod mail;
 pub mod tls;
 pub mod totp;
+pub mod week;
 
 pub use captive::{Portal, PortalSettings};
 

@@ -64,6 +64,14 @@ async fn lab_with(
     settings: ConsoleSettings,
     disconnector: Option<std::sync::Arc<dyn frontdesk_core::ports::Disconnector>>,
 ) -> (Lab, String) {
+    lab_full(settings, disconnector, None).await
+}
+
+async fn lab_full(
+    settings: ConsoleSettings,
+    disconnector: Option<std::sync::Arc<dyn frontdesk_core::ports::Disconnector>>,
+    mailer: Option<std::sync::Arc<dyn frontdesk_core::ports::Mailer>>,
+) -> (Lab, String) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("c.db").display());
     let mut store = Store::open(&url, OpenMode::Create).await.unwrap();
@@ -82,6 +90,9 @@ async fn lab_with(
     let mut console = Console::new(store.clone(), settings);
     if let Some(d) = disconnector {
         console = console.with_disconnector(d);
+    }
+    if let Some(m) = mailer {
+        console = console.with_mailer(m);
     }
     let app = console.router();
     (
@@ -1275,4 +1286,408 @@ async fn vouchers_are_made_printed_and_counted_by_role() {
         .req("GET", "/vouchers?state=active", &[&viewer], None, None)
         .await;
     assert!(!used.body.contains(&made[0].code), "none in use yet");
+}
+
+/// Mails the console would send, kept for the test to read.
+#[derive(Default)]
+struct Outbox(std::sync::Mutex<Vec<frontdesk_core::ports::Mail>>);
+
+#[async_trait::async_trait]
+impl frontdesk_core::ports::Mailer for Outbox {
+    async fn send(
+        &self,
+        mail: frontdesk_core::ports::Mail,
+    ) -> Result<(), frontdesk_core::ports::ActError> {
+        self.0.lock().unwrap().push(mail);
+        Ok(())
+    }
+}
+
+impl Outbox {
+    /// Waits for the `n`th mail (links are sent in the background).
+    async fn wait_for(&self, n: usize) -> Vec<frontdesk_core::ports::Mail> {
+        for _ in 0..200 {
+            {
+                let mails = self.0.lock().unwrap();
+                if mails.len() >= n {
+                    return mails.clone();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("mail {n} never came");
+    }
+}
+
+/// A member signs in to /me: by link (once, on a configured URL), then with a password of
+/// their own; sees plan and hours; reveals and rotates the Wi-Fi password; registers devices
+/// within the plan's limit and cannot touch another member's; makes a guest pass; loses the
+/// session when suspended.
+#[tokio::test]
+async fn members_sign_in_to_self_service_and_manage_their_own_things_only() {
+    let outbox = std::sync::Arc::new(Outbox::default());
+    let settings = ConsoleSettings {
+        public_url: "https://frontdesk.example.org/".into(),
+        ..Default::default()
+    };
+    let (lab, _) = lab_full(settings, None, Some(outbox.clone())).await;
+    let today = chrono::Utc::now().date_naive();
+    let mut ids = Vec::new();
+    for (name, email, plan) in [
+        ("Ada <Lovelace>", "ada@example.com", "flex"),
+        ("Bob", "bob@example.com", "full-time"),
+    ] {
+        let (m, _) = lab
+            .store
+            .add_member(
+                &NewMember {
+                    name: name.into(),
+                    email: email.into(),
+                    plan: plan.into(),
+                    ..Default::default()
+                },
+                today,
+                &actor(),
+            )
+            .await
+            .unwrap();
+        ids.push(m.id);
+    }
+    let bob_mac: frontdesk_core::MacAddr = "BB:00:00:00:00:01".parse().unwrap();
+    lab.store
+        .add_device(Some(&ids[1]), bob_mac, "full-time", "bob's tv", &actor())
+        .await
+        .unwrap();
+
+    let r = lab.req("GET", "/me", &[], None, None).await;
+    assert_eq!(r.location(), Some("/me/login"));
+    let form = lab.req("GET", "/me/login", &[], None, None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let login_cookie = form.set_cookie("fd_me_csrf").expect("sign-in csrf cookie");
+    let csrf = form.csrf();
+    let ask = |email: &str| format!("csrf={csrf}&email={}", urlencode(email));
+    // Without the form's cookie: refused.
+    let r = lab
+        .req("POST", "/me/link", &[], None, Some(ask("ada@example.com")))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A member and a stranger get the same answer; only the member gets a mail.
+    let r = lab
+        .req(
+            "POST",
+            "/me/link",
+            &[&login_cookie],
+            Some("http://console.test"),
+            Some(ask("ada@example.com")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("a sign-in link is on its way"),
+        "{}",
+        r.body
+    );
+    let stranger = lab
+        .req(
+            "POST",
+            "/me/link",
+            &[&login_cookie],
+            None,
+            Some(ask("nobody@example.com")),
+        )
+        .await;
+    assert_eq!(stranger.status, StatusCode::OK);
+    assert_eq!(
+        stranger.body.replace("nobody@example.com", "X").len()
+            - stranger.body.matches("csrf").count(),
+        r.body.replace("ada@example.com", "X").len() - r.body.matches("csrf").count()
+    );
+    let mails = outbox.wait_for(1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(outbox.0.lock().unwrap().len(), 1, "no mail for a stranger");
+    assert_eq!(mails[0].to, "ada@example.com");
+    // The link points at the configured URL, not at the Host the request named.
+    let url = mails[0]
+        .body
+        .lines()
+        .find(|l| l.starts_with("https://"))
+        .expect("a link")
+        .to_string();
+    assert!(
+        url.starts_with("https://frontdesk.example.org/me/link/"),
+        "{url}"
+    );
+    let path = url.trim_start_matches("https://frontdesk.example.org");
+
+    // Opening the link changes nothing; the button signs in, once.
+    let page = lab.req("GET", path, &[], None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.set_cookie("fd_me").is_none());
+    let page_cookie = page.set_cookie("fd_me_csrf").unwrap();
+    let body = format!("csrf={}", page.csrf());
+    let r = lab.req("POST", path, &[], None, Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "no double-submit cookie");
+    let r = lab
+        .req("POST", path, &[&page_cookie], None, Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), Some("/me"));
+    let me = r.set_cookie("fd_me").expect("a member session");
+    let again = lab
+        .req("POST", path, &[&page_cookie], None, Some(body))
+        .await;
+    assert_eq!(again.status, StatusCode::GONE, "a link works once");
+    // The operator console does not take a member's session.
+    let r = lab.req("GET", "/", &[&me], None, None).await;
+    assert_eq!(r.location(), Some("/login"));
+
+    let home = lab.req("GET", "/me", &[&me], None, None).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        home.body.contains("Hello, Ada &#60;Lovelace&#62;"),
+        "{}",
+        home.body
+    );
+    assert!(!home.body.contains("Ada <Lovelace>"));
+    assert!(home.body.contains("flex") && home.body.contains("class=\"week\""));
+    assert!(!home.body.contains("bob's tv") && !home.body.contains("BB:00:00:00:00:01"));
+    let csrf = home.csrf();
+
+    // Reveal (audited) and rotate; a forged post does neither.
+    let r = lab
+        .req(
+            "POST",
+            "/me/reveal",
+            &[&me],
+            None,
+            Some("csrf=wrong".into()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            "/me/reveal",
+            &[&me],
+            Some("http://evil.test"),
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let old = lab.store.wifi_password(&ids[0]).await.unwrap();
+    let r = lab
+        .req(
+            "POST",
+            "/me/reveal",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains(&old));
+    let audit = lab.store.audit_of(&ids[0], 20).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "member.reveal" && e.source == "self-service"));
+    let r = lab
+        .req(
+            "POST",
+            "/me/rotate",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let new = lab.store.wifi_password(&ids[0]).await.unwrap();
+    assert_ne!(new, old);
+    assert!(r.body.contains(&new) && r.body.contains("old one no longer works"));
+
+    // Devices: a bad MAC is explained; the plan's limit (flex: 3) holds; another member's
+    // device cannot be removed (it is "not found").
+    let add = |mac: &str, name: &str| {
+        format!(
+            "csrf={csrf}&mac={}&name={}",
+            urlencode(mac),
+            urlencode(name)
+        )
+    };
+    let r = lab
+        .req(
+            "POST",
+            "/me/devices",
+            &[&me],
+            None,
+            Some(add("printer", "printer")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("is not a MAC address"));
+    for i in 1..=3 {
+        let r = lab
+            .req(
+                "POST",
+                "/me/devices",
+                &[&me],
+                None,
+                Some(add(&format!("aa-00-00-00-00-0{i}"), &format!("device {i}"))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let r = lab
+        .req(
+            "POST",
+            "/me/devices",
+            &[&me],
+            None,
+            Some(add("aa:00:00:00:00:04", "four")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("allows 3 registered devices"), "{}", r.body);
+    let r = lab
+        .req(
+            "POST",
+            "/me/devices",
+            &[&me],
+            None,
+            Some(add("BB:00:00:00:00:01", "mine!")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = lab
+        .req(
+            "POST",
+            "/me/devices/remove",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}&mac=BB:00:00:00:00:01")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(lab.store.device(bob_mac).await.unwrap().is_some());
+    assert_eq!(lab.store.devices_of(&ids[0]).await.unwrap().len(), 3);
+    let r = lab
+        .req(
+            "POST",
+            "/me/devices/remove",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}&mac=AA:00:00:00:00:01")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(lab.store.devices_of(&ids[0]).await.unwrap().len(), 2);
+
+    // A guest pass, sponsored by the member.
+    let r = lab
+        .req(
+            "POST",
+            "/me/guests",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let passes = lab.store.vouchers_sponsored_by(&ids[0]).await.unwrap();
+    assert_eq!(passes.len(), 1);
+    assert!(r.body.contains(&passes[0].code));
+
+    // A password of their own; then sign out and in with it. A wrong one, and an address
+    // without a password, get the same answer.
+    let r = lab
+        .req(
+            "POST",
+            "/me/password",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}&new=short&confirm=short")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let pw = "ada's own long passphrase";
+    let r = lab
+        .req(
+            "POST",
+            "/me/password",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}&new={0}&confirm={0}", urlencode(pw))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = lab
+        .req(
+            "POST",
+            "/me/logout",
+            &[&me],
+            None,
+            Some(format!("csrf={csrf}")),
+        )
+        .await;
+    assert_eq!(r.location(), Some("/me/login"));
+    let r = lab.req("GET", "/me", &[&me], None, None).await;
+    assert_eq!(r.location(), Some("/me/login"), "signed out");
+    let sign_in = |email: &str, pw: &str| {
+        format!(
+            "csrf={}&email={}&password={}",
+            form.csrf(),
+            urlencode(email),
+            urlencode(pw)
+        )
+    };
+    let wrong = lab
+        .req(
+            "POST",
+            "/me/login",
+            &[&login_cookie],
+            None,
+            Some(sign_in("ada@example.com", "nope")),
+        )
+        .await;
+    let nopass = lab
+        .req(
+            "POST",
+            "/me/login",
+            &[&login_cookie],
+            None,
+            Some(sign_in("bob@example.com", "nope")),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(nopass.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.body.contains("Wrong email or password")
+            && nopass.body.contains("Wrong email or password")
+    );
+    let r = lab
+        .req(
+            "POST",
+            "/me/login",
+            &[&login_cookie],
+            None,
+            Some(sign_in("ADA@example.com", pw)),
+        )
+        .await;
+    assert_eq!(r.location(), Some("/me"));
+    let me = r.set_cookie("fd_me").unwrap();
+    assert_eq!(
+        lab.req("GET", "/me", &[&me], None, None).await.status,
+        StatusCode::OK
+    );
+
+    // Suspension ends self-service at once.
+    lab.store
+        .set_member_status(
+            &ids[0],
+            frontdesk_core::model::MemberStatus::Suspended,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let r = lab.req("GET", "/me", &[&me], None, None).await;
+    assert_eq!(r.location(), Some("/me/login"));
 }

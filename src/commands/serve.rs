@@ -234,7 +234,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     info!(seq = c.seq, kind = %c.kind, object = %c.object, "change applied");
                 }
                 // Operator accounts and API tokens change nobody's access.
-                if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token")) {
+                if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token" | "member_login")) {
                     continue;
                 }
                 if let Some(g) = gateway.as_mut() {
@@ -370,14 +370,28 @@ async fn start_console(
         (None, None) => None,
         _ => bail!("[http]: set both tls_cert_file and tls_key_file, or neither"),
     };
+    let public_url = match &ctx.config.http.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://{addr}");
+            if addr.ip().is_unspecified() {
+                warn!(%url, "[http] public_url is not set and the console listens on every address: member sign-in links will not work until it is set");
+            }
+            url
+        }
+    };
     let app = frontdesk_portal::console::Console::new(
         store.clone(),
         frontdesk_portal::console::ConsoleSettings {
             tls: tls.is_some(),
+            public_url,
+            guest_plan: ctx.config.portal.guest_plan.clone(),
             ..Default::default()
         },
     )
     .with_disconnector(disconnector.clone())
+    .with_mailer(mailer(ctx)?)
     .router()
     .merge(frontdesk_portal::api::Api::new(store.clone(), Some(disconnector)).router());
     let tcp = tokio::net::TcpListener::bind(addr)

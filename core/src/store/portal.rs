@@ -297,6 +297,17 @@ pub enum SponsorState {
     Expired,
 }
 
+impl SponsorState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SponsorState::Pending => "pending",
+            SponsorState::Approved => "approved",
+            SponsorState::Declined => "declined",
+            SponsorState::Expired => "expired",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SponsorRequest {
     pub id: String,
@@ -382,6 +393,26 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// A member's sponsor requests created at or after `since` (seconds), newest first.
+    pub(super) async fn sponsor_requests_where(
+        &self,
+        member_id: &str,
+        since: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SponsorRequest>> {
+        let rows: Vec<SponsorRow> = sqlx::query_as(&format!(
+            "SELECT {SPONSOR_COLS} FROM sponsor_requests WHERE member_id = $1 AND created_at >= $2 ORDER BY created_at DESC"
+        ))
+        .bind(member_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| sponsor_from_row(r, now))
+            .collect())
     }
 
     pub async fn sponsor_request(

@@ -27,11 +27,11 @@ pub struct NewNas {
     pub require_message_authenticator: bool,
 }
 
-type DeviceRow = (i64, String, Option<String>, i64, String);
-type VoucherRow = (String, i64, i64, i64, Option<String>, i64, Option<i64>);
+pub(super) type DeviceRow = (i64, String, Option<String>, i64, String);
+pub(super) type VoucherRow = (String, i64, i64, i64, Option<String>, i64, Option<i64>);
 type NasRow = (i64, String, String, String, String, i64, i64, i64);
 
-fn device_from_row((id, mac, member_id, plan_id, name): DeviceRow) -> Result<Device> {
+pub(super) fn device_from_row((id, mac, member_id, plan_id, name): DeviceRow) -> Result<Device> {
     Ok(Device {
         id,
         mac: mac
@@ -43,7 +43,7 @@ fn device_from_row((id, mac, member_id, plan_id, name): DeviceRow) -> Result<Dev
     })
 }
 
-fn voucher_from_row(
+pub(super) fn voucher_from_row(
     (code, plan_id, valid_secs, devices, sponsor_id, created, first): VoucherRow,
 ) -> Voucher {
     Voucher {

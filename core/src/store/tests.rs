@@ -1087,3 +1087,144 @@ async fn auth_log_filters(store: &Store) {
     .is_empty());
 }
 both!(auth_log, auth_log_filters);
+
+async fn self_service_links_sessions_and_devices(store: &Store) {
+    let s = ready(store).await;
+    let today = chrono::Utc::now().date_naive();
+    let (ada, _) = s
+        .add_member(&new_member("ada@example.com", "flex"), today, &actor())
+        .await
+        .unwrap();
+    let (bob, _) = s
+        .add_member(&new_member("bob@example.com", "flex"), today, &actor())
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let min = chrono::Duration::minutes;
+    // A link works once, and not after it expires.
+    s.create_member_link("h1", &ada.id, now, now + min(20))
+        .await
+        .unwrap();
+    s.create_member_link("h2", &ada.id, now, now + min(20))
+        .await
+        .unwrap();
+    assert!(s.member_link_valid("h1", now).await.unwrap());
+    assert_eq!(
+        s.use_member_link("h1", now).await.unwrap().as_deref(),
+        Some(ada.id.as_str())
+    );
+    assert_eq!(s.use_member_link("h1", now).await.unwrap(), None);
+    assert!(!s.member_link_valid("h2", now + min(21)).await.unwrap());
+    assert_eq!(s.use_member_link("h2", now + min(21)).await.unwrap(), None);
+    assert_eq!(s.use_member_link("nope", now).await.unwrap(), None);
+
+    // Sessions: idle and absolute expiry; a password change keeps only the current one;
+    // suspension ends them.
+    let (idle, abs) = (min(30), chrono::Duration::hours(12));
+    for t in ["s1", "s2", "s3"] {
+        s.create_member_session(t, &ada.id, "csrf", "192.0.2.1", now)
+            .await
+            .unwrap();
+    }
+    assert!(s
+        .member_session("s1", now, idle, abs)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(s
+        .member_session("s3", now + min(31), idle, abs)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        s.member_session("s3", now, idle, abs)
+            .await
+            .unwrap()
+            .is_none(),
+        "deleted"
+    );
+    assert!(s
+        .member_login("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .1
+        .is_none());
+    s.set_member_login(&ada.id, "argon-hash", Some("s1"), &actor())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.member_login("ADA@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .as_deref(),
+        Some("argon-hash")
+    );
+    assert!(s
+        .member_session("s2", now, idle, abs)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .member_session("s1", now, idle, abs)
+        .await
+        .unwrap()
+        .is_some());
+    s.set_member_status(&ada.id, MemberStatus::Suspended, &actor())
+        .await
+        .unwrap();
+    assert!(s
+        .member_session("s1", now, idle, abs)
+        .await
+        .unwrap()
+        .is_none());
+    s.set_member_status(&ada.id, MemberStatus::Active, &actor())
+        .await
+        .unwrap();
+
+    // Devices within a limit, removal scoped to the owner.
+    let flex = s.plan("flex").await.unwrap();
+    let mac = |i: u8| crate::MacAddr([0xaa, 0, 0, 0, 0, i]);
+    for i in 1..=2 {
+        s.add_member_device(&ada.id, mac(i), flex.id, "d", 2, &actor())
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        s.add_member_device(&ada.id, mac(3), flex.id, "d", 2, &actor())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.add_member_device(&bob.id, mac(1), flex.id, "d", 2, &actor())
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert!(matches!(
+        s.remove_device(mac(1), Some(&bob.id), &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.remove_device(mac(1), Some(&ada.id), &actor())
+        .await
+        .unwrap();
+    assert_eq!(s.devices_of(&ada.id).await.unwrap().len(), 1);
+    assert!(s.devices_of(&bob.id).await.unwrap().is_empty());
+
+    // Guest passes by sponsor.
+    s.create_vouchers(2, 3600, 1, "guest", Some(&bob.id), &actor())
+        .await
+        .unwrap();
+    s.create_vouchers(1, 3600, 1, "guest", None, &actor())
+        .await
+        .unwrap();
+    assert_eq!(s.vouchers_sponsored_by(&bob.id).await.unwrap().len(), 2);
+    assert!(s.vouchers_sponsored_by(&ada.id).await.unwrap().is_empty());
+    assert!(s
+        .sponsor_requests_of(&ada.id, now, 7)
+        .await
+        .unwrap()
+        .is_empty());
+}
+both!(self_service, self_service_links_sessions_and_devices);

@@ -285,51 +285,13 @@ async fn credentials_page(
     password: String,
     rotated: bool,
 ) -> Response {
-    // A WPA2-Enterprise joining code needs the SSID: the member's plan's first SSID, if the
-    // plan names one; otherwise the QR code carries the username and password as text.
-    let ssid = match c.0.store.catalog().await {
-        Ok(cat) => m
-            .assignments
-            .iter()
-            .rev()
-            .filter_map(|a| cat.plan(a.plan_id))
-            .find_map(|p| p.ssids.first().cloned()),
-        Err(_) => None,
-    };
-    let esc = |v: &str| {
-        v.chars().fold(String::new(), |mut o, ch| {
-            if matches!(ch, '\\' | ';' | ',' | ':' | '"') {
-                o.push('\\');
-            }
-            o.push(ch);
-            o
-        })
-    };
-    let (text, qr_kind) = match &ssid {
-        Some(ssid) => (
-            format!(
-                "WIFI:T:WPA2-EAP;S:{};E:PEAP;PH2:MSCHAPV2;I:{};P:{};;",
-                esc(ssid),
-                esc(&m.wifi_username),
-                esc(&password)
-            ),
-            format!("joins {ssid} (WPA2-Enterprise, PEAP) on phones that read Wi-Fi QR codes"),
-        ),
-        None => (
-            format!(
-                "Wi-Fi username: {}\nWi-Fi password: {password}",
-                m.wifi_username
-            ),
-            "holds the username and password as text (give the plan an SSID for a joining code)"
-                .into(),
-        ),
-    };
+    let (qr, qr_kind) = join_code(&c.0.store, &m, &password).await;
     CredentialsT {
         p: c.page("Wi-Fi credentials", Some(s)).await,
         member_id: m.id.clone(),
         name: m.name.clone(),
         username: m.wifi_username.clone(),
-        qr: qr_svg(&text),
+        qr,
         qr_kind,
         password,
         rotated,
@@ -752,4 +714,53 @@ pub async fn explain(
         error,
     };
     (status, page).into_response()
+}
+
+/// A QR code for joining the Wi-Fi (SVG) and what it holds, for the console's and the
+/// member's own credentials page.
+pub(super) async fn join_code(
+    store: &frontdesk_core::store::Store,
+    m: &frontdesk_core::Member,
+    password: &str,
+) -> (String, String) {
+    // A WPA2-Enterprise joining code needs the SSID: the member's plan's first SSID, if the
+    // plan names one; otherwise the QR code carries the username and password as text.
+    let ssid = match store.catalog().await {
+        Ok(cat) => m
+            .assignments
+            .iter()
+            .rev()
+            .filter_map(|a| cat.plan(a.plan_id))
+            .find_map(|p| p.ssids.first().cloned()),
+        Err(_) => None,
+    };
+    let esc = |v: &str| {
+        v.chars().fold(String::new(), |mut o, ch| {
+            if matches!(ch, '\\' | ';' | ',' | ':' | '"') {
+                o.push('\\');
+            }
+            o.push(ch);
+            o
+        })
+    };
+    let (text, qr_kind) = match &ssid {
+        Some(ssid) => (
+            format!(
+                "WIFI:T:WPA2-EAP;S:{};E:PEAP;PH2:MSCHAPV2;I:{};P:{};;",
+                esc(ssid),
+                esc(&m.wifi_username),
+                esc(password)
+            ),
+            format!("joins {ssid} (WPA2-Enterprise, PEAP) on phones that read Wi-Fi QR codes"),
+        ),
+        None => (
+            format!(
+                "Wi-Fi username: {}\nWi-Fi password: {password}",
+                m.wifi_username
+            ),
+            "holds the username and password as text (give the plan an SSID for a joining code)"
+                .into(),
+        ),
+    };
+    (qr_svg(&text), qr_kind)
 }

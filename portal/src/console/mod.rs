@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 const COOKIE: &str = "fd_console";
 mod manage;
+mod me;
 mod presence;
 mod vouchers;
 
@@ -40,6 +41,13 @@ pub struct ConsoleSettings {
     pub absolute: chrono::Duration,
     /// Served over HTTPS: cookies are `Secure`, HSTS is sent.
     pub tls: bool,
+    /// Where members reach this listener (`[http] public_url`): sign-in links by mail point
+    /// here, never to the request's Host header (which an attacker chooses).
+    pub public_url: String,
+    /// The plan of guest passes members make on `/me` (`[portal] guest_plan`).
+    pub guest_plan: String,
+    /// A guest pass's validity from first use.
+    pub guest_pass_hours: i64,
 }
 
 impl Default for ConsoleSettings {
@@ -48,6 +56,9 @@ impl Default for ConsoleSettings {
             idle: chrono::Duration::minutes(30),
             absolute: chrono::Duration::hours(12),
             tls: false,
+            public_url: "http://127.0.0.1:8080".into(),
+            guest_plan: "guest".into(),
+            guest_pass_hours: 8,
         }
     }
 }
@@ -56,6 +67,10 @@ struct Inner {
     store: Store,
     /// Ends RADIUS sessions (the operator's Disconnect button); `None`: no button.
     disconnector: Option<Arc<dyn frontdesk_core::ports::Disconnector>>,
+    /// Sends members their sign-in links; `None`: links cannot be sent (passwords only).
+    mailer: Option<Arc<dyn frontdesk_core::ports::Mailer>>,
+    /// Sign-in link requests per address and per IP (5 an hour).
+    links: Limiter,
     settings: ConsoleSettings,
     /// Failed logins: per account and per address (5 and 20 per 15 minutes).
     by_account: Limiter,
@@ -212,6 +227,8 @@ impl Console {
         Console(Arc::new(Inner {
             store,
             disconnector: None,
+            mailer: None,
+            links: Limiter::new(5, Duration::from_secs(3600)),
             settings,
             by_account: Limiter::new(5, Duration::from_secs(15 * 60)),
             by_address: Limiter::new(20, Duration::from_secs(15 * 60)),
@@ -229,6 +246,16 @@ impl Console {
             .unwrap_or_else(|_| panic!("with_disconnector is called before the console is shared"));
         Console(Arc::new(Inner {
             disconnector: Some(disconnector),
+            ..inner
+        }))
+    }
+
+    /// Lets members ask for sign-in links by mail on `/me/login`.
+    pub fn with_mailer(self, mailer: Arc<dyn frontdesk_core::ports::Mailer>) -> Console {
+        let inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("with_mailer is called before the console is shared"));
+        Console(Arc::new(Inner {
+            mailer: Some(mailer),
             ..inner
         }))
     }
@@ -264,6 +291,17 @@ impl Console {
             .route("/audit.csv", get(audit_csv))
             .route("/sessions/{id}/disconnect", post(disconnect_session))
             .route("/static/console.css", get(css))
+            .route("/me", get(me::home))
+            .route("/me/login", get(me::login_form).post(me::login))
+            .route("/me/link", post(me::link_request))
+            .route("/me/link/{token}", get(me::link_page).post(me::link_use))
+            .route("/me/logout", post(me::logout))
+            .route("/me/password", post(me::password))
+            .route("/me/reveal", post(me::reveal))
+            .route("/me/rotate", post(me::rotate))
+            .route("/me/devices", post(me::device_add))
+            .route("/me/devices/remove", post(me::device_remove))
+            .route("/me/guests", post(me::guest_pass))
             .layer(axum::middleware::map_response_with_state(
                 self.clone(),
                 security_headers,
