@@ -126,6 +126,7 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         }
     }
 
+    let outbox = env.dir.path().join("outbox");
     in_browser(&ns, 9520, "127.0.0.1", true, move |c| async move {
         use fantoccini::Locator::{Css, Id};
         c.goto("http://127.0.0.1:8080/").await.unwrap();
@@ -337,6 +338,91 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
             // Wide tables scroll inside their card; the page never scrolls sideways.
             assert!(!overflow, "{path} is wider than a phone");
         }
+        phone.close().await.unwrap();
+
+        // A member signs in to /me with a link from the outbox, reveals and rotates their
+        // Wi-Fi password; the phone-sized browser shows the same page.
+        c.goto("http://127.0.0.1:8080/me").await.unwrap();
+        c.wait().for_element(Id("send-link")).await.unwrap();
+        shot(&c, "me-1-sign-in").await;
+        c.find(Id("link-email"))
+            .await
+            .unwrap()
+            .send_keys("grace@example.com")
+            .await
+            .unwrap();
+        c.find(Id("send-link"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let notice = c.wait().for_element(Id("notice")).await.unwrap();
+        assert!(notice
+            .text()
+            .await
+            .unwrap()
+            .contains("sign-in link is on its way"));
+        let link = {
+            let mut found = None;
+            for _ in 0..100 {
+                found = std::fs::read_dir(&outbox).ok().and_then(|d| {
+                    d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                        .filter(|m| m.contains("To: grace@example.com"))
+                        .find_map(|m| {
+                            m.lines()
+                                .find(|l| l.starts_with("http://127.0.0.1:8080/me/link/"))
+                                .map(|l| l.trim().to_string())
+                        })
+                });
+                if found.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            found.expect("a sign-in link in the outbox")
+        };
+        c.goto(&link).await.unwrap();
+        c.wait().for_element(Id("use-link")).await.unwrap();
+        c.find(Id("use-link")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Id("rotate")).await.unwrap();
+        let text = body_text(&c).await;
+        assert!(
+            text.contains("Hello, Grace Hopper") && text.contains("flex"),
+            "{text}"
+        );
+        assert!(c.find(Css("svg.week")).await.is_ok(), "the week's hours");
+        shot(&c, "me-2-home").await;
+        c.find(Id("reveal")).await.unwrap().click().await.unwrap();
+        let old = c
+            .wait()
+            .for_element(Id("wifi-password"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        c.goto("http://127.0.0.1:8080/me").await.unwrap();
+        c.wait().for_element(Id("rotate")).await.unwrap();
+        c.find(Id("rotate")).await.unwrap().click().await.unwrap();
+        let new = c
+            .wait()
+            .for_element(Id("wifi-password"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(new.len() >= 8 && new != old, "rotated: {old} -> {new}");
+        assert!(body_text(&c).await.contains("old one no longer works"));
+        shot(&c, "me-3-new-password").await;
+        let member_cookie = c.get_named_cookie("fd_me").await.unwrap();
+        let phone = common::browser::browser(9520, profile.path(), false).await;
+        phone.goto("http://127.0.0.1:8080/me/login").await.unwrap();
+        phone.add_cookie(member_cookie).await.unwrap();
+        phone.goto("http://127.0.0.1:8080/me").await.unwrap();
+        phone.wait().for_element(Id("rotate")).await.unwrap();
+        shot(&phone, "phone-9-member-page").await;
         phone.close().await.unwrap();
         c
     });

@@ -1691,3 +1691,131 @@ async fn members_sign_in_to_self_service_and_manage_their_own_things_only() {
     let r = lab.req("GET", "/me", &[&me], None, None).await;
     assert_eq!(r.location(), Some("/me/login"));
 }
+
+/// The dashboard warns about NASes that send unsigned requests or leave Disconnect-Requests
+/// unanswered, and draws its three charts from the auth log and session history.
+#[tokio::test]
+async fn dashboard_alerts_and_charts() {
+    use frontdesk_core::store::radius::{AccountingRecord, AcctStatus, AuthLogEntry};
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let r = lab.req("GET", "/", &[&owner], None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("Act now"), "no alerts yet");
+    assert_eq!(r.body.matches("<svg class=\"chart\"").count(), 3);
+
+    let nas = lab
+        .store
+        .add_nas(
+            &frontdesk_core::store::NewNas {
+                name: "lobby-ap".into(),
+                address: "192.0.2.50/32".parse().unwrap(),
+                secret: "a-long-shared-secret".into(),
+                vendor: frontdesk_core::model::Vendor::Generic,
+                disconnect_port: None,
+                coa_port: None,
+                require_message_authenticator: false,
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    lab.store
+        .save_nas_stats(&[(nas.id, "unsigned".into(), 3)], now)
+        .await
+        .unwrap();
+    let today = now.date_naive();
+    let (m, _) = lab
+        .store
+        .add_member(
+            &NewMember {
+                name: "Flex Person".into(),
+                email: "flex@example.com".into(),
+                plan: "flex".into(),
+                ..Default::default()
+            },
+            today,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let entry = |accepted: bool, reason: &str| AuthLogEntry {
+        at: now,
+        nas_id: Some(nas.id),
+        user_name: "flex@example.com".into(),
+        mac: None,
+        method: "pap".into(),
+        accepted,
+        reason: reason.into(),
+        vlan: None,
+        latency_us: 10,
+    };
+    lab.store
+        .record_auth_log(&[
+            entry(true, "ok"),
+            entry(false, "bad-password"),
+            entry(false, "<outside-hours>"),
+        ])
+        .await
+        .unwrap();
+    lab.store
+        .record_accounting(&[AccountingRecord {
+            at: now - chrono::Duration::hours(2),
+            nas_id: nas.id,
+            nas_addr: "192.0.2.50".into(),
+            status: AcctStatus::Start,
+            session_id: "s1".into(),
+            user_name: m.wifi_username.clone(),
+            member_id: Some(m.id.clone()),
+            mac: None,
+            framed_ip: None,
+            vlan: Some(20),
+            class: None,
+            input_octets: 0,
+            output_octets: 0,
+            session_time: 0,
+            terminate_cause: None,
+        }])
+        .await
+        .unwrap();
+    let sessions = lab.store.sessions(None, 10).await.unwrap();
+    lab.store
+        .mark_disconnect(&[(sessions[0].id, "failed: no answer".into())], now)
+        .await
+        .unwrap();
+
+    // A fresh console: the charts cache of the first one is a minute long.
+    let app = Console::new(lab.store.clone(), ConsoleSettings::default()).router();
+    let lab = Lab { app, ..lab };
+    let r = lab.req("GET", "/", &[&owner], None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body
+            .contains("lobby-ap sends requests without Message-Authenticator (3 so far)"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("lobby-ap did not answer 1 Disconnect-Request"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("rejected: bad-password"));
+    assert!(
+        r.body.contains("rejected: &lt;outside-hours&gt;")
+            || r.body.contains("rejected: &#60;outside-hours&#62;")
+    );
+    assert!(
+        !r.body.contains("<outside-hours>"),
+        "escaped in SVG and legend"
+    );
+    // The flex session (VLAN 20) is in the tier chart, and Flex Person in the heat map.
+    assert!(
+        r.body.contains("<title>") && r.body.contains(" day-pass/flex: 1</title>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("class=\"h4\""), "the busiest cell");
+}

@@ -17,6 +17,7 @@ mod members;
 pub mod portal;
 pub mod radius;
 mod records;
+pub mod reports;
 pub mod selfservice;
 mod site;
 

@@ -1228,3 +1228,98 @@ async fn self_service_links_sessions_and_devices(store: &Store) {
         .is_empty());
 }
 both!(self_service, self_service_links_sessions_and_devices);
+
+async fn report_aggregates(store: &Store) {
+    use crate::store::radius::{AccountingRecord, AcctStatus, AuthLogEntry};
+    let s = ready(store).await;
+    let now = chrono::Utc::now();
+    let e = |at: DateTime<Utc>, accepted: bool, reason: &str| AuthLogEntry {
+        at,
+        nas_id: Some(1),
+        user_name: "u".into(),
+        mac: None,
+        method: "pap".into(),
+        accepted,
+        reason: reason.into(),
+        vlan: None,
+        latency_us: 1,
+    };
+    s.record_auth_log(&[
+        e(now, true, "ok"),
+        e(now, true, "ok"),
+        e(now, false, "bad-password"),
+        e(now - chrono::Duration::hours(30), false, "old"),
+    ])
+    .await
+    .unwrap();
+    let counts = s
+        .auth_counts_since(now - chrono::Duration::hours(23))
+        .await
+        .unwrap();
+    let hour = now.timestamp() / 3600;
+    let count = |accepted: bool, reason: &str| {
+        counts
+            .iter()
+            .find(|c| c.accepted == accepted && c.reason == reason && c.hour == hour)
+            .map(|c| c.count)
+    };
+    assert_eq!(count(true, "ok"), Some(2));
+    assert_eq!(count(false, "bad-password"), Some(1));
+    assert_eq!(counts.len(), 2);
+    let rec = |sid: &str, status: AcctStatus, at: DateTime<Utc>| AccountingRecord {
+        at,
+        nas_id: 1,
+        nas_addr: "192.0.2.50".into(),
+        status,
+        session_id: sid.into(),
+        user_name: "u".into(),
+        member_id: Some("m1".into()),
+        mac: None,
+        framed_ip: None,
+        vlan: Some(20),
+        class: None,
+        input_octets: 0,
+        output_octets: 0,
+        session_time: 0,
+        terminate_cause: None,
+    };
+    let h = chrono::Duration::hours;
+    s.record_accounting(&[
+        rec("old", AcctStatus::Start, now - h(24 * 40)),
+        rec("done", AcctStatus::Start, now - h(5)),
+        rec("open", AcctStatus::Start, now - h(1)),
+    ])
+    .await
+    .unwrap();
+    s.record_accounting(&[
+        rec("old", AcctStatus::Stop, now - h(24 * 39)),
+        rec("done", AcctStatus::Stop, now - h(3)),
+    ])
+    .await
+    .unwrap();
+    let spans = s
+        .session_spans(now - h(24 * 28), now, chrono::Duration::minutes(15))
+        .await
+        .unwrap();
+    let mut got: Vec<(i64, i64)> = spans.iter().map(|x| (x.start, x.end)).collect();
+    got.sort();
+    // The open session last reported at its start, an hour ago (beyond the 15-minute
+    // horizon): it counts until that report.
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], ((now - h(5)).timestamp(), (now - h(3)).timestamp()));
+    assert_eq!(got[1].0, (now - h(1)).timestamp());
+    assert_eq!(spans[0].vlan, Some(20));
+    let sessions = s.sessions(None, 10).await.unwrap();
+    let open = sessions
+        .iter()
+        .find(|x| x.acct_session_id == "open")
+        .unwrap();
+    s.mark_disconnect(&[(open.id, "failed: timeout".into())], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.disconnect_failures_since(now - h(24)).await.unwrap(),
+        vec![("192.0.2.50".to_string(), 1, "failed: timeout".to_string())]
+    );
+}
+both!(reports, report_aggregates);

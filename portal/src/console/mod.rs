@@ -26,6 +26,7 @@ use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 const COOKIE: &str = "fd_console";
+mod charts;
 mod manage;
 mod me;
 mod presence;
@@ -80,6 +81,8 @@ struct Inner {
     /// Members, devices and catalog as of change-feed sequence number N: pages that decide
     /// every online session reuse it until something changes.
     lookup: tokio::sync::Mutex<Option<(i64, Arc<StoreLookup>)>>,
+    /// The dashboard's charts, rebuilt at most once a minute.
+    charts: tokio::sync::Mutex<Option<(Instant, Arc<charts::Charts>)>>,
 }
 
 #[derive(Clone)]
@@ -106,6 +109,8 @@ page!(DashboardT, "console/dashboard.html" {
     by_plan: Vec<(String, usize)>,
     leaving: Vec<Leaving>,
     leaving_more: usize,
+    alerts: Vec<charts::Alert>,
+    charts: Arc<charts::Charts>,
 });
 
 page!(MembersT, "console/members.html" {
@@ -234,6 +239,7 @@ impl Console {
             by_address: Limiter::new(20, Duration::from_secs(15 * 60)),
             dummy_hash: frontdesk_core::secrets::hash_login_password(&random_hex()),
             lookup: tokio::sync::Mutex::new(None),
+            charts: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -775,7 +781,11 @@ async fn dashboard_page(
     let failed_hour = store
         .failed_logins_since(now - chrono::Duration::hours(1))
         .await?;
+    let alerts = c.alerts().await?;
+    let charts = c.charts(&catalog).await?;
     Ok(DashboardT {
+        alerts,
+        charts,
         p: c.page("Dashboard", Some(s)).await,
         online: sessions.len(),
         guests,
