@@ -1819,3 +1819,164 @@ async fn dashboard_alerts_and_charts() {
     );
     assert!(r.body.contains("class=\"h4\""), "the busiest cell");
 }
+
+/// Everyone sees plans, hours, closures and teams with week views; only owners change them.
+#[tokio::test]
+async fn owners_edit_plans_hours_closures_and_teams() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, manager_pw) = lab
+        .store
+        .add_admin("manager@example.com", Role::Manager, &actor())
+        .await
+        .unwrap();
+    let manager = ready_operator(&lab, "manager@example.com", &manager_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+
+    let r = lab.req("GET", "/plans", &[&manager], None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("class=\"week\"") && r.body.contains("full-time"));
+    assert!(!r.body.contains("save-hours") && !r.body.contains("/edit\""));
+    let csrf = r.csrf();
+    let r = lab
+        .req(
+            "POST",
+            "/plans/teams",
+            &[&manager],
+            None,
+            Some(format!("csrf={csrf}&name=Acme&vlan=101")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req("GET", "/plans/flex/edit", &[&manager], None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let page = lab.req("GET", "/plans", &[&owner], None, None).await;
+    assert!(page.body.contains("save-hours"));
+    let csrf = page.csrf();
+    let post = |path: &str, form: String| {
+        let lab = &lab;
+        let owner = owner.clone();
+        let path = path.to_string();
+        async move {
+            lab.req(
+                "POST",
+                &path,
+                &[&owner],
+                Some("http://console.test"),
+                Some(form),
+            )
+            .await
+        }
+    };
+    // Opening hours: Monday 09:00-18:00, Saturday 10:00-14:00, the rest unchanged.
+    let mut hours = format!("csrf={csrf}");
+    for (day, o, c) in [
+        ("mon", "09:00", "18:00"),
+        ("tue", "08:00", "19:00"),
+        ("wed", "08:00", "19:00"),
+        ("thu", "08:00", "19:00"),
+        ("fri", "08:00", "19:00"),
+        ("sat", "10:00", "14:00"),
+        ("sun", "", ""),
+    ] {
+        hours.push_str(&format!("&{day}_open={o}&{day}_close={c}"));
+    }
+    let r = post("/plans/hours", hours.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("changed on 2 days"), "{}", r.body);
+    let h = lab.store.site().await.unwrap().calendar.hours;
+    assert_eq!(h.days[0][0].0.to_string(), "09:00:00");
+    assert_eq!(h.days[5][0].1.to_string(), "14:00:00");
+    assert!(h.days[6].is_empty());
+    let r = post(
+        "/plans/hours",
+        hours.replace("sat_close=14:00", "sat_close="),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Saturday: give both"));
+    let r = post(
+        "/plans/hours",
+        hours.replace("mon_open=09:00", "mon_open=9am"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Closures: added (escaped), then removed.
+    let r = post(
+        "/plans/closures",
+        format!("csrf={csrf}&from=2099-12-24&to=2099-12-26&reason=%3Cb%3EXmas%3C%2Fb%3E&all=on"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("&#60;b&#62;Xmas") && !r.body.contains("<b>Xmas"));
+    let cl = lab.store.site().await.unwrap().calendar.closures;
+    assert_eq!(cl.len(), 1);
+    assert!(cl[0].all);
+    let r = post("/plans/closures", format!("csrf={csrf}&from=24.12.2099")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = post(
+        &format!("/plans/closures/{}/remove", cl[0].id),
+        format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(lab.store.site().await.unwrap().calendar.closures.is_empty());
+
+    // Teams.
+    let r = post("/plans/teams", format!("csrf={csrf}&name=Acme&vlan=5000")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = post("/plans/teams", format!("csrf={csrf}&name=Acme&vlan=101")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Team Acme added on VLAN 101"));
+
+    // Plans: add, refuse a bad window with the reason, edit.
+    let r = post(
+        "/plans",
+        format!("csrf={csrf}&name=evening&vlan=25&wifi=mon-fri+17%3A00-23%3A00&devices=2"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let evening = lab.store.plan("evening").await.unwrap();
+    assert_eq!(evening.wifi.to_string(), "mon-fri 17:00-23:00");
+    assert_eq!(evening.device_limit, Some(2));
+    let r = post("/plans", format!("csrf={csrf}&name=late&wifi=weekdays+5pm")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Wi-Fi hours:"), "{}", r.body);
+    let form = lab
+        .req("GET", "/plans/flex/edit", &[&owner], None, None)
+        .await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("value=\"opening-hours\""));
+    let r = post(
+        "/plans",
+        format!("csrf={csrf}&existing=flex&name=flex&vlan=20&wifi=mon-sat+07%3A00-22%3A00&devices=4&ssids=Members"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let flex = lab.store.plan("flex").await.unwrap();
+    assert_eq!(flex.wifi.to_string(), "mon-sat 07:00-22:00");
+    assert_eq!(flex.device_limit, Some(4));
+    assert_eq!(flex.ssids, vec!["Members".to_string()]);
+    let audit = lab
+        .store
+        .audit_search(Some("plan.update"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert!(audit[0]
+        .before
+        .as_deref()
+        .unwrap()
+        .contains("wifi=opening-hours"));
+    // A bad edit comes back on the edit form, filled in.
+    let r = post(
+        "/plans",
+        format!("csrf={csrf}&existing=flex&name=flex&wifi=always&devices=none"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Devices: a whole number") && r.body.contains("value=\"none\""));
+}

@@ -251,6 +251,65 @@ impl Store {
         Ok(Plan { id, ..plan.clone() })
     }
 
+    /// Changes a plan (found by name; the name itself stays): VLAN, windows, limits, door
+    /// groups, SSIDs. Members on it are re-decided live (the change feed replans).
+    pub async fn update_plan(&self, plan: &Plan, actor: &Actor) -> Result<Plan> {
+        let before = self.plan(&plan.name).await?;
+        let summary = |p: &Plan| {
+            format!(
+                "vlan={:?} wifi={} door={} devices={:?} validity_days={:?} ssids={} door_groups={}",
+                p.vlan,
+                p.wifi,
+                p.door,
+                p.device_limit,
+                p.validity_days,
+                p.ssids.join(","),
+                p.door_groups.join(",")
+            )
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE plans SET vlan = $1, wifi_window = $2, door_window = $3, device_limit = $4, door_groups = $5, \
+             ssids = $6, mac_only = $7, validity_days = $8 WHERE id = $9",
+        )
+        .bind(plan.vlan.map(i64::from))
+        .bind(plan.wifi.to_string())
+        .bind(plan.door.to_string())
+        .bind(plan.device_limit.map(i64::from))
+        .bind(serde_json::to_string(&plan.door_groups).expect("strings serialise"))
+        .bind(serde_json::to_string(&plan.ssids).expect("strings serialise"))
+        .bind(plan.mac_only as i64)
+        .bind(plan.validity_days.map(i64::from))
+        .bind(before.id)
+        .execute(&mut *tx)
+        .await?;
+        let audit = Audit::new("plan.update", "plan", &plan.name)
+            .before(summary(&before))
+            .after(summary(plan));
+        self.finish(tx, actor, audit).await?;
+        Ok(Plan {
+            id: before.id,
+            ..plan.clone()
+        })
+    }
+
+    /// Removes a closure (a day off that is no longer off).
+    pub async fn remove_closure(&self, id: i64, actor: &Actor) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "DELETE FROM closures WHERE id = $1 RETURNING from_date, to_date, reason",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((from, to, reason)) = row else {
+            return Err(StoreError::NotFound(format!("closure {id}")));
+        };
+        let audit = Audit::new("closure.remove", "site", format!("closure {id}"))
+            .before(format!("{from}..{to} {reason}"));
+        self.finish(tx, actor, audit).await
+    }
+
     pub async fn teams(&self) -> Result<Vec<Team>> {
         let rows: Vec<(i64, String, i64)> =
             sqlx::query_as("SELECT id, name, vlan FROM teams ORDER BY name")

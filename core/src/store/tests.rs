@@ -1323,3 +1323,32 @@ async fn report_aggregates(store: &Store) {
     );
 }
 both!(reports, report_aggregates);
+
+async fn plan_update_and_closure_removal(store: &Store) {
+    let s = ready(store).await;
+    let mut flex = s.plan("flex").await.unwrap();
+    flex.wifi = "mon-fri 07:00-22:00".parse().unwrap();
+    flex.device_limit = None;
+    flex.ssids = vec!["Members".into()];
+    let saved = s.update_plan(&flex, &actor()).await.unwrap();
+    assert_eq!(saved.id, flex.id);
+    let back = s.plan("flex").await.unwrap();
+    assert_eq!(back.wifi.to_string(), "mon-fri 07:00-22:00");
+    assert_eq!(back.device_limit, None);
+    assert_eq!(back.ssids, vec!["Members".to_string()]);
+    let mut ghost = flex.clone();
+    ghost.name = "ghost".into();
+    assert!(matches!(
+        s.update_plan(&ghost, &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let d = NaiveDate::from_ymd_opt(2099, 12, 24).unwrap();
+    let cl = s.add_closure(d, d, "Xmas", false, &actor()).await.unwrap();
+    s.remove_closure(cl.id, &actor()).await.unwrap();
+    assert!(s.site().await.unwrap().calendar.closures.is_empty());
+    assert!(matches!(
+        s.remove_closure(cl.id, &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+both!(plan_update, plan_update_and_closure_removal);

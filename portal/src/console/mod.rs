@@ -29,6 +29,7 @@ const COOKIE: &str = "fd_console";
 mod charts;
 mod manage;
 mod me;
+mod plans;
 mod presence;
 mod vouchers;
 
@@ -297,6 +298,12 @@ impl Console {
             .route("/audit.csv", get(audit_csv))
             .route("/sessions/{id}/disconnect", post(disconnect_session))
             .route("/static/console.css", get(css))
+            .route("/plans", get(plans::plans).post(plans::plan_save))
+            .route("/plans/{name}/edit", get(plans::plan_edit_form))
+            .route("/plans/hours", post(plans::hours))
+            .route("/plans/closures", post(plans::closure_add))
+            .route("/plans/closures/{id}/remove", post(plans::closure_remove))
+            .route("/plans/teams", post(plans::team_add))
             .route("/me", get(me::home))
             .route("/me/login", get(me::login_form).post(me::login))
             .route("/me/link", post(me::link_request))
