@@ -1980,3 +1980,129 @@ async fn owners_edit_plans_hours_closures_and_teams() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("Devices: a whole number") && r.body.contains("value=\"none\""));
 }
+
+/// Owners change a NAS (vendor, Message-Authenticator, a new secret shown once) and remove
+/// it; managers cannot.
+#[tokio::test]
+async fn owners_change_and_remove_a_nas() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, manager_pw) = lab
+        .store
+        .add_admin("manager@example.com", Role::Manager, &actor())
+        .await
+        .unwrap();
+    let manager = ready_operator(&lab, "manager@example.com", &manager_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    lab.store
+        .add_nas(
+            &frontdesk_core::store::NewNas {
+                name: "lobby ap".into(),
+                address: "192.0.2.50/32".parse().unwrap(),
+                secret: "the-old-secret".into(),
+                vendor: frontdesk_core::model::Vendor::Generic,
+                disconnect_port: None,
+                coa_port: None,
+                require_message_authenticator: false,
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let page = lab.req("GET", "/network", &[&owner], None, None).await;
+    assert!(
+        page.body.contains("action=\"/network/nas/lobby%20ap\""),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let m = lab.req("GET", "/network", &[&manager], None, None).await;
+    assert!(!m.body.contains("/network/nas/lobby"));
+    let form = |action: &str| {
+        format!("csrf={csrf}&address=192.0.2.0%2F24&vendor=unifi&require_ma=1&action={action}")
+    };
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas/lobby%20ap",
+            &[&manager],
+            None,
+            Some(format!(
+                "csrf={}&address=x&vendor=unifi&action=remove",
+                m.csrf()
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas/lobby%20ap",
+            &[&owner],
+            None,
+            Some(form("save")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let n = &lab.store.nas_list().await.unwrap()[0];
+    assert_eq!(n.address.to_string(), "192.0.2.0/24");
+    assert_eq!(n.vendor, frontdesk_core::model::Vendor::Unifi);
+    assert!(n.require_message_authenticator);
+    assert_eq!(n.secret, "the-old-secret");
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas/lobby%20ap",
+            &[&owner],
+            None,
+            Some(form("secret")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let n = &lab.store.nas_list().await.unwrap()[0];
+    assert_ne!(n.secret, "the-old-secret");
+    assert!(r
+        .body
+        .contains(&format!("<code id=\"nas-secret\">{}</code>", n.secret)));
+    let audit = lab
+        .store
+        .audit_search(Some("nas.update"), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(
+        !audit.iter().any(|e| format!("{:?}", e).contains(&n.secret)),
+        "secret not audited"
+    );
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas/lobby%20ap",
+            &[&owner],
+            None,
+            Some(form("save").replace("192.0.2.0%2F24", "not-an-address")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(lab.store.nas_list().await.unwrap()[0].address.to_string() == "192.0.2.0/24");
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas/lobby%20ap",
+            &[&owner],
+            None,
+            Some(form("remove")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(lab.store.nas_list().await.unwrap().is_empty());
+    let r = lab
+        .req(
+            "POST",
+            "/network/nas/lobby%20ap",
+            &[&owner],
+            None,
+            Some(form("remove")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -174,6 +174,64 @@ impl Store {
         })
     }
 
+    /// Changes a NAS (by name): address, vendor (its default Disconnect/CoA ports come with
+    /// it), whether Message-Authenticator is required, and optionally a new shared secret.
+    /// The RADIUS server picks the change up from the change feed.
+    pub async fn update_nas(
+        &self,
+        name: &str,
+        address: ipnet::IpNet,
+        vendor: Vendor,
+        require_message_authenticator: bool,
+        new_secret: Option<&str>,
+        actor: &Actor,
+    ) -> Result<()> {
+        if new_secret.is_some_and(|s| s.len() < 8) {
+            return Err(StoreError::Invalid(
+                "NAS secret too short: use at least 8 characters (16+ random recommended)".into(),
+            ));
+        }
+        let enc = new_secret
+            .map(|s| self.key().map(|k| k.encrypt(s.as_bytes())))
+            .transpose()?;
+        let mut tx = self.begin().await?;
+        let before: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT address, vendor, require_message_authenticator FROM nas WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((old_addr, old_vendor, old_ma)) = before else {
+            return Err(StoreError::NotFound(format!(
+                "NAS {name:?} (see `frontdesk nas list`)"
+            )));
+        };
+        sqlx::query(
+            "UPDATE nas SET address = $1, vendor = $2, disconnect_port = $3, coa_port = $4, \
+             require_message_authenticator = $5, secret_enc = COALESCE($6, secret_enc) WHERE name = $7",
+        )
+        .bind(address.to_string())
+        .bind(vendor.as_str())
+        .bind(i64::from(vendor.disconnect_port()))
+        .bind(i64::from(vendor.coa_port()))
+        .bind(require_message_authenticator as i64)
+        .bind(enc)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let audit =
+            Audit::new("nas.update", "nas", name)
+                .before(format!(
+                    "address={old_addr} vendor={old_vendor} require_ma={}",
+                    old_ma != 0
+                ))
+                .after(format!(
+                "address={address} vendor={vendor} require_ma={require_message_authenticator}{}",
+                if new_secret.is_some() { " secret=new" } else { "" }
+            ));
+        self.finish(tx, actor, audit).await
+    }
+
     /// NAS clients with their secrets decrypted (the RADIUS server needs them).
     pub async fn nas_list(&self) -> Result<Vec<Nas>> {
         let rows: Vec<NasRow> = sqlx::query_as(

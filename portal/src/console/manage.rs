@@ -4,7 +4,8 @@
 //! and explain, backed by the same code as `frontdesk explain` and the API.
 
 use super::{
-    actor, can_edit, csrf_ok, member_page, require, require_editor, Console, CsrfForm, Page,
+    actor, can_edit, csrf_ok, member_page, require, require_editor, require_owner, Console,
+    CsrfForm, Page,
 };
 use crate::totp::qr_svg;
 use askama::Template;
@@ -48,8 +49,15 @@ page!(NetworkT, "console/network.html" {
     is_owner: bool,
     vendors: Vec<&'static str>,
     notice: Option<String>,
+    refused: bool,
     new_secret: Option<String>,
 });
+
+/// What a change on a page led to: done, or refused with the reason.
+pub enum Notice {
+    Done(String),
+    Refused(String),
+}
 page!(ExplainT, "console/explain.html" {
     q: ExplainQuery,
     result: Option<ExplainView>,
@@ -355,14 +363,6 @@ pub async fn end_at(
 
 // ---- API tokens (owners) --------------------------------------------------------------------
 
-async fn require_owner(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Response> {
-    let s = require(c, headers).await?;
-    if s.operator.role != Role::Owner {
-        return Err((StatusCode::FORBIDDEN, "only owners manage API tokens").into_response());
-    }
-    Ok(s)
-}
-
 async fn tokens_page(
     c: &Console,
     s: &ConsoleSession,
@@ -396,8 +396,11 @@ async fn tokens_page(
     .into_response()
 }
 
+const TOKENS_REFUSAL: &str = "only owners manage API tokens";
+const NAS_REFUSAL: &str = "only owners manage access points";
+
 pub async fn tokens(State(c): State<Console>, headers: HeaderMap) -> Response {
-    match require_owner(&c, &headers).await {
+    match require_owner(&c, &headers, TOKENS_REFUSAL).await {
         Ok(s) => tokens_page(&c, &s, None, None).await,
         Err(r) => r,
     }
@@ -408,7 +411,7 @@ pub async fn token_create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let s = match require_owner(&c, &headers).await {
+    let s = match require_owner(&c, &headers, TOKENS_REFUSAL).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -455,7 +458,7 @@ pub async fn token_revoke(
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let s = match require_owner(&c, &headers).await {
+    let s = match require_owner(&c, &headers, TOKENS_REFUSAL).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -529,7 +532,7 @@ async fn network_page(
     c: &Console,
     s: &ConsoleSession,
     f: LogQuery,
-    notice: Option<String>,
+    notice: Option<Notice>,
     new_secret: Option<String>,
 ) -> Response {
     let store = &c.0.store;
@@ -552,10 +555,14 @@ async fn network_page(
         Ok(r) => r,
         Err(e) => return unavailable("auth log", e),
     };
-    let status = if notice.is_some() && new_secret.is_none() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
+    let status = match &notice {
+        Some(Notice::Refused(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    let (notice, refused) = match notice {
+        Some(Notice::Done(t)) => (Some(t), false),
+        Some(Notice::Refused(t)) => (Some(t), true),
+        None => (None, false),
     };
     let page = NetworkT {
         p: c.page("Network", Some(s)).await,
@@ -565,6 +572,7 @@ async fn network_page(
             .map(|v| v.as_str())
             .collect(),
         notice,
+        refused,
         new_secret,
         log: log_lines(rows, &nas, tz),
         nas: nas
@@ -601,14 +609,14 @@ pub async fn nas_add(
     headers: HeaderMap,
     Form(f): Form<NasForm>,
 ) -> Response {
-    let s = match require_owner(&c, &headers).await {
+    let s = match require_owner(&c, &headers, NAS_REFUSAL).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     if !csrf_ok(&s, &headers, &f.csrf) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let bad = |m: String| network_page(&c, &s, LogQuery::default(), Some(m), None);
+    let bad = |m: String| network_page(&c, &s, LogQuery::default(), Some(Notice::Refused(m)), None);
     let address = match frontdesk_core::model::parse_cidr(&f.address) {
         Ok(a) => a,
         Err(e) => return bad(e).await,
@@ -636,10 +644,102 @@ pub async fn nas_add(
                 "Added {} ({}). Enter this shared secret on the access point now; it is not shown again:",
                 n.name, n.address
             );
-            network_page(&c, &s, LogQuery::default(), Some(notice), Some(secret)).await
+            network_page(
+                &c,
+                &s,
+                LogQuery::default(),
+                Some(Notice::Done(notice)),
+                Some(secret),
+            )
+            .await
         }
         Err(e @ (StoreError::Invalid(_) | StoreError::Duplicate(_))) => bad(e.to_string()).await,
         Err(e) => unavailable("NAS add", e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NasEditForm {
+    csrf: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    require_ma: Option<String>,
+    /// Which button: `save`, `secret` (save with a new shared secret) or `remove`.
+    action: String,
+}
+
+/// Owners change a NAS: address, vendor, Message-Authenticator, a new secret (shown once),
+/// or remove it.
+pub async fn nas_edit(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Form(f): Form<NasEditForm>,
+) -> Response {
+    let s = match require_owner(&c, &headers, NAS_REFUSAL).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let store = &c.0.store;
+    let bad = |m: String| network_page(&c, &s, LogQuery::default(), Some(Notice::Refused(m)), None);
+    let r = match f.action.as_str() {
+        "remove" => store.remove_nas(&name, &actor(&s)).await.map(|()| {
+            (
+                format!("Removed {name}: its requests are dropped from now on."),
+                None,
+            )
+        }),
+        "save" | "secret" => {
+            let address = match frontdesk_core::model::parse_cidr(&f.address) {
+                Ok(a) => a,
+                Err(e) => return bad(e).await,
+            };
+            let vendor: frontdesk_core::Vendor = match f.vendor.parse() {
+                Ok(v) => v,
+                Err(e) => return bad(e).await,
+            };
+            let secret = (f.action == "secret").then(|| super::random_hex()[..32].to_string());
+            store
+                .update_nas(
+                    &name,
+                    address,
+                    vendor,
+                    f.require_ma.is_some(),
+                    secret.as_deref(),
+                    &actor(&s),
+                )
+                .await
+                .map(|()| match &secret {
+                    Some(_) => (
+                        format!("Saved {name} with a new shared secret: enter it on the access point now (the old one stops working at once); it is not shown again:"),
+                        secret.clone(),
+                    ),
+                    None => (format!("Saved {name}."), None),
+                })
+        }
+        _ => return (StatusCode::BAD_REQUEST, "unknown action").into_response(),
+    };
+    match r {
+        Ok((notice, secret)) => {
+            info!(operator = %s.operator.email, nas = %name, action = %f.action, "console: NAS changed");
+            network_page(
+                &c,
+                &s,
+                LogQuery::default(),
+                Some(Notice::Done(notice)),
+                secret,
+            )
+            .await
+        }
+        Err(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "no such NAS").into_response(),
+        Err(e @ StoreError::Invalid(_)) => bad(e.to_string()).await,
+        Err(e) => unavailable("NAS change", e),
     }
 }
 

@@ -288,6 +288,7 @@ impl Console {
             .route("/tokens/{id}/revoke", post(manage::token_revoke))
             .route("/network", get(manage::network))
             .route("/network/nas", post(manage::nas_add))
+            .route("/network/nas/{name}", post(manage::nas_edit))
             .route("/presence", get(presence::presence))
             .route("/vouchers", get(vouchers::vouchers).post(vouchers::create))
             .route("/vouchers/print", get(vouchers::sheet))
@@ -825,6 +826,19 @@ async fn require(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Res
     }
     if s.operator.role == frontdesk_core::model::Role::Owner && !s.operator.totp {
         return Err(Redirect::to("/totp").into_response());
+    }
+    Ok(s)
+}
+
+/// Owners only; `refusal` is what others are told.
+async fn require_owner(
+    c: &Console,
+    headers: &HeaderMap,
+    refusal: &'static str,
+) -> Result<ConsoleSession, Response> {
+    let s = require(c, headers).await?;
+    if s.operator.role != frontdesk_core::model::Role::Owner {
+        return Err((StatusCode::FORBIDDEN, refusal).into_response());
     }
     Ok(s)
 }

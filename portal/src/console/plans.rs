@@ -192,19 +192,14 @@ async fn require_owner(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<ConsoleSession, Response> {
-    let s = require(c, headers).await?;
+    let s = super::require_owner(c, headers, REFUSAL).await?;
     if !csrf_ok(&s, headers, csrf) {
         return Err(StatusCode::FORBIDDEN.into_response());
     }
-    if s.operator.role != Role::Owner {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "only owners change plans, teams and hours",
-        )
-            .into_response());
-    }
     Ok(s)
 }
+
+const REFUSAL: &str = "only owners change plans, teams and hours";
 
 /// The result of a change: the page again with a notice, or the reason it was refused.
 async fn outcome(c: &Console, s: &ConsoleSession, r: Result<String, StoreError>) -> Response {
@@ -507,11 +502,7 @@ pub async fn plan_edit_form(
         Err(r) => return r,
     };
     if s.operator.role != Role::Owner {
-        return (
-            StatusCode::FORBIDDEN,
-            "only owners change plans, teams and hours",
-        )
-            .into_response();
+        return (StatusCode::FORBIDDEN, REFUSAL).into_response();
     }
     let catalog = match c.0.store.catalog().await {
         Ok(cat) => cat,
