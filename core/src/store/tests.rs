@@ -1352,3 +1352,53 @@ async fn plan_update_and_closure_removal(store: &Store) {
     ));
 }
 both!(plan_update, plan_update_and_closure_removal);
+
+async fn nas_update_keeps_or_replaces_the_secret(store: &Store) {
+    let s = ready(store).await;
+    s.add_nas(
+        &NewNas {
+            name: "ap".into(),
+            address: "192.0.2.1/32".parse().unwrap(),
+            secret: "first-secret".into(),
+            vendor: Vendor::Generic,
+            disconnect_port: None,
+            coa_port: None,
+            require_message_authenticator: false,
+        },
+        &actor(),
+    )
+    .await
+    .unwrap();
+    let net: ipnet::IpNet = "192.0.2.0/24".parse().unwrap();
+    s.update_nas("ap", net, Vendor::Meraki, true, None, &actor())
+        .await
+        .unwrap();
+    let n = &s.nas_list().await.unwrap()[0];
+    assert_eq!(
+        (n.secret.as_str(), n.vendor, n.require_message_authenticator),
+        ("first-secret", Vendor::Meraki, true)
+    );
+    assert_eq!(n.disconnect_port, Vendor::Meraki.disconnect_port());
+    s.update_nas(
+        "ap",
+        net,
+        Vendor::Meraki,
+        true,
+        Some("second-secret"),
+        &actor(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.nas_list().await.unwrap()[0].secret, "second-secret");
+    assert!(matches!(
+        s.update_nas("ap", net, Vendor::Meraki, true, Some("short"), &actor())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.update_nas("nope", net, Vendor::Meraki, true, None, &actor())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+both!(nas_update, nas_update_keeps_or_replaces_the_secret);
