@@ -1286,6 +1286,55 @@ async fn vouchers_are_made_printed_and_counted_by_role() {
         .req("GET", "/vouchers?state=active", &[&viewer], None, None)
         .await;
     assert!(!used.body.contains(&made[0].code), "none in use yet");
+
+    // Usage per device, and guests who asked a member on the portal.
+    let mac: frontdesk_core::MacAddr = "CC:00:00:00:00:01".parse().unwrap();
+    lab.store
+        .redeem_voucher(&made[0].code, mac, chrono::Utc::now(), &actor())
+        .await
+        .unwrap();
+    let (m, _) = lab
+        .store
+        .add_member(
+            &NewMember {
+                name: "Host Member".into(),
+                email: "host@example.com".into(),
+                plan: "flex".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now().date_naive(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    lab.store
+        .create_sponsor_request(
+            &frontdesk_core::store::portal::NewSponsorRequest {
+                id: "0123456789abcdef0123456789abcdef",
+                token_hash: "h",
+                member_id: &m.id,
+                guest_mac: "DD:00:00:00:00:02".parse().unwrap(),
+                guest_ip: None,
+                network: None,
+                guest_name: "<i>Visitor</i>",
+                expires_at: chrono::Utc::now() + chrono::Duration::minutes(30),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let used = lab
+        .req("GET", "/vouchers?state=active", &[&viewer], None, None)
+        .await;
+    assert!(used.body.contains(&made[0].code), "{}", used.body);
+    assert!(
+        used.body
+            .contains("1 of 2<br><code class=\"muted\">cc:00:00:00:00:01</code>"),
+        "{}",
+        used.body
+    );
+    assert!(used.body.contains("&#60;i&#62;Visitor") && used.body.contains("Host Member"));
+    assert!(used.body.contains("pending"));
 }
 
 /// Mails the console would send, kept for the test to read.

@@ -395,6 +395,38 @@ impl Store {
         Ok(())
     }
 
+    /// Every sponsor request created at or after `since` (seconds), newest first (the
+    /// console's guests page).
+    pub async fn sponsor_requests_since(
+        &self,
+        since: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<SponsorRequest>> {
+        let rows: Vec<SponsorRow> = sqlx::query_as(&format!(
+            "SELECT {SPONSOR_COLS} FROM sponsor_requests WHERE created_at >= $1 ORDER BY created_at DESC LIMIT 500"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| sponsor_from_row(r, now))
+            .collect())
+    }
+
+    /// The devices each voucher let in (code → MACs).
+    pub async fn voucher_devices(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT code, mac FROM voucher_devices ORDER BY code, mac")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (code, mac) in rows {
+            out.entry(code).or_default().push(mac);
+        }
+        Ok(out)
+    }
+
     /// A member's sponsor requests created at or after `since` (seconds), newest first.
     pub(super) async fn sponsor_requests_where(
         &self,

@@ -1226,6 +1226,13 @@ async fn self_service_links_sessions_and_devices(store: &Store) {
         .await
         .unwrap()
         .is_empty());
+    assert!(s.sponsor_requests_since(0, now).await.unwrap().is_empty());
+    let pass = &s.vouchers_sponsored_by(&bob.id).await.unwrap()[0];
+    s.redeem_voucher(&pass.code, mac(9), now, &actor())
+        .await
+        .unwrap();
+    let used = s.voucher_devices().await.unwrap();
+    assert_eq!(used[&pass.code], vec![mac(9).to_string()]);
 }
 both!(self_service, self_service_links_sessions_and_devices);
 

@@ -21,6 +21,7 @@ page!(VouchersT, "console/vouchers.html" {
     can_edit: bool,
     error: Option<String>,
     state: String,
+    sponsored: Vec<SponsorLine>,
 });
 page!(VoucherSheetT, "console/voucher_sheet.html" {
     cards: Vec<VoucherLine>,
@@ -34,6 +35,19 @@ pub struct VoucherLine {
     pub state: &'static str,
     pub created: String,
     pub expires: String,
+    /// The devices it let in so far.
+    pub used: Vec<String>,
+    /// The member who made it (a guest pass from /me), if any.
+    pub sponsor: String,
+}
+
+/// A guest who asked a member (sponsor) on the portal.
+pub struct SponsorLine {
+    pub guest: String,
+    pub sponsor: String,
+    pub asked: String,
+    pub device: String,
+    pub state: &'static str,
 }
 
 fn validity(secs: i64) -> String {
@@ -46,7 +60,22 @@ fn validity(secs: i64) -> String {
 
 async fn lines(c: &Console) -> Result<Vec<VoucherLine>, StoreError> {
     let store = &c.0.store;
-    let (list, cat) = (store.vouchers().await?, store.catalog().await?);
+    let (list, cat, mut used) = (
+        store.vouchers().await?,
+        store.catalog().await?,
+        store.voucher_devices().await?,
+    );
+    let lookup = c.lookup().await?;
+    let sponsor = |id: &Option<String>| {
+        id.as_ref()
+            .map(|id| {
+                lookup
+                    .members
+                    .get(id)
+                    .map_or_else(|| id.clone(), |m| m.name.clone())
+            })
+            .unwrap_or_default()
+    };
     let tz = cat.site.tz();
     let now = clock::now();
     let fmt = |t: chrono::DateTime<chrono::Utc>| {
@@ -69,6 +98,8 @@ async fn lines(c: &Console) -> Result<Vec<VoucherLine>, StoreError> {
                 },
                 created: fmt(v.created_at),
                 expires: expires.map_or("-".into(), fmt),
+                used: used.remove(&v.code).unwrap_or_default(),
+                sponsor: sponsor(&v.sponsor_id),
                 code: v.code,
             }
         })
@@ -87,9 +118,16 @@ async fn vouchers_page(
     state: String,
     error: Option<String>,
 ) -> Response {
-    let (all, cat) = match (lines(c).await, c.0.store.catalog().await) {
-        (Ok(l), Ok(cat)) => (l, cat),
-        (Err(e), _) | (_, Err(e)) => {
+    let now = clock::now();
+    let (all, cat, requests) = match (
+        lines(c).await,
+        c.0.store.catalog().await,
+        c.0.store
+            .sponsor_requests_since((now - chrono::Duration::days(7)).timestamp(), now)
+            .await,
+    ) {
+        (Ok(l), Ok(cat), Ok(r)) => (l, cat, r),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
             warn!(error = %e, "console: vouchers page failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
@@ -106,8 +144,28 @@ async fn vouchers_page(
     } else {
         StatusCode::OK
     };
+    let tz = cat.site.tz();
+    let lookup = c.lookup().await.ok();
+    let sponsored = requests
+        .iter()
+        .map(|r| SponsorLine {
+            guest: r.guest_name.clone(),
+            sponsor: lookup
+                .as_ref()
+                .and_then(|l| l.members.get(&r.member_id))
+                .map_or_else(|| r.member_id.clone(), |m| m.name.clone()),
+            asked: r
+                .created_at
+                .with_timezone(&tz)
+                .format("%a %d %b %H:%M")
+                .to_string(),
+            device: r.guest_mac.to_string(),
+            state: r.state.as_str(),
+        })
+        .collect();
     let page = VouchersT {
         p: c.page("Guests & vouchers", Some(s)).await,
+        sponsored,
         rows,
         unused,
         active,
