@@ -2155,3 +2155,133 @@ async fn owners_change_and_remove_a_nas() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+/// Editors change a member's name, email, team and plan, and register devices for them;
+/// viewers see but cannot change.
+#[tokio::test]
+async fn members_are_edited_and_given_devices_by_editors_only() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, viewer_pw) = lab
+        .store
+        .add_admin("viewer@example.com", Role::Viewer, &actor())
+        .await
+        .unwrap();
+    let viewer = ready_operator(&lab, "viewer@example.com", &viewer_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    lab.store.add_team("Acme", 101, &actor()).await.unwrap();
+    let (m, _) = lab
+        .store
+        .add_member(
+            &NewMember {
+                name: "Dee".into(),
+                email: "dee@example.com".into(),
+                plan: "flex".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now().date_naive(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let path = format!("/members/{}", m.id);
+    let page = lab.req("GET", &path, &[&owner], None, None).await;
+    assert!(page.body.contains("id=\"doors\">main: "), "{}", page.body);
+    assert!(page.body.contains("<option value=\"flex\" selected>"));
+    let csrf = page.csrf();
+    let vpage = lab.req("GET", &path, &[&viewer], None, None).await;
+    assert!(!vpage.body.contains("save-member") && !vpage.body.contains("add-device"));
+    let r = lab
+        .req(
+            "POST",
+            &format!("{path}/edit"),
+            &[&viewer],
+            None,
+            Some(format!(
+                "csrf={}&name=X&email=x%40example.com",
+                vpage.csrf()
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            &format!("{path}/edit"),
+            &[&owner],
+            None,
+            Some(format!(
+                "csrf={csrf}&name=Dee+Dee&email=not-mail&team=&plan=flex"
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = lab
+        .req(
+            "POST",
+            &format!("{path}/edit"),
+            &[&owner],
+            None,
+            Some(format!(
+                "csrf={csrf}&name=Dee+Dee&email=dee2%40example.com&team=Acme&plan=full-time"
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Now on full-time"), "{}", r.body);
+    let after = lab.store.member(&m.id).await.unwrap();
+    assert_eq!(after.name, "Dee Dee");
+    assert_eq!(after.email, "dee2@example.com");
+    assert!(after.team_id.is_some());
+    let cat = lab.store.catalog().await.unwrap();
+    assert_eq!(
+        cat.plan(after.assignments.last().unwrap().plan_id)
+            .unwrap()
+            .name,
+        "full-time"
+    );
+    // Devices.
+    let r = lab
+        .req(
+            "POST",
+            &format!("{path}/devices"),
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&mac=EE-00-00-00-00-01&name=printer")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("printer") && r.body.contains("ee:00:00:00:00:01"));
+    let d = lab.store.devices_of(&m.id).await.unwrap();
+    assert_eq!(d.len(), 1);
+    let r = lab
+        .req(
+            "POST",
+            &format!("{path}/devices"),
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&mac=printer")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = lab
+        .req(
+            "POST",
+            &format!("{path}/devices/remove"),
+            &[&viewer],
+            None,
+            Some(format!("csrf={}&mac=ee:00:00:00:00:01", vpage.csrf())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            &format!("{path}/devices/remove"),
+            &[&owner],
+            None,
+            Some(format!("csrf={csrf}&mac=ee:00:00:00:00:01")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(lab.store.devices_of(&m.id).await.unwrap().is_empty());
+}

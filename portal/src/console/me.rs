@@ -499,7 +499,7 @@ pub async fn home(State(c): State<Console>, headers: HeaderMap) -> Response {
 }
 
 /// The member's current plan: the newest assignment that holds today, else the newest.
-fn current_plan<'a>(
+pub(super) fn current_plan<'a>(
     catalog: &'a frontdesk_core::decide::Catalog,
     m: &Member,
     now: DateTime<Utc>,

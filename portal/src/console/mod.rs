@@ -29,6 +29,7 @@ const COOKIE: &str = "fd_console";
 mod charts;
 mod manage;
 mod me;
+mod member_edit;
 mod plans;
 mod presence;
 mod vouchers;
@@ -132,6 +133,12 @@ page!(MemberT, "console/member.html" {
     notice: Option<String>,
     sessions: Vec<(String, String, String, String)>,
     timeline: Vec<(String, String, String, String)>,
+    devices: Vec<(String, String, String)>,
+    doors: String,
+    plan_names: Vec<String>,
+    team_names: Vec<String>,
+    current_plan: String,
+    team: String,
 });
 
 page!(SessionsT, "console/sessions.html" {
@@ -284,6 +291,12 @@ impl Console {
             .route("/members/{id}/reveal", post(manage::reveal))
             .route("/members/{id}/rotate", post(manage::rotate))
             .route("/members/{id}/end", post(manage::end_at))
+            .route("/members/{id}/edit", post(member_edit::edit))
+            .route("/members/{id}/devices", post(member_edit::device_add))
+            .route(
+                "/members/{id}/devices/remove",
+                post(member_edit::device_remove),
+            )
             .route("/tokens", get(manage::tokens).post(manage::token_create))
             .route("/tokens/{id}/revoke", post(manage::token_revoke))
             .route("/network", get(manage::network))
@@ -980,7 +993,7 @@ async fn member_page(
         }
     };
     let now = clock::now();
-    let (catalog, sessions, timeline) = match (
+    let (catalog, sessions, timeline, devices) = match (
         store.catalog().await,
         store
             .online_sessions_of(
@@ -989,9 +1002,10 @@ async fn member_page(
             )
             .await,
         store.audit_of(&m.id, 50).await,
+        store.devices_of(&m.id).await,
     ) {
-        (Ok(a), Ok(b), Ok(t)) => (a, b, t),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        (Ok(a), Ok(b), Ok(t), Ok(d)) => (a, b, t, d),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
             warn!(error = %e, "console: member page failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
@@ -1015,7 +1029,53 @@ async fn member_page(
             None => d.reason.to_string(),
         }
     };
+    let plan = me::current_plan(&catalog, &m, now);
+    // Door access by the same decision as Wi-Fi, for the plan's door groups (the door
+    // systems themselves are mirrored by the door sync).
+    let doors = match plan {
+        Some(p) if p.door_groups.is_empty() => "no door groups on this plan".to_string(),
+        Some(p) => p
+            .door_groups
+            .iter()
+            .map(|g| {
+                let d = frontdesk_core::decide(
+                    &catalog,
+                    frontdesk_core::Subject::Member((&m).into()),
+                    frontdesk_core::Resource::Door { group: g },
+                    now,
+                );
+                if d.allowed {
+                    format!("{g}: open to them now")
+                } else {
+                    format!("{g}: not now ({})", d.reason)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        None => "no plan".into(),
+    };
     let page = MemberT {
+        devices: devices
+            .iter()
+            .map(|d| {
+                (
+                    d.mac.to_string(),
+                    d.name.clone(),
+                    catalog
+                        .plan(d.plan_id)
+                        .map_or_else(|| "-".into(), |p| p.name.clone()),
+                )
+            })
+            .collect(),
+        doors,
+        plan_names: catalog.plans.iter().map(|p| p.name.clone()).collect(),
+        team_names: catalog.teams.iter().map(|t| t.name.clone()).collect(),
+        current_plan: plan.map(|p| p.name.clone()).unwrap_or_default(),
+        team: m
+            .team_id
+            .and_then(|id| catalog.team(id))
+            .map(|t| t.name.clone())
+            .unwrap_or_default(),
         p: c.page(&m.name, Some(s)).await,
         plans: plan_names(&catalog, &m),
         allowed: d.allowed,
