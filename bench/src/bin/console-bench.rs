@@ -1,8 +1,9 @@
 //! Console page render time with many members (no root; in process, no network):
 //!
-//! A SQLite database with N members (default 10,000; a third online with a RADIUS session),
+//! A SQLite database with N members (default 10,000; a third online with a RADIUS session and
+//! four weeks of weekday sessions before, plus a day of auth log for the dashboard charts),
 //! a manager logged in, then the dashboard, the member list, a member search, a member's page
-//! and "who is in" rendered R times each through the real router (tower `oneshot`, the same
+//! "who is in", plans & hours and a member's own /me page rendered R times each through the real router (tower `oneshot`, the same
 //! handlers, templates, session checks and queries `serve` runs). Reports p50/p95/max server
 //! time and the page size (issue 8: < 100 ms, < 100 KB).
 //!
@@ -97,6 +98,71 @@ async fn main() -> Result<()> {
         store.record_accounting(chunk).await?;
     }
     eprintln!("{} sessions online", online.len());
+    // Four weeks of history for the charts: each of those members on weekdays 09:00-17:00
+    // UTC (a session each, VLAN by plan), and a day of auth log (every login accepted, one
+    // in eight with a rejection first).
+    let t = Instant::now();
+    let mut history = Vec::new();
+    for day in 1..=28i64 {
+        let date = today - chrono::Duration::days(day);
+        if chrono::Datelike::weekday(&date).num_days_from_monday() >= 5 {
+            continue;
+        }
+        let start = date.and_hms_opt(9, 0, 0).unwrap().and_utc();
+        for (i, r) in online.iter().enumerate() {
+            let sid = format!("h-{day}-{i}");
+            let vlan = Some([20u16, 10, 20, 30][i % 4]);
+            history.push(AccountingRecord {
+                at: start,
+                session_id: sid.clone(),
+                vlan,
+                ..r.clone()
+            });
+            history.push(AccountingRecord {
+                at: start + chrono::Duration::hours(8),
+                status: AcctStatus::Stop,
+                session_id: sid,
+                vlan,
+                ..r.clone()
+            });
+        }
+    }
+    for chunk in history.chunks(2_000) {
+        store.record_accounting(chunk).await?;
+    }
+    let log: Vec<frontdesk_core::store::radius::AuthLogEntry> = online
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            let at = now - chrono::Duration::minutes((i % (24 * 60)) as i64);
+            let e = |accepted: bool, reason: &str| frontdesk_core::store::radius::AuthLogEntry {
+                at,
+                nas_id: Some(1),
+                user_name: r.user_name.clone(),
+                mac: r.mac.map(|m| m.to_string()),
+                method: "peap-mschapv2".into(),
+                accepted,
+                reason: reason.into(),
+                vlan: None,
+                latency_us: 500,
+            };
+            let mut v = vec![e(true, "ok")];
+            if i % 8 == 0 {
+                v.push(e(
+                    false,
+                    ["bad-password", "outside-hours", "device-limit"][i % 3],
+                ));
+            }
+            v
+        })
+        .collect();
+    store.record_auth_log(&log).await?;
+    eprintln!(
+        "{} history sessions and {} auth log lines in {:.1} s",
+        history.len() / 2,
+        log.len(),
+        t.elapsed().as_secs_f64()
+    );
     // A manager (no second factor required) with a live console session.
     let (op, _) = store
         .add_admin("bench@example.com", Role::Manager, &actor)
@@ -121,12 +187,25 @@ async fn main() -> Result<()> {
         .await?;
     let app = Console::new(store.clone(), ConsoleSettings::default()).router();
     let sample = &all[members / 2];
+    // The same member signed in to self-service.
+    let me_token = "bench-member-token";
+    store
+        .create_member_session(
+            &frontdesk_portal::api::token_hash(me_token),
+            &sample.id,
+            "csrf",
+            "127.0.0.1",
+            now,
+        )
+        .await?;
     let pages = [
         ("dashboard", "/".to_string()),
         ("members", "/members".to_string()),
         ("search", "/members?q=m0420".to_string()),
         ("member", format!("/members/{}", sample.id)),
         ("who is in", "/presence".to_string()),
+        ("plans & hours", "/plans".to_string()),
+        ("member's own page (/me)", "/me".to_string()),
     ];
     println!("| page | p50 ms | p95 ms | max ms | size KB |");
     println!("|---|---|---|---|---|");
@@ -137,7 +216,10 @@ async fn main() -> Result<()> {
             let req = Request::builder()
                 .uri(&path)
                 .header(header::HOST, "console.test")
-                .header(header::COOKIE, format!("fd_console={token}"))
+                .header(
+                    header::COOKIE,
+                    format!("fd_console={token}; fd_me={me_token}"),
+                )
                 .body(Body::empty())?;
             let t = Instant::now();
             let res = app.clone().oneshot(req).await?;

@@ -19,3 +19,6 @@ CREATE TABLE member_sessions (
     ip TEXT
 );
 CREATE INDEX member_sessions_member ON member_sessions(member_id);
+
+-- The dashboard's alerts look for unanswered Disconnect-Requests of the last day.
+CREATE INDEX radius_sessions_disconnect ON radius_sessions(disconnect_at);
