@@ -298,6 +298,10 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         c.goto("http://127.0.0.1:8080/presence").await.unwrap();
         assert!(body_text(&c).await.contains("Who is in the space now"));
         shot(&c, "console-16-who-is-in").await;
+        c.goto("http://127.0.0.1:8080/plans").await.unwrap();
+        c.wait().for_element(Id("save-hours")).await.unwrap();
+        assert!(c.find(Css("svg.week")).await.is_ok(), "week views");
+        shot(&c, "console-17-plans-and-hours").await;
 
         // Phone size: a second, phone-sized browser with the same console session.
         let cookie = c.get_named_cookie("fd_console").await.unwrap();
@@ -314,6 +318,7 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
             ("/network", "phone-6-network"),
             ("/vouchers", "phone-7-vouchers"),
             ("/presence", "phone-8-who-is-in"),
+            ("/plans", "phone-10-plans-and-hours"),
         ] {
             phone
                 .goto(&format!("http://127.0.0.1:8080{path}"))

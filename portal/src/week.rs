@@ -26,7 +26,7 @@ const ROW: f64 = 26.0;
 pub fn week_view(cal: &Calendar, spec: &WindowSpec, now: DateTime<Utc>) -> WeekView {
     let spans = cal.spans(spec, now.timestamp());
     let today = cal.local_date(now.timestamp());
-    let width = LABEL + 24.0 * HOUR + 4.0;
+    let width = LABEL + 24.0 * HOUR + 12.0;
     let height = 20.0 + 7.0 * ROW;
     let mut svg = String::new();
     let _ = write!(
