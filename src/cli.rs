@@ -73,6 +73,13 @@ pub enum Command {
     /// Membership webhooks from a billing system (POST /api/v1/webhooks/membership).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Door-access systems (Kisi, generic webhook; UniFi Access and Salto KS follow) and
+    /// which plans open which door groups there.
+    #[command(subcommand)]
+    Door(DoorCommand),
+    /// Mirror entitlements into the door systems now, or show how the sync stands.
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Write a backup file (database + secrets key), mode 0600.
     Backup {
         path: PathBuf,
@@ -417,6 +424,58 @@ pub enum VoucherCommand {
         sponsor: Option<String>,
     },
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DoorCommand {
+    /// Add a door-access system. The API key / token / webhook secret is read from a file.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// kisi | unifi-access | salto-ks | webhook
+        #[arg(long)]
+        kind: String,
+        /// API base URL (Kisi: https://api.kisi.io), or the webhook's URL.
+        #[arg(long)]
+        url: String,
+        /// File holding the API key (Kisi), token, or the webhook signing secret.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Let a plan open a door group in a backend, with its own window (default: the plan's
+    /// door window). E.g. full-time: "After-hours door" always, "Studio" opening-hours.
+    Map {
+        #[arg(long)]
+        backend: String,
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        group: String,
+        /// always | opening-hours | plan | a weekly window ("mon-fri 07:00-22:00").
+        #[arg(long, default_value = "plan")]
+        window: String,
+    },
+    /// Backends and their maps.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SyncCommand {
+    /// Reconcile now (every member; or one backend), with progress.
+    Run {
+        #[arg(long)]
+        backend: Option<String>,
+        /// Only these members (id or email), retried even if quarantined.
+        #[arg(long)]
+        member: Vec<String>,
+    },
+    /// Last run, failing and quarantined members per backend.
+    Status,
+    /// Retry a backend's quarantined members on the next run (after fixing the cause).
+    Release {
+        #[arg(long)]
+        backend: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

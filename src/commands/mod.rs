@@ -3,6 +3,7 @@
 mod api;
 mod backup;
 pub mod cert;
+pub(crate) mod doors;
 mod explain;
 pub mod firewall;
 mod members;
@@ -138,6 +139,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Voucher(c) => records::voucher(&ctx, c, &actor).await,
         Command::Admin(c) => records::admin(&ctx, c, &actor).await,
         Command::Token(c) => api::token(&ctx, c, &actor).await,
+        Command::Door(c) => doors::door(&ctx, c, &actor).await,
+        Command::Sync(c) => doors::sync(&ctx, c).await,
         Command::Webhook(c) => api::webhook(&ctx, c, &actor).await,
         Command::Cert(c) => cert::run(&ctx, c).await,
         Command::Firewall(c) => firewall::run(&ctx, c).await,

@@ -217,6 +217,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let (replan_tx, replan_rx) = tokio::sync::watch::channel(());
     tokio::spawn(scheduler.run(replan_rx));
 
+    let doors = start_door_sync(&store);
     let mut feed = store.follow_changes().await?;
     info!(seq = feed.last_seq(), "following changes");
     loop {
@@ -257,6 +258,13 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     .filter(|c| c.kind == "member")
                     .map(|c| c.object.clone())
                     .collect();
+                // Doors follow at once: the changed members now, everyone after a plan, map,
+                // backend, hours or import change.
+                if batch.iter().any(|c| c.kind != "member" && c.kind != "device" && c.kind != "voucher") {
+                    let _ = doors.send(None);
+                } else if !members.is_empty() {
+                    let _ = doors.send(Some(members.iter().cloned().collect()));
+                }
                 if !members.is_empty() {
                     let (store, disconnector) = (store.clone(), disconnector.clone());
                     let authorizer = gateway.as_ref().map(|g| g.authorizer.clone());
@@ -869,4 +877,59 @@ async fn seed_demo(ctx: &Ctx) -> Result<Store> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     Ok(store)
+}
+
+/// How often every member is reconciled with every door backend (heals drift and removes
+/// orphans); member changes are reconciled at once in between.
+const DOOR_FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The door sync: a full reconcile at start and every 10 minutes, and one for the changed
+/// members whenever the change feed brings some (`Some(ids)`; `None` asks for a full run).
+/// Member runs do not wait for a full run in progress.
+fn start_door_sync(store: &Store) -> tokio::sync::mpsc::UnboundedSender<Option<Vec<String>>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Option<Vec<String>>>();
+    let store = store.clone();
+    let full_running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = tx.send(None);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(DOOR_FULL_EVERY);
+        tick.tick().await;
+        loop {
+            let job = tokio::select! {
+                j = rx.recv() => match j { Some(j) => j, None => return },
+                _ = tick.tick() => None,
+            };
+            let backends = match store.door_backends().await {
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "door sync: cannot read backends");
+                    continue;
+                }
+            };
+            let full = job.is_none();
+            if full && full_running.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // One full run at a time; the next tick or change catches up.
+                continue;
+            }
+            let store = store.clone();
+            let flag = full_running.clone();
+            tokio::spawn(async move {
+                let ids = job.unwrap_or_default();
+                for b in &backends {
+                    match super::doors::run_one(&store, b, &ids, false).await {
+                        Ok(r) if r.changed > 0 || r.failed > 0 => {
+                            info!(backend = %b.name, members = r.members, changed = r.changed, writes = r.writes, failed = r.failed, "door sync")
+                        }
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "door sync failed"),
+                    }
+                }
+                if full {
+                    flag.store(false, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    tx
 }

@@ -1,1 +1,16 @@
+//! Door sync (SPEC §6): mirrors the entitlement source into door-access systems. A
+//! level-triggered reconciler computes the desired door groups per member from plans
+//! (`desired`), reads what the door system holds in Frontdesk-owned groups (`DoorSystem`),
+//! and applies the difference, revocations first. Backends: Kisi and a signed generic
+//! webhook (UniFi Access and Salto KS follow).
 
+pub mod backend;
+pub mod desired;
+pub mod http;
+pub mod kisi;
+pub mod reconcile;
+pub mod webhook;
+
+pub use backend::{DoorSystem, Observed, ObservedUser, SyncError};
+pub use desired::{desired, Entitlement, GroupKey};
+pub use reconcile::{reconcile, Report, Scope};

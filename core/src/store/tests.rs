@@ -1409,3 +1409,76 @@ async fn nas_update_keeps_or_replaces_the_secret(store: &Store) {
     ));
 }
 both!(nas_update, nas_update_keeps_or_replaces_the_secret);
+
+async fn door_backends_maps_and_sync_items(store: &Store) {
+    let s = ready(store).await;
+    let b = s
+        .add_door_backend(
+            "kisi",
+            "kisi",
+            "https://api.kisi.io/",
+            Some("key"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.url, "https://api.kisi.io");
+    assert!(matches!(
+        s.add_door_backend("x", "bogus", "https://x", None, &actor())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.add_door_backend("kisi", "kisi", "https://x", None, &actor())
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        s.door_backends().await.unwrap()[0].secret.as_deref(),
+        Some("key")
+    );
+    s.map_door("kisi", "flex", "Studio", None, &actor())
+        .await
+        .unwrap();
+    s.map_door(
+        "kisi",
+        "flex",
+        "Studio",
+        Some("always".parse().unwrap()),
+        &actor(),
+    )
+    .await
+    .unwrap();
+    let maps = s.door_maps().await.unwrap();
+    assert_eq!(maps.len(), 1, "one map per plan and group, replaced");
+    assert_eq!(maps[0].schedule.as_ref().unwrap().to_string(), "always");
+    let now = chrono::Utc::now();
+    s.sync_ok(b.id, "m1", Some("{}")).await.unwrap();
+    assert_eq!(
+        s.sync_failed(b.id, "m1", "boom", now, false).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.sync_failed(b.id, "m1", "boom", now, true).await.unwrap(),
+        2
+    );
+    let items = s.sync_items(b.id).await.unwrap();
+    assert_eq!(items[0].state, "quarantined");
+    assert_eq!(
+        items[0].synced.as_deref(),
+        Some("{}"),
+        "the last good record stays"
+    );
+    assert_eq!(s.sync_release(b.id).await.unwrap(), 1);
+    s.sync_ok(b.id, "m1", Some("{\"grants\":[]}"))
+        .await
+        .unwrap();
+    let items = s.sync_items(b.id).await.unwrap();
+    assert_eq!((items[0].state.as_str(), items[0].failures), ("ok", 0));
+    s.sync_run_started(b.id, now).await.unwrap();
+    s.sync_run_finished(b.id, now, 3, 0, None).await.unwrap();
+    let runs = s.sync_runs().await.unwrap();
+    assert_eq!(runs[0].operations, 3);
+    assert!(runs[0].finished_at.is_some());
+}
+both!(doors, door_backends_maps_and_sync_items);

@@ -106,6 +106,58 @@ impl Console {
                 ),
             });
         }
+        // Door sync: quarantined members, a failing or stale full reconcile.
+        let runs = store.sync_runs().await?;
+        for b in store.door_backends().await? {
+            let items = store.sync_items(b.id).await?;
+            let quarantined = items.iter().filter(|i| i.state == "quarantined").count();
+            let failing = items.iter().filter(|i| i.state == "failed").count();
+            if quarantined > 0 {
+                out.push(Alert {
+                    level: "bad",
+                    text: format!(
+                        "Door sync {}: {quarantined} member{} quarantined after repeated failures; their door access may not match their plan. See `frontdesk sync status`, fix the cause, then `frontdesk sync release --backend {}`.",
+                        b.name,
+                        if quarantined == 1 { "" } else { "s" },
+                        b.name
+                    ),
+                });
+            }
+            if failing > 0 {
+                out.push(Alert {
+                    level: "warn",
+                    text: format!(
+                        "Door sync {}: {failing} member(s) failing, retrying with backoff.",
+                        b.name
+                    ),
+                });
+            }
+            match runs.iter().find(|r| r.backend_id == b.id) {
+                Some(r) if r.error.is_some() => out.push(Alert {
+                    level: "bad",
+                    text: format!(
+                        "Door sync {}: the last full run failed: {}",
+                        b.name,
+                        r.error.clone().unwrap_or_default()
+                    ),
+                }),
+                Some(r) if now - r.finished_at.unwrap_or(r.started_at) > Duration::minutes(30) => {
+                    out.push(Alert {
+                        level: "warn",
+                        text: format!(
+                            "Door sync {}: no full run for {} minutes (is `serve` running?).",
+                            b.name,
+                            (now - r.finished_at.unwrap_or(r.started_at)).num_minutes()
+                        ),
+                    })
+                }
+                Some(_) => {}
+                None => out.push(Alert {
+                    level: "warn",
+                    text: format!("Door sync {}: never run yet.", b.name),
+                }),
+            }
+        }
         Ok(out)
     }
 }

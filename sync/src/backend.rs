@@ -1,0 +1,87 @@
+//! What a door-access system must offer the reconciler.
+
+use crate::desired::{Entitlement, GroupKey};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The system answered with an error status (after retries for 429 and 5xx).
+    #[error("{method} {path}: HTTP {status}: {body}")]
+    Http {
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    /// No answer: connection refused or reset, timeout.
+    #[error("{0}")]
+    Transport(String),
+    /// The answer was not what the documented API returns.
+    #[error("unexpected answer: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Store(#[from] frontdesk_core::store::StoreError),
+}
+
+/// A member's grant in the door system: its id there and its last day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedGrant {
+    pub id: String,
+    pub valid_until: Option<NaiveDate>,
+}
+
+/// A member as the door system knows them (only Frontdesk-owned grants).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObservedUser {
+    /// The system's id for the person.
+    pub id: String,
+    pub grants: BTreeMap<GroupKey, ObservedGrant>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Frontdesk-owned groups and their ids in the system.
+    pub groups: BTreeMap<GroupKey, String>,
+    /// By Frontdesk member id.
+    pub users: BTreeMap<String, ObservedUser>,
+}
+
+/// What `apply` did: write requests made, and the system's id for the person (kept as the
+/// link for next time, so a changed email does not make a second user).
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    pub writes: u64,
+    pub user_id: Option<String>,
+}
+
+#[async_trait]
+pub trait DoorSystem: Send + Sync {
+    /// Reads Frontdesk-owned groups and the grants in them (every page): for everyone, or
+    /// for the given members only (a member change). `links` are the system ids remembered
+    /// from earlier runs, by member id.
+    async fn observe(
+        &self,
+        only: Option<&[&Entitlement]>,
+        links: &BTreeMap<String, String>,
+    ) -> Result<Observed, SyncError>;
+
+    /// Creates owned groups that do not exist yet; their ids.
+    async fn create_groups(
+        &self,
+        keys: &[GroupKey],
+    ) -> Result<BTreeMap<GroupKey, String>, SyncError>;
+
+    /// Makes the member's owned grants equal `want`'s: removals first, then the person
+    /// (found by link or email before any create), then new grants. Idempotent.
+    async fn apply(
+        &self,
+        want: &Entitlement,
+        have: Option<&ObservedUser>,
+        groups: &BTreeMap<GroupKey, String>,
+    ) -> Result<Applied, SyncError>;
+
+    /// Requests made so far (reads and writes), for progress and benchmarks.
+    fn requests(&self) -> u64;
+}

@@ -1,0 +1,203 @@
+//! A JSON client for door-system APIs: a token bucket at the vendor's documented rate, a
+//! timeout on every request, 429 answered by waiting `Retry-After`, 5xx and lost
+//! connections retried a few times with backoff. Secrets go in headers, never in logs.
+
+use crate::backend::SyncError;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::Method;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+/// Requests per second, with a burst of one second's worth.
+pub struct TokenBucket {
+    rate: f64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl TokenBucket {
+    pub fn new(per_second: f64) -> TokenBucket {
+        TokenBucket {
+            rate: per_second,
+            state: Mutex::new((per_second, Instant::now())),
+        }
+    }
+
+    /// Waits for a token.
+    pub async fn take(&self) {
+        loop {
+            let wait = {
+                let mut s = self.state.lock().await;
+                let now = Instant::now();
+                let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
+                s.0 = (s.0 + refill).min(self.rate.max(1.0));
+                s.1 = now;
+                if s.0 >= 1.0 {
+                    s.0 -= 1.0;
+                    return;
+                }
+                Duration::from_secs_f64((1.0 - s.0) / self.rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    headers: HeaderMap,
+    bucket: TokenBucket,
+    requests: AtomicU64,
+    /// Attempts per request for 429, 5xx and transport errors.
+    attempts: u32,
+}
+
+/// Longest `Retry-After` honoured; beyond, the item fails and backs off instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+impl Client {
+    pub fn new(
+        base: &str,
+        auth: HeaderValue,
+        per_second: f64,
+        timeout: Duration,
+    ) -> Result<Client, SyncError> {
+        let mut headers = HeaderMap::new();
+        let mut auth = auth;
+        auth.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, auth);
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("frontdesk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SyncError::Transport(e.to_string()))?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            headers,
+            bucket: TokenBucket::new(per_second),
+            requests: AtomicU64::new(0),
+            attempts: 5,
+        })
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request made outside `send` (the webhook's own POST).
+    pub fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One request; the answer's headers and JSON body (`Null` when empty).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(HeaderMap, Value), SyncError> {
+        let url = format!("{}{path}", self.base);
+        let mut backoff = Duration::from_millis(200);
+        let mut last = String::new();
+        for attempt in 1..=self.attempts {
+            self.bucket.take().await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .headers(self.headers.clone());
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(res) => {
+                    let status = res.status();
+                    let headers = res.headers().clone();
+                    if status.as_u16() == 429 {
+                        let wait = headers
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map_or(Duration::from_secs(1), Duration::from_secs);
+                        if wait > MAX_RETRY_AFTER {
+                            return Err(SyncError::Http {
+                                method: method.to_string(),
+                                path: path.into(),
+                                status: 429,
+                                body: format!("rate limited for {} s", wait.as_secs()),
+                            });
+                        }
+                        debug!(%path, wait_s = wait.as_secs(), "door sync: 429, waiting Retry-After");
+                        tokio::time::sleep(wait).await;
+                        last = "429 Too Many Requests".into();
+                        continue;
+                    }
+                    let text = res.text().await.unwrap_or_default();
+                    if status.is_server_error() {
+                        warn!(%path, status = status.as_u16(), attempt, "door sync: server error, retrying");
+                        last = format!("HTTP {status}");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                        continue;
+                    }
+                    if !status.is_success() {
+                        return Err(SyncError::Http {
+                            method: method.to_string(),
+                            path: path.into(),
+                            status: status.as_u16(),
+                            body: text.chars().take(300).collect(),
+                        });
+                    }
+                    let value = if text.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text)
+                            .map_err(|e| SyncError::Protocol(format!("{path}: {e}")))?
+                    };
+                    return Ok((headers, value));
+                }
+                Err(e) => {
+                    warn!(%path, attempt, error = %e, "door sync: no answer, retrying");
+                    last = if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        format!("no answer ({})", e.without_url())
+                    };
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+        Err(SyncError::Transport(format!(
+            "{method} {path}: {last} after {} attempts",
+            self.attempts
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bucket_keeps_the_rate() {
+        let b = TokenBucket::new(5.0);
+        let t = Instant::now();
+        for _ in 0..15 {
+            b.take().await;
+        }
+        // 5 at once (the burst), then 10 more at 5 per second.
+        let took = t.elapsed().as_secs_f64();
+        assert!((1.9..2.1).contains(&took), "{took}");
+    }
+}
