@@ -1,3 +1,4 @@
 //! Shared parts of the benchmark programs (and of the namespace end-to-end tests).
 
+pub mod fake_kisi;
 pub mod netns;

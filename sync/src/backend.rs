@@ -46,6 +46,9 @@ pub struct Observed {
     pub groups: BTreeMap<GroupKey, String>,
     /// By Frontdesk member id.
     pub users: BTreeMap<String, ObservedUser>,
+    /// Everyone the system knows, by lower-case email → id, when a full observation listed
+    /// them anyway (links new members without a lookup each).
+    pub people: BTreeMap<String, String>,
 }
 
 /// What `apply` did: write requests made, and the system's id for the person (kept as the
@@ -84,4 +87,7 @@ pub trait DoorSystem: Send + Sync {
 
     /// Requests made so far (reads and writes), for progress and benchmarks.
     fn requests(&self) -> u64;
+
+    /// A member's run: its requests go before those of a full run sharing the rate limit.
+    fn set_urgent(&self, _urgent: bool) {}
 }

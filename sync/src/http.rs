@@ -12,10 +12,12 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-/// Requests per second, with a burst of one second's worth.
+/// Requests per second, with a burst of one second's worth. Urgent takers (a member's
+/// revocation) go before normal ones (a full reconcile) that wait at the same time.
 pub struct TokenBucket {
     rate: f64,
     state: Mutex<(f64, Instant)>,
+    urgent_waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl TokenBucket {
@@ -23,20 +25,46 @@ impl TokenBucket {
         TokenBucket {
             rate: per_second,
             state: Mutex::new((per_second, Instant::now())),
+            urgent_waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
     /// Waits for a token.
     pub async fn take(&self) {
+        self.take_as(false).await
+    }
+
+    /// Waits for a token; `urgent` ones are served first.
+    pub async fn take_as(&self, urgent: bool) {
+        if urgent {
+            self.urgent_waiting.fetch_add(1, Ordering::SeqCst);
+        }
         loop {
+            if !urgent && self.urgent_waiting.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             let wait = {
                 let mut s = self.state.lock().await;
                 let now = Instant::now();
                 let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
                 s.0 = (s.0 + refill).min(self.rate.max(1.0));
+                if s.0 < 0.0 && !urgent {
+                    // Pay back what an urgent taker borrowed.
+                    let wait = Duration::from_secs_f64((1.0 - s.0) / self.rate);
+                    drop(s);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
                 s.1 = now;
-                if s.0 >= 1.0 {
+                // Urgent takers may borrow one token: we run under the vendor's limit, so
+                // a revocation does not wait behind a drained bucket.
+                let floor = if urgent { 0.0 } else { 1.0 };
+                if s.0 >= floor {
                     s.0 -= 1.0;
+                    if urgent {
+                        self.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+                    }
                     return;
                 }
                 Duration::from_secs_f64((1.0 - s.0) / self.rate)
@@ -46,14 +74,37 @@ impl TokenBucket {
     }
 }
 
+/// One bucket per API (base URL and credentials) in the process: a member's run and a full
+/// run against the same account share the vendor's limit instead of each assuming all of it.
+fn shared_bucket(key: &str, per_second: f64) -> std::sync::Arc<TokenBucket> {
+    use sha2::Digest;
+    static BUCKETS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<TokenBucket>>>,
+    > = std::sync::OnceLock::new();
+    // Keyed by a hash: the credentials are not kept in the map.
+    let id = format!(
+        "{per_second}:{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    );
+    BUCKETS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(id)
+        .or_insert_with(|| std::sync::Arc::new(TokenBucket::new(per_second)))
+        .clone()
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
     headers: HeaderMap,
-    bucket: TokenBucket,
+    bucket: std::sync::Arc<TokenBucket>,
     requests: AtomicU64,
     /// Attempts per request for 429, 5xx and transport errors.
     attempts: u32,
+    /// A member's run: its requests go before a full run's.
+    urgent: std::sync::atomic::AtomicBool,
 }
 
 /// Longest `Retry-After` honoured; beyond, the item fails and backs off instead.
@@ -67,6 +118,10 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client, SyncError> {
         let mut headers = HeaderMap::new();
+        let bucket = shared_bucket(
+            &format!("{base} {}", String::from_utf8_lossy(auth.as_bytes())),
+            per_second,
+        );
         let mut auth = auth;
         auth.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, auth);
@@ -84,10 +139,16 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             headers,
-            bucket: TokenBucket::new(per_second),
+            bucket,
             requests: AtomicU64::new(0),
             attempts: 5,
+            urgent: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks this client's requests as urgent (a member change) or not (a full run).
+    pub fn set_urgent(&self, urgent: bool) {
+        self.urgent.store(urgent, Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> u64 {
@@ -109,8 +170,14 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let mut backoff = Duration::from_millis(200);
         let mut last = String::new();
-        for attempt in 1..=self.attempts {
-            self.bucket.take().await;
+        // 429s wait and do not use up attempts, within this much waiting in total.
+        let mut rate_waited = Duration::ZERO;
+        let mut attempt = 0;
+        while attempt < self.attempts {
+            attempt += 1;
+            self.bucket
+                .take_as(self.urgent.load(Ordering::Relaxed))
+                .await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let mut req = self
                 .http
@@ -140,6 +207,10 @@ impl Client {
                         debug!(%path, wait_s = wait.as_secs(), "door sync: 429, waiting Retry-After");
                         tokio::time::sleep(wait).await;
                         last = "429 Too Many Requests".into();
+                        rate_waited += wait;
+                        if rate_waited <= MAX_RETRY_AFTER {
+                            attempt -= 1;
+                        }
                         continue;
                     }
                     let text = res.text().await.unwrap_or_default();

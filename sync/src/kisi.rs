@@ -25,6 +25,22 @@ const PAGE: usize = 100;
 
 pub struct Kisi {
     client: Client,
+    base: String,
+}
+
+/// Owned groups as last listed, per Kisi base URL: a member's run (a revocation) reuses a
+/// listing younger than this instead of spending a request of the rate limit on it. A group
+/// deleted by hand meanwhile makes that member's grant fail and back off until the next
+/// full run lists again.
+const GROUPS_FRESH: std::time::Duration = std::time::Duration::from_secs(120);
+
+type GroupCache = std::sync::Mutex<
+    std::collections::HashMap<String, (std::time::Instant, BTreeMap<GroupKey, String>)>,
+>;
+
+fn group_cache() -> &'static GroupCache {
+    static CACHE: std::sync::OnceLock<GroupCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
 }
 
 impl Kisi {
@@ -34,6 +50,7 @@ impl Kisi {
         })?;
         Ok(Kisi {
             client: Client::new(base, auth, per_second, Duration::from_secs(10))?,
+            base: base.trim_end_matches('/').to_string(),
         })
     }
 
@@ -68,6 +85,30 @@ impl Kisi {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// Owned groups: listed now (`fresh`), or a recent listing.
+    async fn owned_groups_cached(
+        &self,
+        fresh: bool,
+    ) -> Result<BTreeMap<GroupKey, String>, SyncError> {
+        if !fresh {
+            let cache = group_cache().lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, g)) = cache.get(&self.base) {
+                if at.elapsed() < GROUPS_FRESH {
+                    return Ok(g.clone());
+                }
+            }
+        }
+        let groups = self.owned_groups().await?;
+        group_cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                self.base.clone(),
+                (std::time::Instant::now(), groups.clone()),
+            );
+        Ok(groups)
     }
 
     async fn owned_groups(&self) -> Result<BTreeMap<GroupKey, String>, SyncError> {
@@ -154,12 +195,13 @@ impl DoorSystem for Kisi {
         only: Option<&[&Entitlement]>,
         links: &BTreeMap<String, String>,
     ) -> Result<Observed, SyncError> {
-        let groups = self.owned_groups().await?;
+        let groups = self.owned_groups_cached(only.is_none()).await?;
         let by_id: BTreeMap<String, GroupKey> = groups
             .iter()
             .map(|(k, id)| (id.clone(), k.clone()))
             .collect();
         let mut users = BTreeMap::new();
+        let mut people = BTreeMap::new();
         match only {
             None => {
                 // Every grant in every owned group, then the people behind them.
@@ -173,15 +215,18 @@ impl DoorSystem for Kisi {
                 let grants = Self::grants_of(&assignments, &by_id);
                 let linked: BTreeMap<&String, &String> =
                     links.iter().map(|(m, u)| (u, m)).collect();
-                let any_unlinked = grants.keys().any(|u| !linked.contains_key(u));
+                // Everyone, once: links people with grants that have no remembered id, and
+                // new members without a lookup each.
                 let mut by_email = BTreeMap::new();
-                if any_unlinked {
-                    for u in self.list("/users").await? {
-                        if let (Some(id), Some(email)) = (id_of(&u["id"]), u["email"].as_str()) {
-                            by_email.insert(id, email.to_lowercase());
-                        }
+                for u in self.list("/users").await? {
+                    if let (Some(id), Some(email)) = (id_of(&u["id"]), u["email"].as_str()) {
+                        by_email.insert(id, email.to_lowercase());
                     }
                 }
+                people = by_email
+                    .iter()
+                    .map(|(id, e)| (e.clone(), id.clone()))
+                    .collect();
                 for (user, g) in grants {
                     let member = match linked.get(&user) {
                         Some(m) => Some((*m).clone()),
@@ -219,7 +264,11 @@ impl DoorSystem for Kisi {
                 }
             }
         }
-        Ok(Observed { groups, users })
+        Ok(Observed {
+            groups,
+            users,
+            people,
+        })
     }
 
     async fn create_groups(
@@ -246,6 +295,10 @@ impl DoorSystem for Kisi {
                 id_of(&g["id"]).ok_or_else(|| SyncError::Protocol("group without id".into()))?;
             out.insert(k.clone(), id);
         }
+        group_cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.base);
         Ok(out)
     }
 
@@ -327,5 +380,9 @@ impl DoorSystem for Kisi {
 
     fn requests(&self) -> u64 {
         self.client.requests()
+    }
+
+    fn set_urgent(&self, urgent: bool) {
+        self.client.set_urgent(urgent);
     }
 }

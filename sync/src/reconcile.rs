@@ -14,6 +14,32 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tracing::{info, warn};
 
+/// Runs against one backend in this process: a member run holds `lock` for its whole run
+/// (observe and apply); a full run takes it per member, and re-reads a member that a member
+/// run touched since the full run observed, so a full run that read the door system before
+/// a cancellation can never re-grant what the member run just revoked.
+struct Coord {
+    lock: tokio::sync::Mutex<()>,
+    touched: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+fn coord(backend_id: i64) -> std::sync::Arc<Coord> {
+    static ALL: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<Coord>>>,
+    > = std::sync::OnceLock::new();
+    ALL.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(backend_id)
+        .or_insert_with(|| {
+            std::sync::Arc::new(Coord {
+                lock: tokio::sync::Mutex::new(()),
+                touched: Default::default(),
+            })
+        })
+        .clone()
+}
+
 /// Failed attempts before an item is quarantined.
 pub const QUARANTINE_AFTER: i64 = 5;
 
@@ -80,6 +106,7 @@ pub async fn reconcile(
 ) -> Result<Report, SyncError> {
     let now = frontdesk_core::clock::now();
     let full = matches!(scope, Scope::All);
+    system.set_urgent(!full);
     if full {
         store.sync_run_started(backend.id, now).await?;
     }
@@ -110,6 +137,12 @@ async fn run(
     progress: &(dyn Fn(usize, usize) + Sync),
     now: DateTime<Utc>,
 ) -> Result<Report, SyncError> {
+    let coord = coord(backend.id);
+    let started = std::time::Instant::now();
+    let _member_run = match scope {
+        Scope::Members(_) => Some(coord.lock.lock().await),
+        Scope::All => None,
+    };
     let catalog = store.catalog().await?;
     let today = catalog.site.date_at(now);
     let maps: Vec<_> = store
@@ -224,9 +257,29 @@ async fn run(
     };
     // Members who hold owned grants but are not in scope's list (a full run) are in `want`
     // with their entitlement already; anyone else observed is an orphan.
+    // Known to the system but holding no owned grant (linked by the full listing).
+    let known: BTreeMap<String, ObservedUser> = want
+        .values()
+        .filter(|e| !observed.users.contains_key(&e.member_id))
+        .filter_map(|e| {
+            let id = links
+                .get(&e.member_id)
+                .or_else(|| observed.people.get(&e.email.to_lowercase()))?;
+            Some((
+                e.member_id.clone(),
+                ObservedUser {
+                    id: id.clone(),
+                    grants: BTreeMap::new(),
+                },
+            ))
+        })
+        .collect();
     let mut changes: Vec<(&Entitlement, Option<&ObservedUser>)> = Vec::new();
     for e in want.values().chain(orphans.values()) {
-        let have = observed.users.get(&e.member_id);
+        let have = observed
+            .users
+            .get(&e.member_id)
+            .or_else(|| known.get(&e.member_id));
         if same(&e.grants, have) {
             if items.get(&e.member_id).is_some_and(|i| i.state != "ok") {
                 store
@@ -275,7 +328,43 @@ async fn run(
             groups_made = true;
         }
         let is_orphan = orphans.contains_key(&e.member_id);
-        match system.apply(e, have, &observed.groups).await {
+        // A full run: one member at a time against member runs; re-read a member a member
+        // run changed since this run observed.
+        let _turn = match scope {
+            Scope::All => Some(coord.lock.lock().await),
+            Scope::Members(_) => None,
+        };
+        let touched = coord
+            .touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&e.member_id)
+            .is_some_and(|t| *t > started);
+        let fresh;
+        let (e, have) = if full_scope(scope) && touched && !is_orphan {
+            let m = store.member(&e.member_id).await?;
+            let d = desired(&catalog, [&m], &maps, today);
+            let Some(w) = d.get(&e.member_id).cloned() else {
+                continue;
+            };
+            let o = system.observe(Some(&[&w]), &links).await?;
+            fresh = (w, o.users.get(&e.member_id).cloned());
+            if same(&fresh.0.grants, fresh.1.as_ref()) {
+                continue;
+            }
+            (&fresh.0, fresh.1.as_ref())
+        } else {
+            (e, have)
+        };
+        let applied = system.apply(e, have, &observed.groups).await;
+        if !full_scope(scope) {
+            coord
+                .touched
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(e.member_id.clone(), std::time::Instant::now());
+        }
+        match applied {
             Ok(applied) => {
                 report.writes += applied.writes;
                 if !is_orphan {
@@ -324,6 +413,9 @@ fn full_scope(scope: &Scope<'_>) -> bool {
     matches!(scope, Scope::All)
 }
 
+/// Requests per second to Kisi.
+pub const KISI_RATE: f64 = 4.5;
+
 /// The door system for a configured backend.
 pub fn system_for(
     b: &DoorBackend,
@@ -331,7 +423,10 @@ pub fn system_for(
 ) -> Result<Box<dyn DoorSystem>, SyncError> {
     let secret = b.secret.clone().unwrap_or_default();
     match b.kind.as_str() {
-        "kisi" => Ok(Box::new(crate::kisi::Kisi::new(&b.url, &secret, 5.0)?)),
+        // A little under Kisi's documented 5 requests/s, so its own counter never trips.
+        "kisi" => Ok(Box::new(crate::kisi::Kisi::new(
+            &b.url, &secret, KISI_RATE,
+        )?)),
         "webhook" => Ok(Box::new(crate::webhook::Webhook::new(
             &b.url,
             &secret,

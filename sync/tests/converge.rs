@@ -58,6 +58,7 @@ impl DoorSystem for Memory {
         Ok(Observed {
             groups: s.groups.clone(),
             users,
+            people: BTreeMap::new(),
         })
     }
 
