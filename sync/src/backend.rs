@@ -49,6 +49,8 @@ pub struct Observed {
     /// Everyone the system knows, by lower-case email → id, when a full observation listed
     /// them anyway (links new members without a lookup each).
     pub people: BTreeMap<String, String>,
+    /// `people` is everyone: someone not in it does not exist in the system yet.
+    pub people_complete: bool,
 }
 
 /// What `apply` did: write requests made, and the system's id for the person (kept as the

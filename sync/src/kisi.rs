@@ -264,10 +264,12 @@ impl DoorSystem for Kisi {
                 }
             }
         }
+        let people_complete = only.is_none();
         Ok(Observed {
             groups,
             users,
             people,
+            people_complete,
         })
     }
 
@@ -336,9 +338,15 @@ impl DoorSystem for Kisi {
                 user_id: have.map(|h| h.id.clone()),
             });
         }
-        let user = match have.map(|h| h.id.clone()) {
+        // An empty id: a complete listing showed the person does not exist yet.
+        let known_absent = have.is_some_and(|h| h.id.is_empty());
+        let user = match have.map(|h| h.id.clone()).filter(|id| !id.is_empty()) {
             Some(id) => id,
-            None => match self.find_user(&want.email).await? {
+            None => match if known_absent {
+                None
+            } else {
+                self.find_user(&want.email).await?
+            } {
                 Some(id) => id,
                 None => {
                     let body = json!({"user": {

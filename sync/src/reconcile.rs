@@ -262,13 +262,19 @@ async fn run(
         .values()
         .filter(|e| !observed.users.contains_key(&e.member_id))
         .filter_map(|e| {
-            let id = links
+            let id = match links
                 .get(&e.member_id)
-                .or_else(|| observed.people.get(&e.email.to_lowercase()))?;
+                .or_else(|| observed.people.get(&e.email.to_lowercase()))
+            {
+                Some(id) => id.clone(),
+                // Not in a complete listing: to be created, no lookup needed.
+                None if observed.people_complete && !e.grants.is_empty() => String::new(),
+                None => return None,
+            };
             Some((
                 e.member_id.clone(),
                 ObservedUser {
-                    id: id.clone(),
+                    id,
                     grants: BTreeMap::new(),
                 },
             ))

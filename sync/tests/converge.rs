@@ -59,6 +59,7 @@ impl DoorSystem for Memory {
             groups: s.groups.clone(),
             users,
             people: BTreeMap::new(),
+            people_complete: false,
         })
     }
 
