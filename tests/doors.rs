@@ -16,6 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn setup(env: &Env, url: &str) {
+    setup_backend(env, "kisi", url, "test-key");
+}
+
+/// Three members (full-time, flex, guest), a backend named after its kind, and the usual
+/// maps: full-time and flex → Studio in opening hours, full-time → After-hours door always.
+fn setup_backend(env: &Env, kind: &str, url: &str, secret: &str) {
     env.run(&["init", "--site", "Doors", "--timezone", "Europe/Berlin"])
         .ok();
     for (name, email, plan) in [
@@ -28,15 +34,15 @@ fn setup(env: &Env, url: &str) {
         ])
         .ok();
     }
-    let key = env.dir.path().join("kisi.key");
-    std::fs::write(&key, "test-key\n").unwrap();
+    let key = env.dir.path().join("door.key");
+    std::fs::write(&key, format!("{secret}\n")).unwrap();
     env.run(&[
         "door",
         "add",
         "--name",
-        "kisi",
+        kind,
         "--kind",
-        "kisi",
+        kind,
         "--url",
         url,
         "--secret-file",
@@ -52,7 +58,7 @@ fn setup(env: &Env, url: &str) {
             "door",
             "map",
             "--backend",
-            "kisi",
+            kind,
             "--plan",
             plan,
             "--group",
@@ -349,4 +355,79 @@ async fn webhook_receives_signed_entitlements() {
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[1]["status"], "suspended");
     assert_eq!(docs[1]["groups"], json!([]), "no access: revoke everything");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unifi_access_merges_policy_sets_and_revokes_under_faults() {
+    use frontdesk_bench::fake_unifi::{self, Unifi};
+    let state: fake_unifi::Shared = Arc::new(Mutex::new(Unifi::default()));
+    {
+        // The landlord's policy, set by hand, on a user who is also Ada (no employee number
+        // yet: linked by email once).
+        let mut k = state.lock().unwrap();
+        k.policies
+            .push(json!({"id": "landlord", "name": "Landlord", "resources": []}));
+        k.users.push(json!({"id": "ada-uid", "first_name": "Ada", "last_name": "L", "user_email": "ada@example.com", "employee_number": "", "access_policies": [{"id": "landlord"}]}));
+        k.page_cap = 1;
+    }
+    let url = fake_unifi::start(state.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    setup_backend(&env, "unifi-access", &url, "test-token");
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(r[0]["failed"], 0, "{r}");
+    {
+        let k = state.lock().unwrap();
+        assert_eq!(
+            k.policies_of("ada@example.com"),
+            [AFTER, STUDIO, "Landlord"]
+        );
+        assert_eq!(k.policies_of("bob@example.com"), [STUDIO]);
+        assert!(k.policies_of("cid@example.com").is_empty());
+        assert_eq!(
+            k.users
+                .iter()
+                .filter(|u| u["user_email"] == "ada@example.com")
+                .count(),
+            1
+        );
+        let ada = k
+            .users
+            .iter()
+            .find(|u| u["user_email"] == "ada@example.com")
+            .unwrap();
+        assert!(
+            ada["employee_number"].as_str().unwrap().len() > 8,
+            "linked: stable id stored"
+        );
+        // The opening-hours schedule as the site's hours; always as whole days.
+        let studio = k.schedules.iter().find(|s| s["name"] == STUDIO).unwrap();
+        assert_eq!(
+            studio["week_schedule"]["monday"],
+            json!([{"start_time": "08:00:00", "end_time": "19:00:00"}])
+        );
+        assert_eq!(studio["week_schedule"]["sunday"], json!([]));
+        let after = k.schedules.iter().find(|s| s["name"] == AFTER).unwrap();
+        assert_eq!(
+            after["week_schedule"]["sunday"],
+            json!([{"start_time": "00:00:00", "end_time": "23:59:59"}])
+        );
+    }
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(
+        (r[0]["changed"].as_u64(), r[0]["writes"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    env.run(&["member", "cancel", "ada@example.com"]).ok();
+    state.lock().unwrap().faults = vec![500, 429, 500];
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(r[0]["failed"], 0, "{r}");
+    let k = state.lock().unwrap();
+    assert_eq!(
+        k.policies_of("ada@example.com"),
+        ["Landlord"],
+        "the landlord's policy stays"
+    );
+    assert_eq!(k.policies_of("bob@example.com"), [STUDIO]);
+    assert_eq!(k.policies.len(), 3, "no policy made twice");
 }

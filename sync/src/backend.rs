@@ -92,4 +92,9 @@ pub trait DoorSystem: Send + Sync {
 
     /// A member's run: its requests go before those of a full run sharing the rate limit.
     fn set_urgent(&self, _urgent: bool) {}
+
+    /// Whether grants carry a last day in this system (compared when deciding what differs).
+    fn has_expiry(&self) -> bool {
+        true
+    }
 }

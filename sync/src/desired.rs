@@ -38,6 +38,75 @@ impl GroupKey {
     }
 }
 
+/// Weekday keys, Monday first.
+pub const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// A same-day interval (`to` may be `24:00`), `day` 0 = Monday.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interval {
+    pub day: usize,
+    pub from: String,
+    pub to: String,
+}
+
+/// A window as same-day intervals per weekday, for door systems that accept no interval over
+/// midnight: `22:00-02:00` on Friday becomes Friday 22:00–24:00 and Saturday 00:00–02:00.
+/// `opening-hours` follows the site's hours (closures are Frontdesk's to enforce).
+pub fn same_day_intervals(
+    schedule: &str,
+    hours: &frontdesk_core::schedule::OpeningHours,
+) -> Vec<Interval> {
+    use chrono::NaiveTime;
+    use frontdesk_core::schedule::WindowSpec;
+    let spec: WindowSpec = schedule.parse().unwrap_or(WindowSpec::Always);
+    let fmt = |t: NaiveTime| t.format("%H:%M").to_string();
+    let mut out = Vec::new();
+    let mut push = |day: usize, start: NaiveTime, end: NaiveTime| {
+        if end > start {
+            out.push(Interval {
+                day,
+                from: fmt(start),
+                to: fmt(end),
+            });
+        } else {
+            out.push(Interval {
+                day,
+                from: fmt(start),
+                to: "24:00".into(),
+            });
+            if end > NaiveTime::MIN {
+                out.push(Interval {
+                    day: (day + 1) % 7,
+                    from: "00:00".into(),
+                    to: fmt(end),
+                });
+            }
+        }
+    };
+    match spec {
+        WindowSpec::Always => {
+            for d in 0..7 {
+                push(d, NaiveTime::MIN, NaiveTime::MIN);
+            }
+        }
+        WindowSpec::OpeningHours => {
+            for (d, windows) in hours.days.iter().enumerate() {
+                for (o, c) in windows {
+                    push(d, *o, *c);
+                }
+            }
+        }
+        WindowSpec::Weekly(ws) => {
+            for w in ws {
+                for day in w.days.days() {
+                    push(day.num_days_from_monday() as usize, w.start, w.end);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Grants: group → last day (inclusive, site time; `None` = open-ended).
 pub type Grants = BTreeMap<GroupKey, Option<NaiveDate>>;
 

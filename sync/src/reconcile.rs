@@ -81,13 +81,13 @@ fn record_of(item: &SyncItem) -> Record {
         .unwrap_or_default()
 }
 
-fn same(want: &Grants, have: Option<&ObservedUser>) -> bool {
+fn same(want: &Grants, have: Option<&ObservedUser>, expiry: bool) -> bool {
     let empty = BTreeMap::new();
     let held = have.map_or(&empty, |h| &h.grants);
     held.len() == want.len()
         && want
             .iter()
-            .all(|(k, u)| held.get(k).is_some_and(|g| &g.valid_until == u))
+            .all(|(k, u)| held.get(k).is_some_and(|g| !expiry || &g.valid_until == u))
 }
 
 /// The wait before retry `failures` (1, 2, …): 10 s doubling, at most an hour, ±20 %.
@@ -286,7 +286,7 @@ async fn run(
             .users
             .get(&e.member_id)
             .or_else(|| known.get(&e.member_id));
-        if same(&e.grants, have) {
+        if same(&e.grants, have, system.has_expiry()) {
             if items.get(&e.member_id).is_some_and(|i| i.state != "ok") {
                 store
                     .sync_ok(
@@ -355,7 +355,7 @@ async fn run(
             };
             let o = system.observe(Some(&[&w]), &links).await?;
             fresh = (w, o.users.get(&e.member_id).cloned());
-            if same(&fresh.0.grants, fresh.1.as_ref()) {
+            if same(&fresh.0.grants, fresh.1.as_ref(), system.has_expiry()) {
                 continue;
             }
             (&fresh.0, fresh.1.as_ref())
@@ -438,8 +438,13 @@ pub fn system_for(
             &secret,
             hours.clone(),
         )?)),
+        "unifi-access" => Ok(Box::new(crate::unifi_access::UnifiAccess::new(
+            &b.url,
+            &secret,
+            hours.clone(),
+        )?)),
         other => Err(SyncError::Protocol(format!(
-            "door backend kind {other:?} is not implemented yet (kisi and webhook are)"
+            "door backend kind {other:?} is not implemented yet (kisi, unifi-access and webhook are)"
         ))),
     }
 }

@@ -20,7 +20,7 @@ use crate::backend::{Applied, DoorSystem, Observed, ObservedGrant, ObservedUser,
 use crate::desired::{Entitlement, GroupKey};
 use crate::http::Client;
 use async_trait::async_trait;
-use frontdesk_core::schedule::{OpeningHours, WindowSpec};
+use frontdesk_core::schedule::OpeningHours;
 use hmac::{Hmac, Mac};
 use reqwest::header::HeaderValue;
 use serde_json::{json, Value};
@@ -63,44 +63,10 @@ impl Webhook {
 
     /// The schedule as same-day intervals per weekday.
     fn weekly(&self, schedule: &str) -> Vec<Value> {
-        const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-        let spec: WindowSpec = schedule.parse().unwrap_or(WindowSpec::Always);
-        let mut out = Vec::new();
-        let push = |out: &mut Vec<Value>, day: usize, from: String, to: String| {
-            out.push(json!({"day": DAYS[day % 7], "from": from, "to": to}));
-        };
-        let fmt = |t: chrono::NaiveTime| t.format("%H:%M").to_string();
-        match spec {
-            WindowSpec::Always => {
-                for d in 0..7 {
-                    push(&mut out, d, "00:00".into(), "24:00".into());
-                }
-            }
-            WindowSpec::OpeningHours => {
-                for (d, windows) in self.hours.days.iter().enumerate() {
-                    for (o, c) in windows {
-                        push(&mut out, d, fmt(*o), fmt(*c));
-                    }
-                }
-            }
-            WindowSpec::Weekly(ws) => {
-                for w in ws {
-                    for day in w.days.days() {
-                        let d = day.num_days_from_monday() as usize;
-                        if w.end > w.start {
-                            push(&mut out, d, fmt(w.start), fmt(w.end));
-                        } else {
-                            // Over midnight: split into two same-day intervals.
-                            push(&mut out, d, fmt(w.start), "24:00".into());
-                            if w.end > chrono::NaiveTime::MIN {
-                                push(&mut out, d + 1, "00:00".into(), fmt(w.end));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
+        crate::desired::same_day_intervals(schedule, &self.hours)
+            .into_iter()
+            .map(|i| json!({"day": crate::desired::DAYS[i.day], "from": i.from, "to": i.to}))
+            .collect()
     }
 
     pub fn document(&self, e: &Entitlement) -> Value {
