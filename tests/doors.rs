@@ -431,3 +431,78 @@ async fn unifi_access_merges_policy_sets_and_revokes_under_faults() {
     assert_eq!(k.policies_of("bob@example.com"), [STUDIO]);
     assert_eq!(k.policies.len(), 3, "no policy made twice");
 }
+
+/// `serve` killed (SIGKILL) in the middle of its first full reconcile, then started again:
+/// the second one converges with no duplicate user, group or grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_mid_reconcile_converges_after_restart() {
+    let state: Shared = Arc::new(Mutex::new(Kisi::default()));
+    state.lock().unwrap().next = 1000;
+    let url = fake_kisi(state.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    setup(&env, &url);
+    for i in 0..16 {
+        let plan = ["full-time", "flex"][i % 2];
+        env.run(&[
+            "member",
+            "add",
+            "--name",
+            &format!("M {i}"),
+            "--email",
+            &format!("m{i}@example.com"),
+            "--plan",
+            plan,
+        ])
+        .ok();
+    }
+    // 9 full-time and 9 flex members with doors: 45 writes at 4.5 requests/s, ~10 s.
+    let server = env.serve("127.0.0.1:0");
+    let t = Instant::now();
+    while state.lock().unwrap().writes() < 12 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the first reconcile started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(server);
+    let at_crash = state.lock().unwrap().writes();
+    assert!(at_crash < 45, "killed mid-way ({at_crash} writes)");
+    let _server = env.serve("127.0.0.1:0");
+    let done = |k: &Kisi| {
+        let m = membership(k);
+        m.get(STUDIO).map(Vec::len) == Some(18) && m.get(AFTER).map(Vec::len) == Some(9)
+    };
+    let t = Instant::now();
+    while !done(&state.lock().unwrap()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "converged after restart: {:?}",
+            membership(&state.lock().unwrap())
+                .iter()
+                .map(|(g, v)| (g.clone(), v.len()))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let k = state.lock().unwrap();
+    let mut emails: Vec<&str> = k
+        .users
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    let n = emails.len();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(emails.len(), n, "no user created twice");
+    assert_eq!(k.groups.len(), 2, "no group created twice");
+    let mut pairs: Vec<String> = k
+        .assignments
+        .iter()
+        .map(|a| format!("{}-{}", a["user_id"], a["group_id"]))
+        .collect();
+    let n = pairs.len();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!((pairs.len(), n), (27, 27), "no grant twice");
+}
