@@ -2285,3 +2285,78 @@ async fn members_are_edited_and_given_devices_by_editors_only() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(lab.store.devices_of(&m.id).await.unwrap().is_empty());
 }
+
+/// The plans page shows door systems with their sync health and the plan → door maps;
+/// owners add a map, managers cannot.
+#[tokio::test]
+async fn doors_on_the_plans_page() {
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let (_, manager_pw) = lab
+        .store
+        .add_admin("manager@example.com", Role::Manager, &actor())
+        .await
+        .unwrap();
+    let manager = ready_operator(&lab, "manager@example.com", &manager_pw).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let r = lab.req("GET", "/plans", &[&owner], None, None).await;
+    assert!(r.body.contains("No door system yet"));
+    let b = lab
+        .store
+        .add_door_backend("kisi", "kisi", "https://api.kisi.io", Some("k"), &actor())
+        .await
+        .unwrap();
+    lab.store
+        .sync_failed(b.id, "m1", "HTTP 403", chrono::Utc::now(), true)
+        .await
+        .unwrap();
+    let page = lab.req("GET", "/plans", &[&owner], None, None).await;
+    assert!(page.body.contains("<td>kisi</td>") && page.body.contains("never"));
+    assert!(
+        page.body.contains("<strong class=\"late\">1</strong>"),
+        "quarantined shown"
+    );
+    let csrf = page.csrf();
+    let form = |csrf: &str, window: &str| {
+        format!("csrf={csrf}&backend=kisi&plan=full-time&group=After-hours+door&window={window}")
+    };
+    let m = lab.req("GET", "/plans", &[&manager], None, None).await;
+    assert!(!m.body.contains("add-door-map"));
+    let r = lab
+        .req(
+            "POST",
+            "/plans/doors",
+            &[&manager],
+            None,
+            Some(form(&m.csrf(), "always")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = lab
+        .req(
+            "POST",
+            "/plans/doors",
+            &[&owner],
+            None,
+            Some(form(&csrf, "nights")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = lab
+        .req(
+            "POST",
+            "/plans/doors",
+            &[&owner],
+            None,
+            Some(form(&csrf, "always")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("<td>After-hours door</td><td>always</td>"),
+        "{}",
+        r.body
+    );
+    let maps = lab.store.door_maps().await.unwrap();
+    assert_eq!(maps.len(), 1);
+    assert_eq!(maps[0].schedule.as_ref().unwrap().to_string(), "always");
+}

@@ -318,6 +318,7 @@ impl Console {
             .route("/plans/closures", post(plans::closure_add))
             .route("/plans/closures/{id}/remove", post(plans::closure_remove))
             .route("/plans/teams", post(plans::team_add))
+            .route("/plans/doors", post(plans::door_map))
             .route("/me", get(me::home))
             .route("/me/login", get(me::login_form).post(me::login))
             .route("/me/link", post(me::link_request))

@@ -25,9 +25,21 @@ page!(PlansT, "console/plans.html" {
     closures: Vec<ClosureLine>,
     plans: Vec<PlanLine>,
     teams: Vec<(String, u16, usize)>,
+    doors: Vec<DoorLine>,
+    door_maps: Vec<(String, String, String, String)>,
     notice: Option<String>,
     error: Option<String>,
 });
+
+/// A door backend and how its sync stands.
+pub struct DoorLine {
+    pub name: String,
+    pub kind: String,
+    pub last_run: String,
+    pub synced: usize,
+    pub failing: usize,
+    pub quarantined: usize,
+}
 page!(PlanEditT, "console/plan_edit.html" {
     f: PlanForm,
     week: WeekView,
@@ -172,7 +184,64 @@ async fn plans_page(
             (t.name.clone(), t.vlan, n)
         })
         .collect();
+    let store = &c.0.store;
+    let (backends, maps, runs) = match (
+        store.door_backends().await,
+        store.door_maps().await,
+        store.sync_runs().await,
+    ) {
+        (Ok(b), Ok(m), Ok(r)) => (b, m, r),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return unavailable(e),
+    };
+    let tz = catalog.site.tz();
+    let mut doors = Vec::new();
+    for b in &backends {
+        let items = match store.sync_items(b.id).await {
+            Ok(i) => i,
+            Err(e) => return unavailable(e),
+        };
+        let count = |st: &str| items.iter().filter(|i| i.state == st).count();
+        doors.push(DoorLine {
+            name: b.name.clone(),
+            kind: b.kind.clone(),
+            last_run: runs
+                .iter()
+                .find(|r| r.backend_id == b.id)
+                .map_or("never".into(), |r| {
+                    let at = r.finished_at.unwrap_or(r.started_at);
+                    let when = at.with_timezone(&tz).format("%a %H:%M").to_string();
+                    match &r.error {
+                        Some(e) => format!("{when}, failed: {e}"),
+                        None if r.finished_at.is_none() => format!("running since {when}"),
+                        None => format!("{when}, {} writes", r.operations),
+                    }
+                }),
+            synced: count("ok"),
+            failing: count("failed"),
+            quarantined: count("quarantined"),
+        });
+    }
+    let door_maps = maps
+        .iter()
+        .map(|m| {
+            (
+                backends
+                    .iter()
+                    .find(|b| b.id == m.backend_id)
+                    .map_or("-".into(), |b| b.name.clone()),
+                catalog
+                    .plan(m.plan_id)
+                    .map_or("-".into(), |p| p.name.clone()),
+                m.group.clone(),
+                m.schedule
+                    .as_ref()
+                    .map_or("the plan's door hours".into(), |w| w.to_string()),
+            )
+        })
+        .collect();
     let page = PlansT {
+        doors,
+        door_maps,
         p: c.page("Plans & hours", Some(s)).await,
         is_owner: s.operator.role == Role::Owner,
         hours,
@@ -584,4 +653,51 @@ pub async fn plan_save(
         }
         Err(e) => unavailable(e),
     }
+}
+
+#[derive(Deserialize)]
+pub struct DoorMapForm {
+    csrf: String,
+    backend: String,
+    plan: String,
+    group: String,
+    #[serde(default)]
+    window: String,
+}
+
+/// Owners let a plan open a door group in a backend (the door sync applies it at once).
+pub async fn door_map(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<DoorMapForm>,
+) -> Response {
+    let s = match require_owner(&c, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let schedule = match f.window.trim() {
+        "" | "plan" => None,
+        w => match w.parse::<WindowSpec>() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                let e = format!(
+                    "Door hours: {e}. Write plan, always, opening-hours or days and times."
+                );
+                return outcome(&c, &s, Err(StoreError::Invalid(e))).await;
+            }
+        },
+    };
+    let r = c
+        .0
+        .store
+        .map_door(&f.backend, &f.plan, &f.group, schedule, &actor(&s))
+        .await
+        .map(|m| {
+            info!(operator = %s.operator.email, backend = %f.backend, plan = %f.plan, group = %m.group, "console: door map");
+            format!(
+                "{} members now open \"{}\" in {}: the door sync applies it within seconds.",
+                f.plan, m.group, f.backend
+            )
+        });
+    outcome(&c, &s, r).await
 }
