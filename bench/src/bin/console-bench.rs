@@ -12,6 +12,7 @@
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::http::{header, Request};
+use frontdesk_bench::arg;
 use frontdesk_core::model::Role;
 use frontdesk_core::store::radius::{AccountingRecord, AcctStatus};
 use frontdesk_core::store::{Actor, ImportRow, OpenMode, Store};
@@ -19,15 +20,6 @@ use frontdesk_portal::console::{Console, ConsoleSettings};
 use http_body_util::BodyExt;
 use std::time::Instant;
 use tower::ServiceExt;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> Result<()> {

@@ -11,6 +11,7 @@
 //! Usage: door-bench [--members 5000] [--cancels 20]
 
 use anyhow::Result;
+use frontdesk_bench::arg;
 use frontdesk_bench::fake_kisi::{self, Kisi};
 use frontdesk_core::model::MemberStatus;
 use frontdesk_core::store::{Actor, ImportRow, OpenMode, Store};
@@ -19,15 +20,6 @@ use frontdesk_sync::reconcile::{reconcile, Scope};
 use frontdesk_sync::DoorSystem;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() -> Result<()> {

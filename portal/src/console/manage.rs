@@ -4,8 +4,8 @@
 //! and explain, backed by the same code as `frontdesk explain` and the API.
 
 use super::{
-    actor, can_edit, csrf_ok, member_page, require, require_editor, require_owner, Console,
-    CsrfForm, Page,
+    actor, can_edit, csrf_ok, member_page, require, require_editor, require_owner, unavailable,
+    Console, CsrfForm, Page,
 };
 use crate::totp::qr_svg;
 use askama::Template;
@@ -100,15 +100,6 @@ pub struct ExplainView {
     pub opens: String,
     pub at: String,
     pub log: Vec<LogLine>,
-}
-
-fn unavailable(what: &str, e: impl std::fmt::Display) -> Response {
-    warn!(error = %e, "console: {what} failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage unavailable; try again",
-    )
-        .into_response()
 }
 
 // ---- new member -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 //! never by an id in the request: one member cannot reach another's data.
 
 use super::manage::join_code;
-use super::{cookie_value, random_hex, same_origin, token_hash, Console, Page};
+use super::{cookie_value, random_hex, same_origin, token_hash, unavailable, Console, Page};
 use crate::Conn;
 use askama::Template;
 use askama_web::WebTemplate;
@@ -117,7 +117,7 @@ async fn signed_in(c: &Console, headers: &HeaderMap) -> Result<(MemberSession, M
     };
     match c.0.store.member(&s.member_id).await {
         Ok(m) => Ok((s, m)),
-        Err(e) => Err(unavailable(e)),
+        Err(e) => Err(unavailable("self-service", e)),
     }
 }
 
@@ -132,15 +132,6 @@ async fn signed_in_post(
         return Err(StatusCode::FORBIDDEN.into_response());
     }
     Ok((s, m))
-}
-
-fn unavailable(e: impl std::fmt::Display) -> Response {
-    warn!(error = %e, "self-service: storage failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage unavailable; try again",
-    )
-        .into_response()
 }
 
 fn login_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
@@ -232,7 +223,7 @@ pub async fn login(
     }
     let found = match c.0.store.member_login(&email).await {
         Ok(f) => f,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("self-service", e),
     };
     let (id, hash) = match found {
         Some((id, Some(hash))) => (Some(id), hash),
@@ -249,7 +240,7 @@ pub async fn login(
         Some(id) => match c.0.store.member(&id).await {
             Ok(m) if m.status == frontdesk_core::model::MemberStatus::Active => Some(m),
             Ok(_) => None,
-            Err(e) => return unavailable(e),
+            Err(e) => return unavailable("self-service", e),
         },
         None => None,
     };
@@ -271,7 +262,7 @@ async fn start(c: &Console, m: &Member, ip: &str) -> Response {
             .create_member_session(&token_hash(&token), &m.id, &random_hex(), ip, clock::now())
             .await
     {
-        return unavailable(e);
+        return unavailable("self-service", e);
     }
     info!(member = %m.id, %ip, "self-service: sign-in");
     let _ =
@@ -339,7 +330,7 @@ pub async fn link_request(
     let member = match c.0.store.member(&email).await {
         Ok(m) if m.status == frontdesk_core::model::MemberStatus::Active => Some(m),
         Ok(_) | Err(StoreError::NotFound(_)) => None,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("self-service", e),
     };
     match (member, c.0.mailer.clone()) {
         (Some(m), Some(mailer)) => {
@@ -355,7 +346,7 @@ pub async fn link_request(
                     )
                     .await
             {
-                return unavailable(e);
+                return unavailable("self-service", e);
             }
             let site = c.site().await;
             let url = format!(
@@ -403,7 +394,7 @@ pub async fn link_page(State(c): State<Console>, Path(token): Path<String>) -> R
             .await
         {
             Ok(v) => v,
-            Err(e) => return unavailable(e),
+            Err(e) => return unavailable("self-service", e),
         };
     let status = if valid {
         StatusCode::OK
@@ -436,7 +427,7 @@ pub async fn link_use(
             .await
         {
             Ok(u) => u,
-            Err(e) => return unavailable(e),
+            Err(e) => return unavailable("self-service", e),
         },
         false => None,
     };
@@ -444,7 +435,7 @@ pub async fn link_use(
         Some(id) => match c.0.store.member(&id).await {
             Ok(m) if m.status == frontdesk_core::model::MemberStatus::Active => Some(m),
             Ok(_) => None,
-            Err(e) => return unavailable(e),
+            Err(e) => return unavailable("self-service", e),
         },
         None => None,
     };
@@ -532,7 +523,7 @@ async fn home_page(
     ) {
         (Ok(a), Ok(b), Ok(v), Ok(r), Ok(l)) => (a, b, v, r, l),
         (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
-            return unavailable(e)
+            return unavailable("self-service", e)
         }
     };
     let tz = catalog.site.tz();
@@ -615,7 +606,7 @@ pub async fn reveal(
     };
     match c.0.store.reveal_wifi_password(&m.id, &actor(&m)).await {
         Ok(password) => credentials(&c, &s, m, password, false).await,
-        Err(e) => unavailable(e),
+        Err(e) => unavailable("self-service", e),
     }
 }
 
@@ -633,7 +624,7 @@ pub async fn rotate(
             info!(member = %m.id, "self-service: Wi-Fi password rotated");
             credentials(&c, &s, m, password, true).await
         }
-        Err(e) => unavailable(e),
+        Err(e) => unavailable("self-service", e),
     }
 }
 
@@ -697,7 +688,7 @@ pub async fn device_add(
     }
     let catalog = match c.0.store.catalog().await {
         Ok(cat) => cat,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("self-service", e),
     };
     let Some(plan) = current_plan(&catalog, &m, clock::now()) else {
         return fail("You have no plan, so no device can be registered.".into()).await;
@@ -718,7 +709,7 @@ pub async fn device_add(
         Err(StoreError::Duplicate(_)) => {
             fail(format!("{mac} is registered already (to you or someone else): ask at the front desk if it is yours.")).await
         }
-        Err(e) => unavailable(e),
+        Err(e) => unavailable("self-service", e),
     }
 }
 
@@ -755,7 +746,7 @@ pub async fn device_remove(
             home_page(&c, &s, m, Some(msg), None, StatusCode::OK).await
         }
         Err(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "no such device").into_response(),
-        Err(e) => unavailable(e),
+        Err(e) => unavailable("self-service", e),
     }
 }
 
@@ -775,7 +766,7 @@ pub async fn guest_pass(
             .iter()
             .filter(|v| now - v.created_at < chrono::Duration::hours(24))
             .count(),
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("self-service", e),
     };
     if made_today >= GUEST_PASSES_PER_DAY {
         let msg = format!("You made {GUEST_PASSES_PER_DAY} guest passes in the last 24 hours; ask at the front desk for more.");
@@ -806,7 +797,7 @@ pub async fn guest_pass(
             let msg = "Guest passes are not set up here; ask at the front desk.".to_string();
             home_page(&c, &s, m, None, Some(msg), StatusCode::CONFLICT).await
         }
-        Err(e) => unavailable(e),
+        Err(e) => unavailable("self-service", e),
     }
 }
 
@@ -843,7 +834,7 @@ pub async fn password(
     let existing = match c.0.store.member_login(&m.email).await {
         Ok(Some((_, h))) => h,
         Ok(None) => None,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("self-service", e),
     };
     if let Some(hash) = existing {
         let current = f.current.clone();
@@ -873,7 +864,7 @@ pub async fn password(
             .set_member_login(&m.id, &hash, keep.as_deref(), &actor(&m))
             .await
     {
-        return unavailable(e);
+        return unavailable("self-service", e);
     }
     let msg = "Password saved: sign in with your email and it next time (other sign-ins ended).";
     home_page(&c, &s, m, Some(msg.into()), None, StatusCode::OK).await

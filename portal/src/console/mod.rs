@@ -844,6 +844,16 @@ async fn require(c: &Console, headers: &HeaderMap) -> Result<ConsoleSession, Res
     Ok(s)
 }
 
+/// A storage failure: logged with what failed, the operator asked to try again.
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Response {
+    warn!(error = %e, "console: {what} failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable; try again",
+    )
+        .into_response()
+}
+
 /// Owners only; `refusal` is what others are told.
 async fn require_owner(
     c: &Console,

@@ -2,7 +2,7 @@
 //! window in the site's time zone; owners change them (a change reaches online sessions
 //! live: the change feed replans, and sessions outside their new window are ended).
 
-use super::{actor, csrf_ok, require, Console, Page};
+use super::{actor, csrf_ok, require, unavailable, Console, Page};
 use crate::week::{week_view, WeekView};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -16,7 +16,7 @@ use frontdesk_core::schedule::{parse_time, DaySet, WindowSpec};
 use frontdesk_core::store::console::ConsoleSession;
 use frontdesk_core::store::StoreError;
 use serde::Deserialize;
-use tracing::{info, warn};
+use tracing::info;
 
 page!(PlansT, "console/plans.html" {
     is_owner: bool,
@@ -81,15 +81,6 @@ const DAYS: [(&str, &str); 7] = [
     ("Sunday", "sun"),
 ];
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
-    warn!(error = %e, "console: plans page failed");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "storage unavailable; try again",
-    )
-        .into_response()
-}
-
 pub async fn plans(State(c): State<Console>, headers: HeaderMap) -> Response {
     let s = match require(&c, &headers).await {
         Ok(s) => s,
@@ -107,7 +98,7 @@ async fn plans_page(
 ) -> Response {
     let lookup = match c.lookup().await {
         Ok(l) => l,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("plans page", e),
     };
     let catalog = &lookup.catalog;
     let now = clock::now();
@@ -191,14 +182,14 @@ async fn plans_page(
         store.sync_runs().await,
     ) {
         (Ok(b), Ok(m), Ok(r)) => (b, m, r),
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return unavailable(e),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return unavailable("plans page", e),
     };
     let tz = catalog.site.tz();
     let mut doors = Vec::new();
     for b in &backends {
         let items = match store.sync_items(b.id).await {
             Ok(i) => i,
-            Err(e) => return unavailable(e),
+            Err(e) => return unavailable("plans page", e),
         };
         let count = |st: &str| items.iter().filter(|i| i.state == st).count();
         doors.push(DoorLine {
@@ -277,7 +268,7 @@ async fn outcome(c: &Console, s: &ConsoleSession, r: Result<String, StoreError>)
         Err(StoreError::Invalid(e) | StoreError::Duplicate(e) | StoreError::NotFound(e)) => {
             plans_page(c, s, None, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await
         }
-        Err(e) => unavailable(e),
+        Err(e) => unavailable("plans page", e),
     }
 }
 
@@ -300,7 +291,7 @@ pub async fn hours(
     };
     let current = match c.0.store.site().await {
         Ok(site) => site.calendar.hours,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("plans page", e),
     };
     let mut changes = Vec::new();
     for (i, (day, key)) in DAYS.iter().enumerate() {
@@ -575,7 +566,7 @@ pub async fn plan_edit_form(
     }
     let catalog = match c.0.store.catalog().await {
         Ok(cat) => cat,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable("plans page", e),
     };
     let Some(p) = catalog.plan_by_name(&name) else {
         return (StatusCode::NOT_FOUND, "no such plan").into_response();
@@ -613,7 +604,7 @@ pub async fn plan_save(
                     &f.wifi.parse().unwrap_or(WindowSpec::Always),
                     clock::now(),
                 ),
-                Err(e) => return unavailable(e),
+                Err(e) => return unavailable("plans page", e),
             };
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -651,7 +642,7 @@ pub async fn plan_save(
         Err(StoreError::Invalid(e) | StoreError::Duplicate(e) | StoreError::NotFound(e)) => {
             refuse(e, f).await
         }
-        Err(e) => unavailable(e),
+        Err(e) => unavailable("plans page", e),
     }
 }
 
