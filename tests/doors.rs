@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::Router;
 use common::{Db, Env};
 use frontdesk_bench::fake_kisi::{membership, start as fake_kisi, Kisi, Shared};
+use frontdesk_bench::faults::{statuses, Fault};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -131,7 +132,7 @@ async fn kisi_mirrors_plans_heals_faults_and_leaves_foreign_groups_alone() {
     // Cancel Ada while Kisi is rate limiting and failing: she loses every owned grant,
     // nothing is duplicated, Bob keeps his.
     env.run(&["member", "cancel", "ada@example.com"]).ok();
-    state.lock().unwrap().faults = vec![429, 500, 429, 500];
+    state.lock().unwrap().faults = statuses(&[429, 500, 429, 500]);
     let r = env.run(&["--json", "sync", "run"]).ok().json();
     assert_eq!(r[0]["failed"], 0, "{r}");
     {
@@ -172,7 +173,7 @@ async fn kisi_mirrors_plans_heals_faults_and_leaves_foreign_groups_alone() {
     env.run(&["member", "set-plan", "bob@example.com", "flex"])
         .ok();
     for _ in 0..5 {
-        state.lock().unwrap().faults = vec![400; 50];
+        state.lock().unwrap().faults = statuses(&[400; 50]);
         env.run(&["sync", "run", "--member", "bob@example.com"]);
     }
     let s = env.run(&["--json", "sync", "status"]).ok().json();
@@ -191,6 +192,44 @@ async fn kisi_mirrors_plans_heals_faults_and_leaves_foreign_groups_alone() {
     assert_eq!(s[0]["quarantined"], 0, "{s}");
     assert_eq!(s[0]["failed"], 0, "{s}");
     assert!(!membership(&state.lock().unwrap()).contains_key(AFTER));
+}
+
+/// Answers that never come: a reset connection and a hung server are retried for reads;
+/// a create whose answer is lost after Kisi did it is not sent again blindly (it would make
+/// a second user or grant): the member fails, and the next attempt reads first.
+#[tokio::test(flavor = "multi_thread")]
+async fn kisi_lost_answers_never_duplicate_a_user_or_grant() {
+    let state: Shared = Arc::new(Mutex::new(Kisi::default()));
+    {
+        let mut k = state.lock().unwrap();
+        k.faults = vec![Fault::Reset, Fault::Slow];
+        k.aimed = vec![("POST /users".into(), Fault::LostAnswer)];
+    }
+    let url = fake_kisi(state.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    setup(&env, &url);
+    let t = Instant::now();
+    let r = env.run(&["--json", "sync", "run"]).json();
+    assert!(
+        t.elapsed() >= Duration::from_secs(10),
+        "the hung answer was waited for until the timeout"
+    );
+    assert_eq!(r[0]["failed"], 1, "the member whose create was lost: {r}");
+    assert_eq!(state.lock().unwrap().users.len(), 2, "Kisi made both users");
+    // Now the grant's answer is lost.
+    state.lock().unwrap().aimed = vec![("POST /role_assignments".into(), Fault::LostAnswer)];
+    for email in ["ada@example.com", "bob@example.com"] {
+        env.run(&["sync", "run", "--member", email]);
+        env.run(&["sync", "run", "--member", email]);
+    }
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(r[0]["failed"], 0, "{r}");
+    let k = state.lock().unwrap();
+    assert_eq!(k.users.len(), 2, "no user made twice");
+    let m = membership(&k);
+    assert_eq!(m[STUDIO], ["ada@example.com", "bob@example.com"]);
+    assert_eq!(m[AFTER], ["ada@example.com"]);
+    assert_eq!(k.assignments.len(), 3, "no grant made twice");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,7 +458,7 @@ async fn unifi_access_merges_policy_sets_and_revokes_under_faults() {
         "{r}"
     );
     env.run(&["member", "cancel", "ada@example.com"]).ok();
-    state.lock().unwrap().faults = vec![500, 429, 500];
+    state.lock().unwrap().faults = statuses(&[500, 429, 500]);
     let r = env.run(&["--json", "sync", "run"]).ok().json();
     assert_eq!(r[0]["failed"], 0, "{r}");
     let k = state.lock().unwrap();

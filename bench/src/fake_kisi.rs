@@ -13,14 +13,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::faults::{inject, Fault, Faulty};
+
 #[derive(Default)]
 pub struct Kisi {
     pub users: Vec<Value>,
     pub groups: Vec<Value>,
     pub assignments: Vec<Value>,
     pub next: i64,
-    /// Statuses to answer the next requests with (429 carries Retry-After: 1).
-    pub faults: Vec<u16>,
+    /// Faults for the next requests (statuses, slow answers, broken connections).
+    pub faults: Vec<Fault>,
+    /// Faults for the next request of a kind: (`"POST /users"`, fault).
+    pub aimed: Vec<(String, Fault)>,
     /// At most this many items per page, whatever `limit` asks (partial pages).
     pub page_cap: usize,
     /// (when, method, path) of every request.
@@ -79,15 +83,16 @@ fn gate(k: &mut Kisi, headers: &HeaderMap, method: &str, path: &str) -> Option<R
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("KISI-LOGIN test-key") {
         return Some(StatusCode::UNAUTHORIZED.into_response());
     }
-    if !k.faults.is_empty() {
-        let status = k.faults.remove(0);
-        let mut r = (StatusCode::from_u16(status).unwrap(), "injected").into_response();
-        if status == 429 {
-            r.headers_mut().insert("retry-after", "1".parse().unwrap());
-        }
-        return Some(r);
-    }
     None
+}
+
+impl Faulty for Kisi {
+    fn faults(&mut self) -> &mut Vec<Fault> {
+        &mut self.faults
+    }
+    fn aimed(&mut self) -> &mut Vec<(String, Fault)> {
+        &mut self.aimed
+    }
 }
 
 async fn users(
@@ -225,6 +230,10 @@ pub async fn start(state: Shared) -> String {
             get(assignments).post(assignment_create),
         )
         .route("/role_assignments/{id}", delete(assignment_delete))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            inject::<Kisi>,
+        ))
         .with_state(state);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

@@ -13,12 +13,16 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::faults::{inject, Fault, Faulty};
+
 #[derive(Default)]
 pub struct Unifi {
     pub users: Vec<Value>,
     pub policies: Vec<Value>,
     pub schedules: Vec<Value>,
-    pub faults: Vec<u16>,
+    pub faults: Vec<Fault>,
+    /// Faults for the next request of a kind: (`"POST /users"`, fault).
+    pub aimed: Vec<(String, Fault)>,
     pub page_cap: usize,
     pub next: u64,
 }
@@ -56,19 +60,20 @@ fn ok(data: Value) -> Response {
     Json(json!({"code": "SUCCESS", "msg": "success", "data": data})).into_response()
 }
 
-fn gate(k: &mut Unifi, headers: &HeaderMap) -> Option<Response> {
+fn gate(headers: &HeaderMap) -> Option<Response> {
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer test-token") {
         return Some(StatusCode::UNAUTHORIZED.into_response());
     }
-    if !k.faults.is_empty() {
-        let status = k.faults.remove(0);
-        let mut r = (StatusCode::from_u16(status).unwrap(), "injected").into_response();
-        if status == 429 {
-            r.headers_mut().insert("retry-after", "1".parse().unwrap());
-        }
-        return Some(r);
-    }
     None
+}
+
+impl Faulty for Unifi {
+    fn faults(&mut self) -> &mut Vec<Fault> {
+        &mut self.faults
+    }
+    fn aimed(&mut self) -> &mut Vec<(String, Fault)> {
+        &mut self.aimed
+    }
 }
 
 fn page(k: &Unifi, items: &[Value], q: &HashMap<String, String>) -> Response {
@@ -98,8 +103,8 @@ fn page(k: &Unifi, items: &[Value], q: &HashMap<String, String>) -> Response {
 type Q = Query<HashMap<String, String>>;
 
 async fn users(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Response {
-    let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    let k = s.lock().unwrap();
+    if let Some(r) = gate(&h) {
         return r;
     }
     let items = k.users.clone();
@@ -108,7 +113,7 @@ async fn users(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Response {
 
 async fn user_create(State(s): State<Shared>, h: HeaderMap, Json(b): Json<Value>) -> Response {
     let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    if let Some(r) = gate(&h) {
         return r;
     }
     let id = k.id();
@@ -118,8 +123,8 @@ async fn user_create(State(s): State<Shared>, h: HeaderMap, Json(b): Json<Value>
 }
 
 async fn user_get(State(s): State<Shared>, h: HeaderMap, Path(id): Path<String>) -> Response {
-    let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    let k = s.lock().unwrap();
+    if let Some(r) = gate(&h) {
         return r;
     }
     match k.users.iter().find(|u| u["id"] == id.as_str()) {
@@ -135,7 +140,7 @@ async fn user_update(
     Json(b): Json<Value>,
 ) -> Response {
     let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    if let Some(r) = gate(&h) {
         return r;
     }
     match k.users.iter_mut().find(|u| u["id"] == id.as_str()) {
@@ -156,7 +161,7 @@ async fn user_policies(
     Json(b): Json<Value>,
 ) -> Response {
     let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    if let Some(r) = gate(&h) {
         return r;
     }
     let ids: Vec<Value> = b["access_policy_ids"]
@@ -180,8 +185,8 @@ async fn user_policies(
 }
 
 async fn policies(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Response {
-    let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    let k = s.lock().unwrap();
+    if let Some(r) = gate(&h) {
         return r;
     }
     let items = k.policies.clone();
@@ -190,7 +195,7 @@ async fn policies(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Respons
 
 async fn policy_create(State(s): State<Shared>, h: HeaderMap, Json(b): Json<Value>) -> Response {
     let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    if let Some(r) = gate(&h) {
         return r;
     }
     let id = k.id();
@@ -200,8 +205,8 @@ async fn policy_create(State(s): State<Shared>, h: HeaderMap, Json(b): Json<Valu
 }
 
 async fn schedules(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Response {
-    let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    let k = s.lock().unwrap();
+    if let Some(r) = gate(&h) {
         return r;
     }
     let items = k.schedules.clone();
@@ -210,7 +215,7 @@ async fn schedules(State(s): State<Shared>, h: HeaderMap, Query(q): Q) -> Respon
 
 async fn schedule_create(State(s): State<Shared>, h: HeaderMap, Json(b): Json<Value>) -> Response {
     let mut k = s.lock().unwrap();
-    if let Some(r) = gate(&mut k, &h) {
+    if let Some(r) = gate(&h) {
         return r;
     }
     let id = k.id();
@@ -240,6 +245,10 @@ pub async fn start(state: Shared) -> String {
             &format!("{api}/access_policies/schedules"),
             get(schedules).post(schedule_create),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            inject::<Unifi>,
+        ))
         .with_state(state);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

@@ -2,6 +2,7 @@
 
 pub mod fake_kisi;
 pub mod fake_unifi;
+pub mod faults;
 pub mod netns;
 
 /// The value after `--name` on the command line as a number, or `default`.

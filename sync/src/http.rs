@@ -173,6 +173,9 @@ impl Client {
         // 429s wait and do not use up attempts, within this much waiting in total.
         let mut rate_waited = Duration::ZERO;
         let mut attempt = 0;
+        // A create whose answer was lost may have happened: sending it again could make a
+        // second user or grant. It fails instead; the next attempt reads before creating.
+        let retry_lost = method != Method::POST;
         while attempt < self.attempts {
             attempt += 1;
             self.bucket
@@ -213,7 +216,20 @@ impl Client {
                         }
                         continue;
                     }
-                    let text = res.text().await.unwrap_or_default();
+                    let text = match res.text().await {
+                        Ok(t) => t,
+                        // The answer broke off: as good as no answer.
+                        Err(e) => {
+                            last = format!("answer broken off ({})", e.without_url());
+                            if !retry_lost {
+                                break;
+                            }
+                            warn!(%path, attempt, error = %last, "door sync: answer broken off, retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 2;
+                            continue;
+                        }
+                    };
                     if status.is_server_error() {
                         warn!(%path, status = status.as_u16(), attempt, "door sync: server error, retrying");
                         last = format!("HTTP {status}");
@@ -238,21 +254,25 @@ impl Client {
                     return Ok((headers, value));
                 }
                 Err(e) => {
-                    warn!(%path, attempt, error = %e, "door sync: no answer, retrying");
                     last = if e.is_timeout() {
                         "timed out".into()
                     } else {
                         format!("no answer ({})", e.without_url())
                     };
+                    if !retry_lost {
+                        break;
+                    }
+                    warn!(%path, attempt, error = %last, "door sync: no answer, retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
             }
         }
-        Err(SyncError::Transport(format!(
-            "{method} {path}: {last} after {} attempts",
-            self.attempts
-        )))
+        Err(SyncError::Transport(if retry_lost {
+            format!("{method} {path}: {last} after {attempt} attempts")
+        } else {
+            format!("{method} {path}: {last}; not sent again (it may have been done), the next attempt reads first")
+        }))
     }
 }
 
