@@ -471,6 +471,120 @@ async fn unifi_access_merges_policy_sets_and_revokes_under_faults() {
     assert_eq!(k.policies.len(), 3, "no policy made twice");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn salto_ks_mirrors_access_groups_with_oauth2_under_faults() {
+    use frontdesk_bench::fake_salto::{self, Salto, SITE};
+    let state: fake_salto::Shared = Arc::new(Mutex::new(Salto::default()));
+    {
+        // The landlord's access group, set up by hand, with Ada in it (already a Salto KS
+        // user: linked by email once).
+        let mut k = state.lock().unwrap();
+        k.users.push(json!({"id": "ada-uid", "first_name": "Ada", "last_name": "L", "email": "ada@example.com"}));
+        k.groups.push(json!({"id": "landlord", "customer_reference": "Landlord", "users": ["ada-uid"], "time_schedules": [{"id": "t0", "start_time": "00:00:00", "end_time": "23:59:59", "monday": true}]}));
+        k.page_cap = 1;
+        // Short-lived tokens: the client renews them during the run.
+        k.token_ttl = Some(Duration::from_secs(1));
+    }
+    let base = fake_salto::start(state.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    let secret = format!(
+        "client_id = test-client\nclient_secret = test-secret\ntoken_url = {base}/connect/token"
+    );
+    setup_backend(&env, "salto-ks", &format!("{base}{SITE}"), &secret);
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(r[0]["failed"], 0, "{r}");
+    {
+        let k = state.lock().unwrap();
+        let m = k.membership();
+        assert_eq!(m[STUDIO], ["ada@example.com", "bob@example.com"]);
+        assert_eq!(m[AFTER], ["ada@example.com"]);
+        assert_eq!(
+            m["Landlord"],
+            ["ada@example.com"],
+            "foreign group untouched"
+        );
+        assert_eq!(k.users.len(), 2, "Ada linked by email; Bob made; no guest");
+        let schedules = |name: &str| {
+            k.groups
+                .iter()
+                .find(|g| g["customer_reference"] == name)
+                .unwrap()["time_schedules"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        let studio = schedules(STUDIO);
+        assert!(
+            studio.iter().any(|t| t["start_time"] == "08:00:00"
+                && t["end_time"] == "19:00:00"
+                && t["monday"] == true
+                && t["sunday"] == false),
+            "{studio:?}"
+        );
+        let after = schedules(AFTER);
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(
+            (
+                &after[0]["start_time"],
+                &after[0]["end_time"],
+                &after[0]["sunday"]
+            ),
+            (&json!("00:00:00"), &json!("23:59:59"), &json!(true))
+        );
+        assert!(k.tokens_issued >= 2, "the token was renewed during the run");
+    }
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(
+        (r[0]["changed"].as_u64(), r[0]["writes"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    // Cancel under faults: a reset connection, a server error, a rate limit, and the
+    // removal's answer lost.
+    env.run(&["member", "cancel", "ada@example.com"]).ok();
+    {
+        let mut k = state.lock().unwrap();
+        k.faults = vec![Fault::Reset, Fault::Status(500), Fault::Status(429)];
+    }
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(r[0]["failed"], 0, "{r}");
+    {
+        let k = state.lock().unwrap();
+        let m = k.membership();
+        assert_eq!(m[STUDIO], ["bob@example.com"]);
+        assert!(!m.contains_key(AFTER));
+        assert_eq!(
+            m["Landlord"],
+            ["ada@example.com"],
+            "the landlord's group stays"
+        );
+    }
+    // A group whose schedules were lost (a run stopped between making it and scheduling
+    // it): finished before Bob is granted it.
+    {
+        let mut k = state.lock().unwrap();
+        let g = k
+            .groups
+            .iter_mut()
+            .find(|g| g["customer_reference"] == AFTER)
+            .unwrap();
+        g["time_schedules"] = json!([]);
+    }
+    env.run(&["member", "set-plan", "bob@example.com", "full-time"])
+        .ok();
+    let r = env.run(&["--json", "sync", "run"]).ok().json();
+    assert_eq!(r[0]["failed"], 0, "{r}");
+    let k = state.lock().unwrap();
+    assert_eq!(k.membership()[AFTER], ["bob@example.com"]);
+    let after = k
+        .groups
+        .iter()
+        .find(|g| g["customer_reference"] == AFTER)
+        .unwrap();
+    assert_eq!(after["time_schedules"].as_array().unwrap().len(), 1);
+    assert_eq!(k.groups.len(), 3, "no access group made twice");
+}
+
 /// `serve` killed (SIGKILL) in the middle of its first full reconcile, then started again:
 /// the second one converges with no duplicate user, group or grant.
 #[tokio::test(flavor = "multi_thread")]

@@ -30,6 +30,11 @@ pub async fn door(ctx: &Ctx, cmd: DoorCommand, actor: &Actor) -> Result<()> {
             if secret.is_none() && kind != "webhook" {
                 bail!("--secret-file: {kind} needs its API key or token");
             }
+            if kind == "salto-ks" {
+                // Checked now, not at the first sync: client_id, client_secret, token_url.
+                frontdesk_sync::salto_ks::Credentials::parse(secret.as_deref().unwrap_or(""))
+                    .map_err(|e| anyhow::anyhow!("--secret-file: {e}"))?;
+            }
             let b = store
                 .add_door_backend(&name, &kind, &url, secret.as_deref(), actor)
                 .await?;

@@ -98,7 +98,8 @@ fn shared_bucket(key: &str, per_second: f64) -> std::sync::Arc<TokenBucket> {
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    headers: HeaderMap,
+    /// Swapped when an OAuth2 token is renewed.
+    headers: std::sync::RwLock<HeaderMap>,
     bucket: std::sync::Arc<TokenBucket>,
     requests: AtomicU64,
     /// Attempts per request for 429, 5xx and transport errors.
@@ -138,12 +139,21 @@ impl Client {
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),
-            headers,
+            headers: std::sync::RwLock::new(headers),
             bucket,
             requests: AtomicU64::new(0),
             attempts: 5,
             urgent: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Replaces the `Authorization` header (a renewed OAuth2 access token).
+    pub fn set_auth(&self, mut auth: HeaderValue) {
+        auth.set_sensitive(true);
+        self.headers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(reqwest::header::AUTHORIZATION, auth);
     }
 
     /// Marks this client's requests as urgent (a member change) or not (a full run).
@@ -167,28 +177,57 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(HeaderMap, Value), SyncError> {
+        // A create whose answer was lost may have happened: sending it again could make a
+        // second user or grant. It fails instead; the next attempt reads before creating.
+        let retry_lost = method != Method::POST;
+        self.exchange(method, path, retry_lost, |req| match body {
+            Some(b) => req.json(b),
+            None => req,
+        })
+        .await
+    }
+
+    /// A form POST that is safe to repeat (an OAuth2 token request).
+    pub async fn post_form(&self, path: &str, form: &str) -> Result<Value, SyncError> {
+        let form = form.to_string();
+        let (_, v) = self
+            .exchange(Method::POST, path, true, |req| {
+                req.header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form.clone())
+            })
+            .await?;
+        Ok(v)
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        retry_lost: bool,
+        with_body: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(HeaderMap, Value), SyncError> {
         let url = format!("{}{path}", self.base);
         let mut backoff = Duration::from_millis(200);
         let mut last = String::new();
         // 429s wait and do not use up attempts, within this much waiting in total.
         let mut rate_waited = Duration::ZERO;
         let mut attempt = 0;
-        // A create whose answer was lost may have happened: sending it again could make a
-        // second user or grant. It fails instead; the next attempt reads before creating.
-        let retry_lost = method != Method::POST;
         while attempt < self.attempts {
             attempt += 1;
             self.bucket
                 .take_as(self.urgent.load(Ordering::Relaxed))
                 .await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .headers(self.headers.clone());
-            if let Some(b) = body {
-                req = req.json(b);
-            }
+            let mut req = self.http.request(method.clone(), &url).headers(
+                self.headers
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            );
+            req = with_body(req);
             match req.send().await {
                 Ok(res) => {
                     let status = res.status();
@@ -273,6 +312,27 @@ impl Client {
         } else {
             format!("{method} {path}: {last}; not sent again (it may have been done), the next attempt reads first")
         }))
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An id as a string, whether the system sends numbers or strings.
+pub fn id_of(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
     }
 }
 

@@ -11,7 +11,7 @@
 
 use crate::backend::{Applied, DoorSystem, Observed, ObservedGrant, ObservedUser, SyncError};
 use crate::desired::{Entitlement, GroupKey};
-use crate::http::Client;
+use crate::http::{encode, id_of, Client};
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use reqwest::header::HeaderValue;
@@ -164,28 +164,9 @@ impl Kisi {
     }
 }
 
-fn id_of(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
-}
-
 /// `2026-12-31` or an RFC 3339 time: the day.
 fn parse_day(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[async_trait]

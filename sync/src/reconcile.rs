@@ -443,8 +443,13 @@ pub fn system_for(
             &secret,
             hours.clone(),
         )?)),
+        "salto-ks" => Ok(Box::new(crate::salto_ks::SaltoKs::new(
+            &b.url,
+            &secret,
+            hours.clone(),
+        )?)),
         other => Err(SyncError::Protocol(format!(
-            "door backend kind {other:?} is not implemented yet (kisi, unifi-access and webhook are)"
+            "door backend kind {other:?} is not known (kisi, unifi-access, salto-ks, webhook)"
         ))),
     }
 }

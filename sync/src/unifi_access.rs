@@ -12,7 +12,7 @@
 
 use crate::backend::{Applied, DoorSystem, Observed, ObservedGrant, ObservedUser, SyncError};
 use crate::desired::{same_day_intervals, Entitlement, GroupKey};
-use crate::http::Client;
+use crate::http::{id_of, Client};
 use async_trait::async_trait;
 use frontdesk_core::schedule::OpeningHours;
 use reqwest::header::HeaderValue;
@@ -36,14 +36,6 @@ const WEEKDAYS: [&str; 7] = [
 pub struct UnifiAccess {
     client: Client,
     hours: OpeningHours,
-}
-
-fn id_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 impl UnifiAccess {
