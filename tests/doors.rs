@@ -301,6 +301,98 @@ async fn serve_revokes_a_cancelled_member_within_a_second() {
     drop(server);
 }
 
+/// With `serve` running, Ada's start-up grants appear, then her cancellation removes the
+/// first of her Frontdesk-owned grants within a second and all of them within three (the
+/// start-up reconcile is still running and shares the rate limit).
+async fn serve_revokes_ada_within_a_second(env: &Env, ada_grants: impl Fn() -> usize, what: &str) {
+    let server = env.serve("127.0.0.1:0");
+    server
+        .wait_for(&["following changes"], Duration::from_secs(30))
+        .expect("serve is up");
+    let t = Instant::now();
+    while ada_grants() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{what}: start-up reconcile"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.run(&["member", "cancel", "ada@example.com"]).ok();
+    let cancelled = Instant::now();
+    let mut first = None;
+    loop {
+        let left = ada_grants();
+        if left < 2 && first.is_none() {
+            first = Some(cancelled.elapsed());
+        }
+        if left == 0 {
+            break;
+        }
+        assert!(
+            first.is_some() || cancelled.elapsed() < Duration::from_secs(1),
+            "{what}: no grant of Ada's removed within a second of her cancellation"
+        );
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(3),
+            "{what}: Ada still has door grants 3 s after her cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "{what}: cancel → first grant removed in {:?}, all in {:?}",
+        first.unwrap_or_default(),
+        cancelled.elapsed()
+    );
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unifi_access_and_salto_ks_revoke_within_a_second_under_serve() {
+    use frontdesk_bench::fake_salto::{self, Salto, SITE};
+    use frontdesk_bench::fake_unifi::{self, Unifi};
+    let unifi: fake_unifi::Shared = Arc::new(Mutex::new(Unifi::default()));
+    let url = fake_unifi::start(unifi.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    setup_backend(&env, "unifi-access", &url, "test-token");
+    serve_revokes_ada_within_a_second(
+        &env,
+        || {
+            unifi
+                .lock()
+                .unwrap()
+                .policies_of("ada@example.com")
+                .iter()
+                .filter(|p| p.starts_with("Frontdesk · "))
+                .count()
+        },
+        "UniFi Access",
+    )
+    .await;
+
+    let salto: fake_salto::Shared = Arc::new(Mutex::new(Salto::default()));
+    let base = fake_salto::start(salto.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    let secret = format!(
+        "client_id = test-client\nclient_secret = test-secret\ntoken_url = {base}/connect/token"
+    );
+    setup_backend(&env, "salto-ks", &format!("{base}{SITE}"), &secret);
+    serve_revokes_ada_within_a_second(
+        &env,
+        || {
+            salto
+                .lock()
+                .unwrap()
+                .membership()
+                .values()
+                .filter(|v| v.iter().any(|e| e == "ada@example.com"))
+                .count()
+        },
+        "Salto KS",
+    )
+    .await;
+    let _ = salto.lock().unwrap().log.len();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_receives_signed_entitlements() {
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();

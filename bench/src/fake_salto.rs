@@ -30,6 +30,8 @@ pub struct Salto {
     pub token_ttl: Option<Duration>,
     pub tokens: Vec<(String, Instant)>,
     pub tokens_issued: usize,
+    /// When each API request (not the token endpoint) arrived.
+    pub log: Vec<Instant>,
     pub next: u64,
 }
 
@@ -85,7 +87,9 @@ fn authorized(k: &Salto, h: &HeaderMap) -> bool {
 
 macro_rules! guard {
     ($s:expr, $h:expr) => {{
-        let k = $s.lock().unwrap();
+        #[allow(unused_mut)]
+        let mut k = $s.lock().unwrap();
+        k.log.push(Instant::now());
         if !authorized(&k, &$h) {
             return (StatusCode::UNAUTHORIZED, "token missing or expired").into_response();
         }

@@ -238,6 +238,21 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token" | "member_login")) {
                     continue;
                 }
+                // Members changed one by one (suspend, cancel, set-plan): their sessions and
+                // portal devices, at once. Anything else (hours, closures, plans, imports,
+                // devices, vouchers) may move everyone: the scheduler re-decides all.
+                let members: std::collections::BTreeSet<String> = batch
+                    .iter()
+                    .filter(|c| c.kind == "member")
+                    .map(|c| c.object.clone())
+                    .collect();
+                // Doors first (a door system is a slow, rate-limited API): the changed members
+                // now, everyone after a plan, map, backend, hours or import change.
+                if batch.iter().any(|c| c.kind != "member" && c.kind != "device" && c.kind != "voucher") {
+                    let _ = doors.send(None);
+                } else if !members.is_empty() {
+                    let _ = doors.send(Some(members.iter().cloned().collect()));
+                }
                 if let Some(g) = gateway.as_mut() {
                     g.refresh_blocked(&store).await;
                 }
@@ -249,21 +264,6 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                         frontdesk_radius::directory::release_free_memory();
                     }
                     Err(e) => warn!(error = %e, "directory refresh failed; keeping the previous one"),
-                }
-                // Members changed one by one (suspend, cancel, set-plan): their sessions and
-                // portal devices, at once. Anything else (hours, closures, plans, imports,
-                // devices, vouchers) may move everyone: the scheduler re-decides all.
-                let members: std::collections::BTreeSet<String> = batch
-                    .iter()
-                    .filter(|c| c.kind == "member")
-                    .map(|c| c.object.clone())
-                    .collect();
-                // Doors follow at once: the changed members now, everyone after a plan, map,
-                // backend, hours or import change.
-                if batch.iter().any(|c| c.kind != "member" && c.kind != "device" && c.kind != "voucher") {
-                    let _ = doors.send(None);
-                } else if !members.is_empty() {
-                    let _ = doors.send(Some(members.iter().cloned().collect()));
                 }
                 if !members.is_empty() {
                     let (store, disconnector) = (store.clone(), disconnector.clone());

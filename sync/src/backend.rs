@@ -98,3 +98,44 @@ pub trait DoorSystem: Send + Sync {
         true
     }
 }
+
+/// Owned groups as last listed, per API base URL: a member's run (a revocation) reuses a
+/// listing younger than two minutes instead of spending requests of the rate limit on it. A
+/// group deleted by hand meanwhile makes that member's grant fail and back off until the
+/// next full run lists again.
+pub struct GroupCache(std::sync::Mutex<Option<BTreeMap<String, CachedGroups>>>);
+
+type CachedGroups = (std::time::Instant, BTreeMap<GroupKey, String>);
+
+impl GroupCache {
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(120);
+
+    pub const fn new() -> GroupCache {
+        GroupCache(std::sync::Mutex::new(None))
+    }
+
+    pub fn get(&self, base: &str) -> Option<BTreeMap<GroupKey, String>> {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.as_ref()?
+            .get(base)
+            .filter(|(at, _)| at.elapsed() < Self::FRESH)
+            .map(|(_, g)| g.clone())
+    }
+
+    pub fn put(&self, base: &str, groups: &BTreeMap<GroupKey, String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                base.to_string(),
+                (std::time::Instant::now(), groups.clone()),
+            );
+    }
+}
+
+impl Default for GroupCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}

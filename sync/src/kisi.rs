@@ -9,7 +9,9 @@
 //! first link), never by name. Users are not deleted on cancel: every owned grant is, which
 //! is what ends access (a person may hold other groups an operator set by hand).
 
-use crate::backend::{Applied, DoorSystem, Observed, ObservedGrant, ObservedUser, SyncError};
+use crate::backend::{
+    Applied, DoorSystem, GroupCache, Observed, ObservedGrant, ObservedUser, SyncError,
+};
 use crate::desired::{Entitlement, GroupKey};
 use crate::http::{encode, id_of, Client};
 use async_trait::async_trait;
@@ -28,20 +30,7 @@ pub struct Kisi {
     base: String,
 }
 
-/// Owned groups as last listed, per Kisi base URL: a member's run (a revocation) reuses a
-/// listing younger than this instead of spending a request of the rate limit on it. A group
-/// deleted by hand meanwhile makes that member's grant fail and back off until the next
-/// full run lists again.
-const GROUPS_FRESH: std::time::Duration = std::time::Duration::from_secs(120);
-
-type GroupCache = std::sync::Mutex<
-    std::collections::HashMap<String, (std::time::Instant, BTreeMap<GroupKey, String>)>,
->;
-
-fn group_cache() -> &'static GroupCache {
-    static CACHE: std::sync::OnceLock<GroupCache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
+static GROUPS: GroupCache = GroupCache::new();
 
 impl Kisi {
     pub fn new(base: &str, api_key: &str, per_second: f64) -> Result<Kisi, SyncError> {
@@ -93,21 +82,12 @@ impl Kisi {
         fresh: bool,
     ) -> Result<BTreeMap<GroupKey, String>, SyncError> {
         if !fresh {
-            let cache = group_cache().lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, g)) = cache.get(&self.base) {
-                if at.elapsed() < GROUPS_FRESH {
-                    return Ok(g.clone());
-                }
+            if let Some(g) = GROUPS.get(&self.base) {
+                return Ok(g);
             }
         }
         let groups = self.owned_groups().await?;
-        group_cache()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                self.base.clone(),
-                (std::time::Instant::now(), groups.clone()),
-            );
+        GROUPS.put(&self.base, &groups);
         Ok(groups)
     }
 
@@ -278,10 +258,10 @@ impl DoorSystem for Kisi {
                 id_of(&g["id"]).ok_or_else(|| SyncError::Protocol("group without id".into()))?;
             out.insert(k.clone(), id);
         }
-        group_cache()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.base);
+        // What member runs see next: the listing plus what was just made.
+        let mut all = existing.clone();
+        all.extend(out.clone());
+        GROUPS.put(&self.base, &all);
         Ok(out)
     }
 

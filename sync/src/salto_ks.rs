@@ -25,7 +25,9 @@
 //! server's token endpoint) and optionally `scope = …`, one per line; `--url` is the site's
 //! API base, e.g. `https://…/v1.1/sites/<site id>`.
 
-use crate::backend::{Applied, DoorSystem, Observed, ObservedGrant, ObservedUser, SyncError};
+use crate::backend::{
+    Applied, DoorSystem, GroupCache, Observed, ObservedGrant, ObservedUser, SyncError,
+};
 use crate::desired::{same_day_intervals, Entitlement, GroupKey};
 use crate::http::{encode, id_of, Client};
 use async_trait::async_trait;
@@ -108,12 +110,25 @@ fn secure_or_local(url: &str) -> bool {
 
 pub struct SaltoKs {
     client: Client,
+    base: String,
     creds: Credentials,
     hours: OpeningHours,
-    /// The access token and when to renew it.
-    token: Mutex<Option<(String, Instant)>>,
+    /// The access token in `client`; the lock also makes one fetch at a time.
+    token: Mutex<Option<String>>,
     /// The identity server's token endpoint, with the client credentials as Basic auth.
     auth: Client,
+}
+
+/// Access tokens by token endpoint and client id, with when to renew them.
+static TOKENS: std::sync::Mutex<BTreeMap<String, (String, Instant)>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// Owned access groups as last listed, for member runs.
+static GROUPS: GroupCache = GroupCache::new();
+
+fn bearer(token: &str) -> Result<HeaderValue, SyncError> {
+    HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| SyncError::Protocol("token endpoint: unusable access_token".into()))
 }
 
 /// Items of a list answer: a bare array or `{"items": […]}`.
@@ -152,6 +167,7 @@ impl SaltoKs {
             })?;
         Ok(SaltoKs {
             client: Client::new(base, placeholder, RATE, Duration::from_secs(10))?,
+            base: base.trim_end_matches('/').to_string(),
             hours,
             token: Mutex::new(None),
             auth: Client::new(&creds.token_url, basic, 2.0, Duration::from_secs(10))?,
@@ -159,11 +175,25 @@ impl SaltoKs {
         })
     }
 
-    /// A valid access token in the client (fetched when missing, expired, or `renew`).
+    /// A valid access token in the client: one handed out earlier in this process (member
+    /// changes do not each cost a token request), else a new one (also when `renew`).
     async fn authorize(&self, renew: bool) -> Result<(), SyncError> {
-        let mut t = self.token.lock().await;
-        if !renew && t.as_ref().is_some_and(|(_, until)| Instant::now() < *until) {
-            return Ok(());
+        let mut current = self.token.lock().await;
+        let key = format!("{} {}", self.creds.token_url, self.creds.client_id);
+        if !renew {
+            let shared = TOKENS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .filter(|(_, until)| Instant::now() < *until)
+                .map(|(t, _)| t.clone());
+            if let Some(t) = shared {
+                if current.as_deref() != Some(t.as_str()) {
+                    self.client.set_auth(bearer(&t)?);
+                    *current = Some(t);
+                }
+                return Ok(());
+            }
         }
         let mut form = String::from("grant_type=client_credentials");
         if let Some(s) = &self.creds.scope {
@@ -183,15 +213,17 @@ impl SaltoKs {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| SyncError::Protocol("token endpoint: no access_token".into()))?;
         let ttl = body["expires_in"].as_u64().unwrap_or(300);
-        let header = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| SyncError::Protocol("token endpoint: unusable access_token".into()))?;
-        self.client.set_auth(header);
+        self.client.set_auth(bearer(token)?);
         // Renew a minute early (or halfway, for short-lived tokens).
         let early = Duration::from_secs(ttl.min(120) / 2);
-        *t = Some((
-            token.to_string(),
-            Instant::now() + Duration::from_secs(ttl) - early,
-        ));
+        TOKENS.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key,
+            (
+                token.to_string(),
+                Instant::now() + Duration::from_secs(ttl) - early,
+            ),
+        );
+        *current = Some(token.to_string());
         Ok(())
     }
 
@@ -250,17 +282,36 @@ impl SaltoKs {
             .collect())
     }
 
-    async fn find_user(&self, email: &str) -> Result<Option<String>, SyncError> {
-        let found = self
-            .list("/users", &format!("$filter={}", filter_eq("email", email)))
+    /// The item of `path` whose `field` equals `value` (case-insensitively), by `$filter`:
+    /// one request when the filter is honoured (an empty page or a match), the whole list
+    /// when the answer shows it was not.
+    async fn find(&self, path: &str, field: &str, value: &str) -> Result<Option<Value>, SyncError> {
+        let is = |u: &Value| {
+            u[field]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(value))
+        };
+        let v = self
+            .send(
+                Method::GET,
+                &format!(
+                    "{path}?$filter={}&$top={PAGE}&$skip=0",
+                    filter_eq(field, value)
+                ),
+                None,
+            )
             .await?;
-        Ok(found
-            .iter()
-            .find(|u| {
-                u["email"]
-                    .as_str()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
-            })
+        let page = items(&v).ok_or_else(|| SyncError::Protocol(format!("{path}: not a list")))?;
+        if page.is_empty() || page.iter().any(is) {
+            return Ok(page.iter().find(|u| is(u)).cloned());
+        }
+        Ok(self.list(path, "").await?.into_iter().find(is))
+    }
+
+    async fn find_user(&self, email: &str) -> Result<Option<String>, SyncError> {
+        Ok(self
+            .find("/users", "email", email)
+            .await?
             .and_then(|u| id_of(&u["id"])))
     }
 
@@ -313,7 +364,10 @@ impl DoorSystem for SaltoKs {
         only: Option<&[&Entitlement]>,
         links: &BTreeMap<String, String>,
     ) -> Result<Observed, SyncError> {
-        let mut groups = self.owned_groups().await?;
+        let mut groups = match only.and_then(|_| GROUPS.get(&self.base)) {
+            Some(g) => g,
+            None => self.owned_groups().await?,
+        };
         let mut users: BTreeMap<String, ObservedUser> = BTreeMap::new();
         let mut people = BTreeMap::new();
         match only {
@@ -365,6 +419,7 @@ impl DoorSystem for SaltoKs {
                 for k in unfinished {
                     groups.remove(&k);
                 }
+                GROUPS.put(&self.base, &groups);
             }
             Some(list) => {
                 for e in list {
@@ -374,16 +429,27 @@ impl DoorSystem for SaltoKs {
                     };
                     let Some(uid) = uid else { continue };
                     let mut grants = BTreeMap::new();
+                    if e.grants.is_empty() {
+                        // A revocation: every owned group is removed without asking first
+                        // (a removal from a group they are not in answers 404, which is
+                        // fine), so the first request is already a revocation.
+                        for key in groups.keys() {
+                            grants.insert(
+                                key.clone(),
+                                ObservedGrant {
+                                    id: uid.clone(),
+                                    valid_until: None,
+                                },
+                            );
+                        }
+                        users.insert(e.member_id.clone(), ObservedUser { id: uid, grants });
+                        continue;
+                    }
                     for (key, gid) in &groups {
                         let inside = self
-                            .list(
-                                &format!("/accessgroups/{gid}/users"),
-                                &format!("$filter={}", filter_eq("id", &uid)),
-                            )
+                            .find(&format!("/accessgroups/{gid}/users"), "id", &uid)
                             .await?;
-                        if inside.iter().any(|u| {
-                            id_of(&u["id"]).or_else(|| id_of(&u["user_id"])).as_ref() == Some(&uid)
-                        }) {
+                        if inside.is_some() {
                             grants.insert(
                                 key.clone(),
                                 ObservedGrant {
@@ -431,6 +497,10 @@ impl DoorSystem for SaltoKs {
             self.ensure_schedules(k, &id).await?;
             out.insert(k.clone(), id);
         }
+        // What member runs see next: the listing plus what was just made.
+        let mut all = existing.clone();
+        all.extend(out.clone());
+        GROUPS.put(&self.base, &all);
         Ok(out)
     }
 

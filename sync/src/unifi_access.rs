@@ -10,7 +10,9 @@
 //! link. UniFi Access has no per-policy end date in these shapes: the last day is enforced by
 //! Frontdesk's own revocation (the full run after midnight), which the note says.
 
-use crate::backend::{Applied, DoorSystem, Observed, ObservedGrant, ObservedUser, SyncError};
+use crate::backend::{
+    Applied, DoorSystem, GroupCache, Observed, ObservedGrant, ObservedUser, SyncError,
+};
 use crate::desired::{same_day_intervals, Entitlement, GroupKey};
 use crate::http::{id_of, Client};
 use async_trait::async_trait;
@@ -33,8 +35,12 @@ const WEEKDAYS: [&str; 7] = [
     "sunday",
 ];
 
+/// Owned policies as last listed, for member runs.
+static POLICIES: GroupCache = GroupCache::new();
+
 pub struct UnifiAccess {
     client: Client,
+    base: String,
     hours: OpeningHours,
 }
 
@@ -46,6 +52,7 @@ impl UnifiAccess {
         Ok(UnifiAccess {
             // A local controller: no documented limit; stay gentle.
             client: Client::new(base, auth, 10.0, Duration::from_secs(10))?,
+            base: base.trim_end_matches('/').to_string(),
             hours,
         })
     }
@@ -145,13 +152,43 @@ impl DoorSystem for UnifiAccess {
     async fn observe(
         &self,
         only: Option<&[&Entitlement]>,
-        _links: &BTreeMap<String, String>,
+        links: &BTreeMap<String, String>,
     ) -> Result<Observed, SyncError> {
-        let groups = self.owned_policies().await?;
+        let groups = match only.and_then(|_| POLICIES.get(&self.base)) {
+            Some(g) => g,
+            None => {
+                let g = self.owned_policies().await?;
+                POLICIES.put(&self.base, &g);
+                g
+            }
+        };
         let owned: BTreeMap<String, GroupKey> = groups
             .iter()
             .map(|(k, id)| (id.clone(), k.clone()))
             .collect();
+        // A member run for people linked before: one read each, not the whole user list.
+        if let Some(list) = only.filter(|l| l.iter().all(|e| links.contains_key(&e.member_id))) {
+            let mut users = BTreeMap::new();
+            for e in list {
+                let id = &links[&e.member_id];
+                match self.call(Method::GET, &format!("/users/{id}"), None).await {
+                    Ok(u) => {
+                        if let Some(ou) = Self::observed_user(&u, &owned) {
+                            users.insert(e.member_id.clone(), ou);
+                        }
+                    }
+                    // Deleted by hand: made again if they should have doors.
+                    Err(SyncError::Http { status: 404, .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(Observed {
+                groups,
+                users,
+                people: BTreeMap::new(),
+                people_complete: false,
+            });
+        }
         let wanted: Option<BTreeSet<&str>> =
             only.map(|l| l.iter().map(|e| e.member_id.as_str()).collect());
         let mut users = BTreeMap::new();
@@ -248,6 +285,9 @@ impl DoorSystem for UnifiAccess {
                 id_of(&p["id"]).ok_or_else(|| SyncError::Protocol("policy without id".into()))?;
             out.insert(k.clone(), id);
         }
+        let mut all = existing.clone();
+        all.extend(out.clone());
+        POLICIES.put(&self.base, &all);
         Ok(out)
     }
 
