@@ -455,6 +455,37 @@ pub enum DoorCommand {
         #[arg(long, default_value = "plan")]
         window: String,
     },
+    /// Stop a plan opening a door group; the next sync revokes what the map granted.
+    Unmap {
+        #[arg(long)]
+        backend: String,
+        #[arg(long)]
+        plan: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Remove a backend (refused while plans are mapped to it, unless --force).
+    Remove {
+        name: String,
+        /// Remove even with maps: the grants Frontdesk made stay in the door system.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Accept the door system's own webhooks (unlocks, doors held open or forced) at
+    /// /api/v1/webhooks/doors/NAME, verified with this secret: generated and shown once, or
+    /// the one the door system gave (UniFi Access makes its own) from --secret-file.
+    EventsSecret {
+        #[arg(long)]
+        backend: String,
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Recent door events (unlocks, refusals, doors held open or forced).
+    Events {
+        /// How far back, e.g. 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        since: humantime::Duration,
+    },
     /// Backends and their maps.
     List,
 }

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+pub mod door_events;
 pub mod webhook;
 
 /// Largest request body the API reads (a member or a voucher batch is far smaller).
@@ -69,6 +70,10 @@ impl Api {
             .route("/api/v1/sessions/{id}/disconnect", post(disconnect_session))
             .route("/api/v1/explain", get(explain))
             .route("/api/v1/webhooks/membership", post(webhook::membership))
+            .route(
+                "/api/v1/webhooks/doors/{backend}",
+                post(door_events::door_event),
+            )
             .route(
                 "/api/v1/{*rest}",
                 axum::routing::any(|| async { ApiError::not_found("no such API route") }),
@@ -1187,7 +1192,7 @@ impl Modify for BearerScheme {
     paths(
         list_members, create_member, get_member, patch_member, member_credentials,
         rotate_member_password, list_plans, list_vouchers, create_vouchers, list_sessions,
-        disconnect_session, explain, webhook::membership
+        disconnect_session, explain, webhook::membership, door_events::door_event
     ),
     modifiers(&BearerScheme),
     tags(
@@ -1196,7 +1201,7 @@ impl Modify for BearerScheme {
         (name = "vouchers", description = "Guest vouchers"),
         (name = "sessions", description = "RADIUS sessions"),
         (name = "explain", description = "Why is someone (not) allowed"),
-        (name = "webhooks", description = "Membership events from a billing system"),
+        (name = "webhooks", description = "Membership events from a billing system; door events from a door system"),
     )
 )]
 pub struct ApiDoc;

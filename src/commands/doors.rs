@@ -72,6 +72,91 @@ pub async fn door(ctx: &Ctx, cmd: DoorCommand, actor: &Actor) -> Result<()> {
                 ]);
             }
         }
+        DoorCommand::Unmap {
+            backend,
+            plan,
+            group,
+        } => {
+            store.unmap_door(&backend, &plan, &group, actor).await?;
+            if !ctx.json {
+                println!("unmapped; the next sync (at once under `serve`) revokes what it granted");
+            }
+        }
+        DoorCommand::Remove { name, force } => {
+            store.remove_door_backend(&name, force, actor).await?;
+            if !ctx.json {
+                println!("removed door backend {name}");
+            }
+        }
+        DoorCommand::EventsSecret {
+            backend,
+            secret_file,
+        } => {
+            let (secret, generated) = match &secret_file {
+                Some(f) => (
+                    std::fs::read_to_string(f)
+                        .with_context(|| format!("--secret-file: cannot read {}", f.display()))?
+                        .trim()
+                        .to_string(),
+                    false,
+                ),
+                None => (
+                    format!(
+                        "whsec_{}",
+                        frontdesk_portal::api::new_token()
+                            .0
+                            .trim_start_matches("fdk_")
+                    ),
+                    true,
+                ),
+            };
+            store
+                .set_door_events_secret(&backend, &secret, actor)
+                .await?;
+            let base = ctx
+                .config
+                .http
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("https://{}", ctx.config.http.listen));
+            let url = format!(
+                "{}/api/v1/webhooks/doors/{backend}",
+                base.trim_end_matches('/')
+            );
+            if ctx.json {
+                json(&json!({"url": url, "secret": generated.then_some(&secret)}));
+            } else {
+                kv(&[("webhook URL", url)]);
+                if generated {
+                    println!(
+                        "secret (shown once; paste it into the door system's webhook settings):\n{}",
+                        secret
+                    );
+                }
+            }
+        }
+        DoorCommand::Events { since } => {
+            let from = frontdesk_core::clock::now()
+                - chrono::Duration::from_std(*since).context("--since is too long")?;
+            let events = store.door_events_since(from).await?;
+            if ctx.json {
+                json(&events);
+            } else {
+                let rows: Vec<Vec<String>> = events
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            rfc3339(e.at),
+                            e.kind.clone(),
+                            e.door.clone(),
+                            opt(e.member_id.clone().or_else(|| e.actor.clone())),
+                            e.backend.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["AT", "EVENT", "DOOR", "WHO", "BACKEND"], &rows);
+            }
+        }
         DoorCommand::List => {
             let (backends, maps, cat) = (
                 store.door_backends().await?,

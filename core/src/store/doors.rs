@@ -18,6 +18,22 @@ pub struct DoorBackend {
     /// API key / token / webhook signing secret (decrypted; never serialised).
     #[serde(skip)]
     pub secret: Option<String>,
+    /// Verifies the door system's own webhooks (door events in); never serialised.
+    #[serde(skip)]
+    pub events_secret: Option<String>,
+}
+
+/// What a door system reported: an unlock, a refusal, a door held open or forced.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DoorEvent {
+    pub backend: String,
+    pub event_id: String,
+    pub at: DateTime<Utc>,
+    /// `unlock`, `denied`, `held_open`, `forced` or `other`.
+    pub kind: String,
+    pub door: String,
+    pub member_id: Option<String>,
+    pub actor: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -112,27 +128,32 @@ impl Store {
             kind: kind.into(),
             url: url.trim_end_matches('/').into(),
             secret: secret.map(Into::into),
+            events_secret: None,
         })
     }
 
     pub async fn door_backends(&self) -> Result<Vec<DoorBackend>> {
-        let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, name, kind, url, secret_enc FROM door_backends ORDER BY name",
+        type Row = (i64, String, String, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, name, kind, url, secret_enc, events_secret_enc FROM door_backends ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
+        let open = |enc: Option<String>| -> Result<Option<String>> {
+            match enc {
+                Some(e) => Ok(Some(self.key()?.decrypt_string(&e)?)),
+                None => Ok(None),
+            }
+        };
         rows.into_iter()
-            .map(|(id, name, kind, url, enc)| {
-                let secret = match enc {
-                    Some(e) => Some(self.key()?.decrypt_string(&e)?),
-                    None => None,
-                };
+            .map(|(id, name, kind, url, enc, events)| {
                 Ok(DoorBackend {
                     id,
                     name,
                     kind,
                     url,
-                    secret,
+                    secret: open(enc)?,
+                    events_secret: open(events)?,
                 })
             })
             .collect()
@@ -372,5 +393,191 @@ impl Store {
                 error,
             })
             .collect())
+    }
+}
+
+impl Store {
+    /// Sets the secret that verifies a door system's webhooks (door events in).
+    pub async fn set_door_events_secret(
+        &self,
+        name: &str,
+        secret: &str,
+        actor: &Actor,
+    ) -> Result<()> {
+        if secret.len() < 16 {
+            return Err(StoreError::Invalid(
+                "an events secret needs at least 16 characters".into(),
+            ));
+        }
+        let b = self.door_backend(name).await?;
+        let enc = self.key()?.encrypt(secret.as_bytes());
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE door_backends SET events_secret_enc = $1 WHERE id = $2")
+            .bind(enc)
+            .bind(b.id)
+            .execute(&mut *tx)
+            .await?;
+        // The secret itself never goes to the audit log.
+        let audit = Audit::new("door.events_secret", "door", &b.name);
+        self.finish(tx, actor, audit).await
+    }
+
+    /// The member Frontdesk linked to this door-system user id (from what the sync wrote).
+    pub async fn member_for_door_user(
+        &self,
+        backend_id: i64,
+        user_id: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .sync_items(backend_id)
+            .await?
+            .into_iter()
+            .find(|i| {
+                i.synced
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                    .is_some_and(|v| v["user_id"].as_str() == Some(user_id))
+            })
+            .map(|i| i.member_id))
+    }
+
+    /// Records a door event once per (backend, event id), with an audit entry; false when it
+    /// was recorded before (a retried delivery).
+    pub async fn record_door_event(&self, backend_id: i64, e: &DoorEvent) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO door_events (backend_id, event_id, at, kind, door, member_id, actor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (backend_id, event_id) DO NOTHING",
+        )
+        .bind(backend_id)
+        .bind(&e.event_id)
+        .bind(e.at.timestamp())
+        .bind(&e.kind)
+        .bind(&e.door)
+        .bind(&e.member_id)
+        .bind(&e.actor)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let who = e
+            .member_id
+            .clone()
+            .or_else(|| e.actor.clone())
+            .unwrap_or_else(|| "-".into());
+        let action = match e.kind.as_str() {
+            "unlock" => "door.unlock",
+            "denied" => "door.denied",
+            "held_open" => "door.held_open",
+            "forced" => "door.forced",
+            _ => "door.event",
+        };
+        let audit = Audit::new(action, "door", &e.door)
+            .after(format!("by={who} via={} event={}", e.backend, e.event_id));
+        let actor = Actor {
+            name: e.backend.clone(),
+            source: "door".into(),
+        };
+        self.finish(tx, &actor, audit).await?;
+        Ok(true)
+    }
+
+    /// Door events since `since`, oldest first.
+    pub async fn door_events_since(&self, since: DateTime<Utc>) -> Result<Vec<DoorEvent>> {
+        type Row = (
+            String,
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT b.name, e.event_id, e.at, e.kind, e.door, e.member_id, e.actor \
+             FROM door_events e JOIN door_backends b ON b.id = e.backend_id \
+             WHERE e.at >= $1 ORDER BY e.at, e.id",
+        )
+        .bind(since.timestamp())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(backend, event_id, at, kind, door, member_id, actor)| DoorEvent {
+                    backend,
+                    event_id,
+                    at: ts(at),
+                    kind,
+                    door,
+                    member_id,
+                    actor,
+                },
+            )
+            .collect())
+    }
+}
+
+impl Store {
+    /// Removes a plan → door group map; the next sync revokes the grants it gave.
+    pub async fn unmap_door(
+        &self,
+        backend: &str,
+        plan: &str,
+        group: &str,
+        actor: &Actor,
+    ) -> Result<()> {
+        let b = self.door_backend(backend).await?;
+        let p = self.plan(plan).await?;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "DELETE FROM door_maps WHERE backend_id = $1 AND plan_id = $2 AND door_group = $3",
+        )
+        .bind(b.id)
+        .bind(p.id)
+        .bind(group.trim())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no map of plan {} to {:?} in {} (see `frontdesk door list`)",
+                p.name,
+                group.trim(),
+                b.name
+            )));
+        }
+        let audit = Audit::new("door.unmap", "door", &b.name).before(format!(
+            "plan={} group={}",
+            p.name,
+            group.trim()
+        ));
+        self.finish(tx, actor, audit).await
+    }
+
+    /// Removes a backend. Refused while plans are mapped to it (unmap them and sync first,
+    /// so the grants Frontdesk made are revoked) unless `force`, which leaves them there.
+    pub async fn remove_door_backend(&self, name: &str, force: bool, actor: &Actor) -> Result<()> {
+        let b = self.door_backend(name).await?;
+        let maps = self
+            .door_maps()
+            .await?
+            .into_iter()
+            .filter(|m| m.backend_id == b.id)
+            .count();
+        if maps > 0 && !force {
+            return Err(StoreError::Invalid(format!(
+                "{name} still has {maps} plan map(s): unmap them (`frontdesk door unmap`), run `frontdesk sync run --backend {name}` so the grants Frontdesk made are revoked, then remove it (or --force to leave them in the door system)"
+            )));
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM door_backends WHERE id = $1")
+            .bind(b.id)
+            .execute(&mut *tx)
+            .await?;
+        let audit = Audit::new("door.remove", "door", &b.name)
+            .before(format!("kind={} url={} maps={maps}", b.kind, b.url));
+        self.finish(tx, actor, audit).await
     }
 }

@@ -5,6 +5,7 @@ use crate::decide::{decide, Reason, Resource, Subject};
 use crate::model::{MemberStatus, Role, Vendor};
 use crate::ports::ChangeFeed;
 use crate::schedule::DaySet;
+use crate::store::doors::DoorEvent;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -1482,3 +1483,95 @@ async fn door_backends_maps_and_sync_items(store: &Store) {
     assert!(runs[0].finished_at.is_some());
 }
 both!(doors, door_backends_maps_and_sync_items);
+
+async fn door_events_unmap_and_remove(store: &Store) {
+    let s = ready(store).await;
+    let b = s
+        .add_door_backend("kisi", "kisi", "https://api.kisi.io", Some("key"), &actor())
+        .await
+        .unwrap();
+    assert!(s.door_backends().await.unwrap()[0].events_secret.is_none());
+    assert!(matches!(
+        s.set_door_events_secret("kisi", "short", &actor()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.set_door_events_secret("kisi", "0123456789abcdef0123", &actor())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.door_backends().await.unwrap()[0].events_secret.as_deref(),
+        Some("0123456789abcdef0123")
+    );
+    // The link the sync wrote maps the door system's user to the member.
+    s.sync_ok(b.id, "m-ada", Some(r#"{"user_id":"901","grants":[]}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.member_for_door_user(b.id, "901")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("m-ada")
+    );
+    assert_eq!(s.member_for_door_user(b.id, "902").await.unwrap(), None);
+    let at = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let e = DoorEvent {
+        backend: "kisi".into(),
+        event_id: "ev-1".into(),
+        at,
+        kind: "unlock".into(),
+        door: "Front door".into(),
+        member_id: Some("m-ada".into()),
+        actor: Some("Ada".into()),
+    };
+    assert!(s.record_door_event(b.id, &e).await.unwrap());
+    assert!(
+        !s.record_door_event(b.id, &e).await.unwrap(),
+        "a redelivery is recorded once"
+    );
+    let got = s
+        .door_events_since(at - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].kind.as_str(), got[0].door.as_str()),
+        ("unlock", "Front door")
+    );
+    assert_eq!(got[0].at.timestamp(), at.timestamp());
+    assert!(s
+        .door_events_since(at + chrono::Duration::seconds(1))
+        .await
+        .unwrap()
+        .is_empty());
+    let audit = s.audit_log(10).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "door.unlock"), "{audit:?}");
+    // Unmap, then remove; remove is refused while maps exist.
+    s.map_door("kisi", "flex", "Studio", None, &actor())
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.remove_door_backend("kisi", false, &actor()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.unmap_door("kisi", "flex", "Nope", &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.unmap_door("kisi", "flex", "Studio", &actor())
+        .await
+        .unwrap();
+    assert!(s.door_maps().await.unwrap().is_empty());
+    s.remove_door_backend("kisi", false, &actor())
+        .await
+        .unwrap();
+    assert!(s.door_backends().await.unwrap().is_empty());
+    assert!(
+        s.door_events_since(at - chrono::Duration::seconds(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "events go with their backend"
+    );
+}
+both!(door_events, door_events_unmap_and_remove);

@@ -106,6 +106,32 @@ impl Console {
                 ),
             });
         }
+        // Doors held open or forced in the last 24 hours, per door (the door system's events).
+        let mut alarms: BTreeMap<(String, &'static str), (usize, chrono::DateTime<chrono::Utc>)> =
+            BTreeMap::new();
+        for e in store.door_events_since(now - Duration::hours(24)).await? {
+            let kind = match e.kind.as_str() {
+                "forced" => "forced open",
+                "held_open" => "held open",
+                _ => continue,
+            };
+            let a = alarms.entry((e.door.clone(), kind)).or_insert((0, e.at));
+            a.0 += 1;
+            a.1 = a.1.max(e.at);
+        }
+        if !alarms.is_empty() {
+            let tz = tz_of(store).await;
+            for ((door, kind), (count, last)) in alarms {
+                out.push(Alert {
+                    level: if kind == "forced open" { "bad" } else { "warn" },
+                    text: format!(
+                        "{door} was {kind} {count} time{} in the last 24 hours (last {}).",
+                        if count == 1 { "" } else { "s" },
+                        last.with_timezone(&tz).format("%a %H:%M")
+                    ),
+                });
+            }
+        }
         // Door sync: quarantined members, a failing or stale full reconcile.
         let runs = store.sync_runs().await?;
         for b in store.door_backends().await? {

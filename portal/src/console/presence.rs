@@ -1,6 +1,6 @@
-//! "Who is in the space now": everyone with a live Wi-Fi session, one line per person, with
-//! after-hours presence highlighted; it prints as a roll-call list for an evacuation. Door
-//! unlocks join the list when door sync lands (issue 9).
+//! "Who is in the space now": everyone with a live Wi-Fi session or a door unlock today, one
+//! line per person, with after-hours presence highlighted; it prints as a roll-call list for
+//! an evacuation.
 
 use super::{require, Console, Page};
 use askama::Template;
@@ -8,6 +8,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chrono::TimeZone;
 use frontdesk_core::clock;
 use frontdesk_core::schedule::containing;
 use frontdesk_core::WindowSpec;
@@ -26,6 +27,8 @@ pub struct Person {
     pub plan: String,
     pub devices: usize,
     pub since: String,
+    /// The last door they unlocked today, and when ("" if none).
+    pub door: String,
     /// Online while the space is closed.
     pub after_hours: bool,
 }
@@ -45,6 +48,22 @@ pub async fn presence(State(c): State<Console>, headers: HeaderMap) -> Response 
     ) {
         (Ok(a), Ok(l)) => (a, l),
         (Err(e), _) | (_, Err(e)) => {
+            warn!(error = %e, "console: presence page failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let midnight = lookup.catalog.site.tz().from_local_datetime(
+        &now.with_timezone(&lookup.catalog.site.tz())
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists"),
+    );
+    let since = midnight
+        .earliest()
+        .map_or(now - chrono::Duration::hours(24), |t| t.to_utc());
+    let unlocks = match store.door_events_since(since).await {
+        Ok(e) => e,
+        Err(e) => {
             warn!(error = %e, "console: presence page failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
@@ -70,12 +89,7 @@ pub async fn presence(State(c): State<Console>, headers: HeaderMap) -> Response 
                 format!("m:{}", m.id),
                 m.name.clone(),
                 m.email.clone(),
-                m.assignments
-                    .iter()
-                    .rev()
-                    .find(|a| a.valid_from <= today && a.valid_until.is_none_or(|u| u >= today))
-                    .and_then(|a| cat.plan(a.plan_id))
-                    .map_or("-".into(), |p| p.name.clone()),
+                plan_of(cat, m, today),
             ),
             None => (
                 format!("u:{}", sess.user_name),
@@ -98,6 +112,30 @@ pub async fn presence(State(c): State<Console>, headers: HeaderMap) -> Response 
                 plan,
                 devices: 1,
                 since,
+                door: String::new(),
+                after_hours: !open_now,
+            });
+    }
+    // Door unlocks today: the last door per person; people without Wi-Fi join the list.
+    for e in unlocks.iter().filter(|e| e.kind == "unlock") {
+        let at = e.at.with_timezone(&tz).format("%H:%M").to_string();
+        let member = e.member_id.as_deref().and_then(|id| lookup.members.get(id));
+        let (key, name, detail) = match (member, &e.actor) {
+            (Some(m), _) => (format!("m:{}", m.id), m.name.clone(), m.email.clone()),
+            (None, Some(a)) => (format!("d:{a}"), a.clone(), format!("{} user", e.backend)),
+            (None, None) => continue,
+        };
+        let door = format!("{} {at}", e.door);
+        people
+            .entry(key)
+            .and_modify(|p| p.door = door.clone())
+            .or_insert_with(|| Person {
+                name,
+                detail,
+                plan: member.map_or("-".into(), |m| plan_of(cat, m, today)),
+                devices: 0,
+                since: e.at.with_timezone(&tz).format("%a %H:%M").to_string(),
+                door,
                 after_hours: !open_now,
             });
     }
@@ -113,4 +151,17 @@ pub async fn presence(State(c): State<Console>, headers: HeaderMap) -> Response 
             .to_string(),
     }
     .into_response()
+}
+
+fn plan_of(
+    cat: &frontdesk_core::decide::Catalog,
+    m: &frontdesk_core::Member,
+    today: chrono::NaiveDate,
+) -> String {
+    m.assignments
+        .iter()
+        .rev()
+        .find(|a| a.valid_from <= today && a.valid_until.is_none_or(|u| u >= today))
+        .and_then(|a| cat.plan(a.plan_id))
+        .map_or("-".into(), |p| p.name.clone())
 }
