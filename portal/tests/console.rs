@@ -2360,3 +2360,175 @@ async fn doors_on_the_plans_page() {
     assert_eq!(maps.len(), 1);
     assert_eq!(maps[0].schedule.as_ref().unwrap().to_string(), "always");
 }
+
+/// Door events in: a signed Kisi unlock puts the member on "who is in" and in the audit log
+/// (once, however often Kisi delivers it); a UniFi Access door held open raises an alert;
+/// wrong or missing signatures, unknown backends and backends without an events secret
+/// are refused.
+#[tokio::test]
+async fn door_events_feed_presence_audit_and_alerts() {
+    use hmac::{Hmac, Mac};
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let api = frontdesk_portal::api::Api::new(lab.store.clone(), None).router();
+    let post = |path: &str, headers: Vec<(&'static str, String)>, body: String| {
+        let api = api.clone();
+        let mut r = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json");
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        let r = r.body(Body::from(body)).unwrap();
+        async move {
+            let resp = api.oneshot(r).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let (ada, _) = lab
+        .store
+        .add_member(
+            &NewMember {
+                name: "Ada Lovelace".into(),
+                email: "ada@example.com".into(),
+                plan: "full-time".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now().date_naive(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let kisi = lab
+        .store
+        .add_door_backend("kisi", "kisi", "https://api.kisi.io", Some("k"), &actor())
+        .await
+        .unwrap();
+    let event = serde_json::json!({"id": 5501, "action": "unlock", "success": true, "object_name": "Front door", "actor_type": "User", "actor_id": 901, "actor_name": "Ada L."}).to_string();
+    let (s, _) = post("/api/v1/webhooks/doors/kisi", vec![], event.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "events not enabled yet");
+    let secret = "kisi-events-secret-0123456789";
+    lab.store
+        .set_door_events_secret("kisi", secret, &actor())
+        .await
+        .unwrap();
+    lab.store
+        .sync_ok(kisi.id, &ada.id, Some(r#"{"user_id":"901","grants":[]}"#))
+        .await
+        .unwrap();
+    let sig = |key: &str, body: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let (s, _) = post("/api/v1/webhooks/doors/kisi", vec![], event.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "unsigned");
+    let (s, _) = post(
+        "/api/v1/webhooks/doors/kisi",
+        vec![("x-signature", sig("wrong-secret", &event))],
+        event.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "wrong secret");
+    let (s, v) = post(
+        "/api/v1/webhooks/doors/kisi",
+        vec![("x-signature", sig(secret, &event))],
+        event.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["recorded"], &v["kind"], &v["member"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!("unlock"),
+            &serde_json::json!(ada.id)
+        )
+    );
+    let (_, v) = post(
+        "/api/v1/webhooks/doors/kisi",
+        vec![("x-signature", sig(secret, &event))],
+        event.clone(),
+    )
+    .await;
+    assert_eq!(v["recorded"], false, "a redelivery is recorded once");
+    let (s, _) = post(
+        "/api/v1/webhooks/doors/nope",
+        vec![("x-signature", sig(secret, &event))],
+        event,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let page = lab.req("GET", "/presence", &[&owner], None, None).await;
+    assert!(
+        page.body.contains("Ada Lovelace") && page.body.contains("Front door "),
+        "{}",
+        page.body
+    );
+    let audit = lab.store.audit_log(20).await.unwrap();
+    assert_eq!(
+        audit.iter().filter(|a| a.action == "door.unlock").count(),
+        1
+    );
+
+    // UniFi Access: Stripe-like signature with a timestamp.
+    lab.store
+        .add_door_backend(
+            "unifi",
+            "unifi-access",
+            "https://192.0.2.5:12445",
+            Some("t"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let usecret = "unifi-events-secret-0123456789";
+    lab.store
+        .set_door_events_secret("unifi", usecret, &actor())
+        .await
+        .unwrap();
+    let held = serde_json::json!({"event": "access.door.held_open", "data": {"location": {"name": "Back door"}}}).to_string();
+    let now = chrono::Utc::now().timestamp();
+    let (s, _) = post(
+        "/api/v1/webhooks/doors/unifi",
+        vec![(
+            "signature",
+            frontdesk_portal::api::webhook::sign(usecret.as_bytes(), held.as_bytes(), now - 3600),
+        )],
+        held.clone(),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "an hour-old signature is a replay"
+    );
+    let (s, v) = post(
+        "/api/v1/webhooks/doors/unifi",
+        vec![(
+            "signature",
+            frontdesk_portal::api::webhook::sign(usecret.as_bytes(), held.as_bytes(), now),
+        )],
+        held,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["kind"]),
+        (StatusCode::OK, &serde_json::json!("held_open")),
+        "{v}"
+    );
+    let dash = lab.req("GET", "/", &[&owner], None, None).await;
+    assert!(
+        dash.body
+            .contains("Back door was held open 1 time in the last 24 hours"),
+        "{}",
+        dash.body
+    );
+}
