@@ -2359,6 +2359,35 @@ async fn doors_on_the_plans_page() {
     let maps = lab.store.door_maps().await.unwrap();
     assert_eq!(maps.len(), 1);
     assert_eq!(maps[0].schedule.as_ref().unwrap().to_string(), "always");
+    // Stopping a map: owners only.
+    let stop =
+        |csrf: &str| format!("csrf={csrf}&backend=kisi&plan=full-time&group=After-hours+door");
+    let m = lab.req("GET", "/plans", &[&manager], None, None).await;
+    assert!(!m.body.contains("/plans/doors/stop"));
+    let r = lab
+        .req(
+            "POST",
+            "/plans/doors/stop",
+            &[&manager],
+            None,
+            Some(stop(&m.csrf())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let page = lab.req("GET", "/plans", &[&owner], None, None).await;
+    assert!(page.body.contains("/plans/doors/stop"));
+    let r = lab
+        .req(
+            "POST",
+            "/plans/doors/stop",
+            &[&owner],
+            None,
+            Some(stop(&page.csrf())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("no longer open"), "{}", r.body);
+    assert!(lab.store.door_maps().await.unwrap().is_empty());
 }
 
 /// Door events in: a signed Kisi unlock puts the member on "who is in" and in the audit log

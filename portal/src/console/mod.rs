@@ -319,6 +319,7 @@ impl Console {
             .route("/plans/closures/{id}/remove", post(plans::closure_remove))
             .route("/plans/teams", post(plans::team_add))
             .route("/plans/doors", post(plans::door_map))
+            .route("/plans/doors/stop", post(plans::door_unmap))
             .route("/me", get(me::home))
             .route("/me/login", get(me::login_form).post(me::login))
             .route("/me/link", post(me::link_request))

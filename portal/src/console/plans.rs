@@ -692,3 +692,28 @@ pub async fn door_map(
         });
     outcome(&c, &s, r).await
 }
+
+/// Stops a plan opening a door group; the door sync revokes what the map granted.
+pub async fn door_unmap(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<DoorMapForm>,
+) -> Response {
+    let s = match require_owner(&c, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let r = c
+        .0
+        .store
+        .unmap_door(&f.backend, &f.plan, &f.group, &actor(&s))
+        .await
+        .map(|()| {
+            info!(operator = %s.operator.email, backend = %f.backend, plan = %f.plan, group = %f.group, "console: door unmap");
+            format!(
+                "{} members no longer open \"{}\" in {}: the door sync revokes it within seconds.",
+                f.plan, f.group, f.backend
+            )
+        });
+    outcome(&c, &s, r).await
+}
