@@ -118,6 +118,19 @@ async fn kisi_mirrors_plans_heals_faults_and_leaves_foreign_groups_alone() {
             !k.users.iter().any(|u| u["email"] == "cid@example.com"),
             "guests get no doors"
         );
+        // Kisi's time restrictions are set by hand: the group says which.
+        let desc = |name: &str| {
+            k.groups.iter().find(|g| g["name"] == name).unwrap()["description"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            desc(STUDIO).contains("time restriction to: mon, tue, wed, thu, fri 08:00-19:00"),
+            "{}",
+            desc(STUDIO)
+        );
+        assert!(desc(AFTER).contains("at any time"), "{}", desc(AFTER));
     }
     // Nothing changed: only reads.
     let writes = state.lock().unwrap().writes();

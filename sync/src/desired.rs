@@ -49,6 +49,41 @@ pub struct Interval {
     pub to: String,
 }
 
+/// A window in words for an operator who sets it by hand in a door system that Frontdesk
+/// cannot write schedules to: `mon, tue, wed, thu, fri 08:00-19:00; sat 10:00-16:00`, or
+/// `always`.
+pub fn describe_window(schedule: &str, hours: &frontdesk_core::schedule::OpeningHours) -> String {
+    let intervals = same_day_intervals(schedule, hours);
+    if intervals.len() == 7
+        && intervals
+            .iter()
+            .all(|i| i.from == "00:00" && i.to == "24:00")
+    {
+        return "always".into();
+    }
+    if intervals.is_empty() {
+        return "never".into();
+    }
+    let mut by_time: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for i in intervals {
+        by_time.entry((i.from, i.to)).or_default().push(i.day);
+    }
+    let mut parts: Vec<(usize, String)> = by_time
+        .into_iter()
+        .map(|((from, to), mut days)| {
+            days.sort_unstable();
+            let names: Vec<&str> = days.iter().map(|d| DAYS[*d]).collect();
+            (days[0], format!("{} {from}-{to}", names.join(", ")))
+        })
+        .collect();
+    parts.sort();
+    parts
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A window as same-day intervals per weekday, for door systems that accept no interval over
 /// midnight: `22:00-02:00` on Friday becomes Friday 22:00–24:00 and Saturday 00:00–02:00.
 /// `opening-hours` follows the site's hours (closures are Frontdesk's to enforce).

@@ -12,7 +12,7 @@
 use crate::backend::{
     Applied, DoorSystem, GroupCache, Observed, ObservedGrant, ObservedUser, SyncError,
 };
-use crate::desired::{Entitlement, GroupKey};
+use crate::desired::{describe_window, Entitlement, GroupKey};
 use crate::http::{encode, id_of, Client};
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -28,18 +28,25 @@ const PAGE: usize = 100;
 pub struct Kisi {
     client: Client,
     base: String,
+    hours: frontdesk_core::schedule::OpeningHours,
 }
 
 static GROUPS: GroupCache = GroupCache::new();
 
 impl Kisi {
-    pub fn new(base: &str, api_key: &str, per_second: f64) -> Result<Kisi, SyncError> {
+    pub fn new(
+        base: &str,
+        api_key: &str,
+        per_second: f64,
+        hours: frontdesk_core::schedule::OpeningHours,
+    ) -> Result<Kisi, SyncError> {
         let auth = HeaderValue::from_str(&format!("KISI-LOGIN {api_key}")).map_err(|_| {
             SyncError::Protocol("the API key has characters a header cannot hold".into())
         })?;
         Ok(Kisi {
             client: Client::new(base, auth, per_second, Duration::from_secs(10))?,
             base: base.trim_end_matches('/').to_string(),
+            hours,
         })
     }
 
@@ -248,7 +255,10 @@ impl DoorSystem for Kisi {
             }
             let body = json!({"group": {
                 "name": k.owned_name(),
-                "description": format!("Managed by Frontdesk: members whose plan maps to \"{}\" ({}). Add the doors here; Frontdesk manages the members.", k.group, k.schedule),
+                "description": match describe_window(&k.schedule, &self.hours).as_str() {
+                    "always" => format!("Managed by Frontdesk: members whose plan maps to \"{}\", at any time. Add the doors here; Frontdesk manages the members.", k.group),
+                    w => format!("Managed by Frontdesk: members whose plan maps to \"{}\" ({}). Add the doors here and set the group's time restriction to: {w}. Frontdesk manages the members.", k.group, k.schedule),
+                },
             }});
             let (_, g) = self
                 .client

@@ -431,7 +431,10 @@ pub fn system_for(
     match b.kind.as_str() {
         // A little under Kisi's documented 5 requests/s, so its own counter never trips.
         "kisi" => Ok(Box::new(crate::kisi::Kisi::new(
-            &b.url, &secret, KISI_RATE,
+            &b.url,
+            &secret,
+            KISI_RATE,
+            hours.clone(),
         )?)),
         "webhook" => Ok(Box::new(crate::webhook::Webhook::new(
             &b.url,

@@ -61,6 +61,7 @@ async fn main() -> Result<()> {
             .map_door("kisi", plan, group, Some(w.parse()?), &actor)
             .await?;
     }
+    let hours = store.site().await?.calendar.hours;
     let none = |_: usize, _: usize| {};
     println!(
         "| run | members changed | requests | writes | wall (fake) s | projected at 5 req/s |"
@@ -77,7 +78,7 @@ async fn main() -> Result<()> {
                 .set_member_status(&m.id, MemberStatus::Suspended, &actor)
                 .await?;
         }
-        let sys = KisiBackend::new(&base, "test-key", 1e6)?;
+        let sys = KisiBackend::new(&base, "test-key", 1e6, hours.clone())?;
         let t = Instant::now();
         let r = reconcile(&store, &b, &sys, Scope::All, &none).await?;
         let secs = t.elapsed().as_secs_f64();
@@ -101,10 +102,15 @@ async fn main() -> Result<()> {
             .await?;
     }
     let full = {
-        let (store, b, base) = (store.clone(), b.clone(), base.clone());
+        let (store, b, base, hours) = (store.clone(), b.clone(), base.clone(), hours.clone());
         tokio::spawn(async move {
-            let sys = KisiBackend::new(&base, "test-key", frontdesk_sync::reconcile::KISI_RATE)
-                .expect("client");
+            let sys = KisiBackend::new(
+                &base,
+                "test-key",
+                frontdesk_sync::reconcile::KISI_RATE,
+                hours.clone(),
+            )
+            .expect("client");
             let _ = reconcile(&store, &b, &sys, Scope::All, &|_: usize, _: usize| {}).await;
         })
     };
@@ -122,7 +128,12 @@ async fn main() -> Result<()> {
         store
             .set_member_status(&m.id, MemberStatus::Cancelled, &actor)
             .await?;
-        let sys = KisiBackend::new(&base, "test-key", frontdesk_sync::reconcile::KISI_RATE)?;
+        let sys = KisiBackend::new(
+            &base,
+            "test-key",
+            frontdesk_sync::reconcile::KISI_RATE,
+            hours.clone(),
+        )?;
         let r = reconcile(
             &store,
             &b,
