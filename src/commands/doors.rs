@@ -18,15 +18,10 @@ pub async fn door(ctx: &Ctx, cmd: DoorCommand, actor: &Actor) -> Result<()> {
             url,
             secret_file,
         } => {
-            let secret = match &secret_file {
-                Some(f) => Some(
-                    std::fs::read_to_string(f)
-                        .with_context(|| format!("--secret-file: cannot read {}", f.display()))?
-                        .trim()
-                        .to_string(),
-                ),
-                None => None,
-            };
+            let secret = secret_file
+                .as_deref()
+                .map(|f| super::read_secret_file(f, "--secret-file"))
+                .transpose()?;
             if secret.is_none() && kind != "webhook" {
                 bail!("--secret-file: {kind} needs its API key or token");
             }
@@ -94,8 +89,7 @@ pub async fn door(ctx: &Ctx, cmd: DoorCommand, actor: &Actor) -> Result<()> {
         } => {
             let (secret, generated) = match &secret_file {
                 Some(f) => (
-                    std::fs::read_to_string(f)
-                        .with_context(|| format!("--secret-file: cannot read {}", f.display()))?
+                    super::read_secret_file(f, "--secret-file")?
                         .trim()
                         .to_string(),
                     false,

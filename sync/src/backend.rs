@@ -134,6 +134,20 @@ impl GroupCache {
     }
 }
 
+impl GroupCache {
+    /// After making groups: what member runs see next is the listing plus what was made.
+    pub fn put_merged(
+        &self,
+        base: &str,
+        listed: &BTreeMap<GroupKey, String>,
+        made: &BTreeMap<GroupKey, String>,
+    ) {
+        let mut all = listed.clone();
+        all.extend(made.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.put(base, &all);
+    }
+}
+
 impl Default for GroupCache {
     fn default() -> Self {
         Self::new()

@@ -268,10 +268,7 @@ impl DoorSystem for Kisi {
                 id_of(&g["id"]).ok_or_else(|| SyncError::Protocol("group without id".into()))?;
             out.insert(k.clone(), id);
         }
-        // What member runs see next: the listing plus what was just made.
-        let mut all = existing.clone();
-        all.extend(out.clone());
-        GROUPS.put(&self.base, &all);
+        GROUPS.put_merged(&self.base, &existing, &out);
         Ok(out)
     }
 

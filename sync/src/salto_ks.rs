@@ -497,10 +497,7 @@ impl DoorSystem for SaltoKs {
             self.ensure_schedules(k, &id).await?;
             out.insert(k.clone(), id);
         }
-        // What member runs see next: the listing plus what was just made.
-        let mut all = existing.clone();
-        all.extend(out.clone());
-        GROUPS.put(&self.base, &all);
+        GROUPS.put_merged(&self.base, &existing, &out);
         Ok(out)
     }
 

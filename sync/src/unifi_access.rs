@@ -285,9 +285,7 @@ impl DoorSystem for UnifiAccess {
                 id_of(&p["id"]).ok_or_else(|| SyncError::Protocol("policy without id".into()))?;
             out.insert(k.clone(), id);
         }
-        let mut all = existing.clone();
-        all.extend(out.clone());
-        POLICIES.put(&self.base, &all);
+        POLICIES.put_merged(&self.base, &existing, &out);
         Ok(out)
     }
 
