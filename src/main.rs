@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod output;
+mod systemd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -211,3 +211,63 @@ fn console_on_a_network_address_defaults_to_https_from_our_ca() {
     drop(server);
     rt.block_on(env.cleanup());
 }
+
+/// `serve` under systemd (Type=notify): READY=1 on `$NOTIFY_SOCKET` once it listens and
+/// follows changes, STOPPING=1 on SIGTERM; `/healthz` and `/readyz` answer without a login.
+#[test]
+fn serve_notifies_systemd_and_answers_health_checks() {
+    use std::io::{Read, Write};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(Db::Sqlite)).unwrap();
+    env.init_lab("testing123-secret");
+    let path = env.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut cmd = env.cmd();
+    cmd.arg("serve").env("NOTIFY_SOCKET", &path);
+    listen_args(&mut cmd, "127.0.0.1:0");
+    let server = Server::start(cmd);
+    let line = server
+        .wait_for(&["operator console listening"], Duration::from_secs(30))
+        .expect("console up");
+    let addr = line[line.find("addr=").unwrap() + 5..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("a notification");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.starts_with("READY=1"), "{msg}");
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let h = get("/healthz");
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    let r = get("/readyz");
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.ends_with("ready\n"),
+        "{r}"
+    );
+    // SIGHUP (a `systemctl reload`, a closed terminal) does not stop it.
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(server.child.id().to_string())
+        .status();
+    assert!(server
+        .wait_for(&["SIGHUP"], Duration::from_secs(10))
+        .is_some());
+    assert!(get("/readyz").starts_with("HTTP/1.1 200"));
+    unsafe_term(&server.child);
+    let n = sock.recv(&mut buf).expect("a stopping notification");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}

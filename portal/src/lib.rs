@@ -25,6 +25,7 @@ pub mod api;
 pub mod captive;
 pub mod console;
 pub mod csrf;
+pub mod health;
 pub mod limit;
 pub mod mail;
 pub mod tls;

@@ -189,7 +189,9 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             frontdesk_radius::disconnect::DisconnectSettings::default(),
         ))
     };
-    start_console(ctx, &store, http, disconnector.clone()).await?;
+    // Set once every listener is bound and changes are followed: /readyz and sd_notify.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    start_console(ctx, &store, http, disconnector.clone(), ready.clone()).await?;
     let mut scheduler = Scheduler::new(
         store.clone(),
         Arc::new(frontdesk_radius::server::SessionLookup(radius.clone())),
@@ -219,7 +221,12 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
 
     let doors = start_door_sync(&store);
     let mut feed = store.follow_changes().await?;
+    // A stray SIGHUP (`systemctl reload`, a closed terminal) must not stop RADIUS.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("SIGHUP handler")?;
     info!(seq = feed.last_seq(), "following changes");
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    crate::systemd::notify("READY=1\nSTATUS=serving");
     loop {
         tokio::select! {
             batch = feed.next_batch() => {
@@ -276,8 +283,13 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     let _ = replan_tx.send(());
                 }
             }
+            _ = hangup.recv() => {
+                warn!("SIGHUP: members, plans, NAS clients, hours and doors apply live already; the configuration file is read at start: restart to apply changes to it");
+            }
             _ = shutdown_signal() => {
                 info!("shutting down");
+                ready.store(false, std::sync::atomic::Ordering::SeqCst);
+                crate::systemd::notify("STOPPING=1");
                 break;
             }
         }
@@ -295,7 +307,9 @@ async fn default_console_tls(
     addr: SocketAddr,
 ) -> Result<Arc<frontdesk_portal::tls::ServerConfig>> {
     const KEY: &str = "console_tls";
+    // /proc/sys is hidden under the unit's ProcSubset=pid: /etc/hostname then.
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_ascii_lowercase())
         .ok()
         .filter(|h| {
@@ -363,6 +377,7 @@ async fn start_console(
     store: &Store,
     addr: SocketAddr,
     disconnector: Arc<dyn Disconnector>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<()> {
     let tls = match (
         &ctx.config.http.tls_cert_file,
@@ -401,7 +416,8 @@ async fn start_console(
     .with_disconnector(disconnector.clone())
     .with_mailer(mailer(ctx)?)
     .router()
-    .merge(frontdesk_portal::api::Api::new(store.clone(), Some(disconnector)).router());
+    .merge(frontdesk_portal::api::Api::new(store.clone(), Some(disconnector)).router())
+    .merge(frontdesk_portal::health::router(store.clone(), ready));
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for the console on {addr} (--http)"))?;

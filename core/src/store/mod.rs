@@ -251,6 +251,12 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// One round trip to the database (readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query_as::<_, (String,)>("SELECT value FROM meta WHERE key = $1")
