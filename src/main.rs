@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod metrics;
 mod output;
 mod systemd;
 

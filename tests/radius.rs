@@ -964,3 +964,130 @@ async fn closing_time_disconnects_within_a_second() {
     let audit = r.env.run(&["audit", "--json"]).ok().stdout;
     assert!(audit.contains("reason=outside-hours"), "{audit}");
 }
+
+/// `/metrics` after RADIUS traffic, read with a Prometheus text parser: decisions by method,
+/// result and reason, the latency histogram, dropped packets by cause, queue depths, and the
+/// process counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_decisions_latency_and_drops() {
+    use std::io::Read;
+    if !require_tool("radclient", "freeradius-utils") {
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.init_lab(SECRET);
+    let server = env.serve("127.0.0.1:0");
+    let port = |line: &str, key: &str| -> String {
+        line[line.find(key).expect("address in log") + key.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let line = server
+        .wait_for(&["RADIUS listening"], Duration::from_secs(20))
+        .expect("RADIUS up");
+    let auth: u16 = port(&line, "auth=")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let console = port(
+        &server
+            .wait_for(&["operator console listening"], Duration::from_secs(20))
+            .expect("console up"),
+        "addr=",
+    );
+    server
+        .wait_for(&["following changes"], Duration::from_secs(20))
+        .expect("serving");
+    let r = Radius {
+        env,
+        server,
+        auth,
+        acct: 0,
+    };
+    let (user, pw) = r.add_member("ada@example.com", "full-time", &[]);
+    r.settle();
+    assert_eq!(
+        r.auth(&pap(&user, &pw)).code.as_deref(),
+        Some("Access-Accept")
+    );
+    assert_eq!(
+        r.auth(&pap(&user, "wrong-password")).code.as_deref(),
+        Some("Access-Reject")
+    );
+    // A request signed with another secret: dropped, counted by cause.
+    r.send(
+        "127.0.0.1",
+        auth,
+        "auth",
+        "not-the-secret",
+        &format!("{},Message-Authenticator=0x00", pap(&user, &pw)),
+    );
+    // Workers merge their counters about once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut s = std::net::TcpStream::connect(&console).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {console}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    let scrape =
+        prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Histogram(h) => h.last().map_or(0.0, |b| b.count),
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(
+        value(
+            "frontdesk_radius_auth_total",
+            &[("method", "pap"), ("result", "accept")]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            "frontdesk_radius_auth_total",
+            &[("method", "pap"), ("result", "reject")]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            "frontdesk_radius_auth_latency_seconds",
+            &[("method", "pap")]
+        ),
+        Some(2.0),
+        "two decisions in the histogram: {body}"
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "frontdesk_radius_events_total"
+                && s.labels
+                    .get("event")
+                    .is_some_and(|e| e.contains("authenticator"))),
+        "the forged request counted by cause: {body}"
+    );
+    assert!(value("frontdesk_radius_queue_depth", &[("queue", "accounting")]).is_some());
+    assert!(value("frontdesk_door_sync_runs_total", &[]).is_some());
+    assert!(value("frontdesk_console_logins_total", &[]).is_some());
+}

@@ -10,6 +10,7 @@ pub mod decide;
 pub mod enforce;
 pub mod explain;
 pub mod mac;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod schedule;

@@ -9,13 +9,37 @@ use std::sync::Arc;
 
 /// `/healthz`: the process answers. `/readyz`: every listener is bound, changes are followed
 /// and the database answers now (503 with the reason otherwise). No login: they reveal nothing.
-pub fn router(store: Store, ready: Arc<AtomicBool>) -> axum::Router {
+/// Writes metrics only the caller has (the RADIUS server's counters) into the page.
+pub type Extra = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+pub fn router(store: Store, ready: Arc<AtomicBool>, extra: Extra) -> axum::Router {
+    let cache: Arc<tokio::sync::Mutex<Option<(std::time::Instant, String)>>> = Arc::default();
+    let ready_store = store.clone();
     axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let (store, extra, cache) = (store.clone(), extra.clone(), cache.clone());
+                async move {
+                    let mut out = String::new();
+                    extra(&mut out);
+                    out.push_str(&database_metrics(&store, &cache).await);
+                    process_metrics(&mut out);
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        out,
+                    )
+                }
+            }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(move || {
-                let (store, ready) = (store.clone(), ready.clone());
+                let (store, ready) = (ready_store.clone(), ready.clone());
                 async move {
                     if !ready.load(Ordering::SeqCst) {
                         return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n")
@@ -39,4 +63,115 @@ pub fn router(store: Store, ready: Arc<AtomicBool>) -> axum::Router {
                 }
             }),
         )
+}
+
+/// Parts read from the database (online sessions by VLAN, door sync state), built at most
+/// every 15 s: a scrape every few seconds must not decode every session each time.
+async fn database_metrics(
+    store: &Store,
+    cache: &tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
+) -> String {
+    use frontdesk_core::metrics::{family, label};
+    let mut c = cache.lock().await;
+    if let Some((at, text)) = c.as_ref() {
+        if at.elapsed() < std::time::Duration::from_secs(15) {
+            return text.clone();
+        }
+    }
+    let mut out = String::new();
+    let now = frontdesk_core::clock::now();
+    if let Ok(sessions) = store
+        .sessions(
+            Some(now - frontdesk_core::enforce::ONLINE_HORIZON),
+            1_000_000,
+        )
+        .await
+    {
+        let mut by_vlan: std::collections::BTreeMap<String, u64> = Default::default();
+        for s in sessions {
+            *by_vlan
+                .entry(s.vlan.map_or("none".into(), |v| v.to_string()))
+                .or_default() += 1;
+        }
+        family(
+            &mut out,
+            "frontdesk_online_sessions",
+            "gauge",
+            "Wi-Fi sessions with recent accounting, by VLAN (tier).",
+        );
+        for (vlan, n) in by_vlan {
+            out.push_str(&format!(
+                "frontdesk_online_sessions{{vlan=\"{}\"}} {n}\n",
+                label(&vlan)
+            ));
+        }
+    }
+    if let Ok(backends) = store.door_backends().await {
+        family(
+            &mut out,
+            "frontdesk_door_sync_members",
+            "gauge",
+            "Members per door backend by sync state (ok, failed, quarantined).",
+        );
+        for b in backends {
+            let Ok(items) = store.sync_items(b.id).await else {
+                continue;
+            };
+            for state in ["ok", "failed", "quarantined"] {
+                let n = items.iter().filter(|i| i.state == state).count();
+                out.push_str(&format!(
+                    "frontdesk_door_sync_members{{backend=\"{}\",state=\"{state}\"}} {n}\n",
+                    label(&b.name)
+                ));
+            }
+        }
+    }
+    *c = Some((std::time::Instant::now(), out.clone()));
+    out
+}
+
+/// Counters kept in this process (door sync, portal, console).
+fn process_metrics(out: &mut String) {
+    use frontdesk_core::metrics::*;
+    let counters: [(&str, &str, &Counter); 7] = [
+        (
+            "frontdesk_door_sync_runs_total",
+            "Door sync reconcile runs (full and per member).",
+            &DOOR_SYNC_RUNS,
+        ),
+        (
+            "frontdesk_door_sync_writes_total",
+            "Write requests made to door systems.",
+            &DOOR_SYNC_WRITES,
+        ),
+        (
+            "frontdesk_door_sync_failures_total",
+            "Members that failed a door sync round (retried with backoff).",
+            &DOOR_SYNC_FAILURES,
+        ),
+        (
+            "frontdesk_portal_clients_online_total",
+            "Clients the captive portal let online.",
+            &PORTAL_ONLINE,
+        ),
+        (
+            "frontdesk_portal_refused_total",
+            "Wrong voucher codes on the captive portal.",
+            &PORTAL_REFUSED,
+        ),
+        (
+            "frontdesk_console_logins_total",
+            "Operator console logins.",
+            &CONSOLE_LOGINS,
+        ),
+        (
+            "frontdesk_console_login_failures_total",
+            "Failed or rate-limited operator console logins.",
+            &CONSOLE_LOGIN_FAILURES,
+        ),
+    ];
+    for (name, help, c) in counters {
+        family(out, name, "counter", help);
+        out.push_str(&format!("{name} {}\n", c.get()));
+    }
 }

@@ -113,6 +113,8 @@ pub struct Stats {
     /// SSIDs each NAS names in Called-Station-Id, with counts (`nas test`), at most
     /// `MAX_SSIDS_PER_NAS` each.
     ssids: Mutex<HashMap<i64, Vec<(String, i64)>>>,
+    /// Decisions and latency by authentication method, since start (metrics).
+    auth: Mutex<HashMap<&'static str, MethodStats>>,
 }
 
 const MAX_SSIDS_PER_NAS: usize = 16;
@@ -126,6 +128,51 @@ fn count_ssid(list: &mut Vec<(String, i64)>, ssid: &str, n: i64) {
     }
 }
 
+/// Upper bounds (µs) of the authentication latency histogram's buckets; the last is +Inf.
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// Decisions of one authentication method: counts by reason (rejects, accepts) and the
+/// latency histogram (buckets, then +Inf) with its sum.
+#[derive(Default, Clone)]
+pub struct MethodStats {
+    pub by_reason: HashMap<String, [i64; 2]>,
+    pub buckets: [i64; LATENCY_BUCKETS_US.len() + 1],
+    pub sum_us: i64,
+}
+
+impl MethodStats {
+    fn record(&mut self, reason: &str, accepted: bool, latency_us: u64) {
+        match self.by_reason.get_mut(reason) {
+            Some(c) => c[usize::from(accepted)] += 1,
+            None => {
+                let mut c = [0; 2];
+                c[usize::from(accepted)] = 1;
+                self.by_reason.insert(reason.to_string(), c);
+            }
+        }
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|b| latency_us <= *b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[i] += 1;
+        self.sum_us += latency_us as i64;
+    }
+
+    fn merge(&mut self, other: MethodStats) {
+        for (r, c) in other.by_reason {
+            let e = self.by_reason.entry(r).or_default();
+            e[0] += c[0];
+            e[1] += c[1];
+        }
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.sum_us += other.sum_us;
+    }
+}
+
 /// A worker's own counters, merged into [`Stats`] about once a second so the hot path takes
 /// no shared lock.
 #[derive(Default)]
@@ -133,6 +180,7 @@ struct LocalStats {
     add: HashMap<(i64, &'static str), i64>,
     set: HashMap<(i64, &'static str), i64>,
     ssids: HashMap<i64, Vec<(String, i64)>>,
+    auth: HashMap<&'static str, MethodStats>,
 }
 
 impl LocalStats {
@@ -145,6 +193,12 @@ impl LocalStats {
     }
 
     fn merge_into(&mut self, stats: &Stats) {
+        if !self.auth.is_empty() {
+            let mut all = stats.auth.lock().expect("stats lock");
+            for (method, m) in self.auth.drain() {
+                all.entry(method).or_default().merge(m);
+            }
+        }
         let mut c = stats.counters.lock().expect("stats lock");
         let mut events = 0;
         for (k, v) in self.add.drain() {
@@ -182,6 +236,38 @@ impl Stats {
             out.extend(list.iter().map(|(s, n)| (*nas_id, format!("ssid:{s}"), *n)));
         }
         out
+    }
+
+    /// Decisions and latency by method, since start.
+    pub fn auth(&self) -> Vec<(&'static str, MethodStats)> {
+        let mut v: Vec<_> = self
+            .auth
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|(m, s)| (*m, s.clone()))
+            .collect();
+        v.sort_by_key(|(m, _)| *m);
+        v
+    }
+
+    /// Everything counted since start, summed over NAS clients, by counter name (accepts,
+    /// rejects, drops by cause, …; not the SSID lists).
+    pub fn totals(&self) -> Vec<(String, i64)> {
+        let mut t: std::collections::BTreeMap<String, i64> = Default::default();
+        for ((_, name), v) in self.counters.lock().expect("stats lock").iter() {
+            *t.entry((*name).to_string()).or_default() += v;
+        }
+        let unknown: i64 = self
+            .unknown_sources
+            .lock()
+            .expect("stats lock")
+            .values()
+            .sum();
+        if unknown > 0 {
+            *t.entry("unknown-nas".into()).or_default() += unknown;
+        }
+        t.into_iter().collect()
     }
 
     pub fn unknown_sources(&self) -> Vec<(IpAddr, i64)> {
@@ -308,6 +394,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Accounting batches and auth-log entries waiting to be written.
+    pub fn queue_depths(&self) -> (usize, usize) {
+        (
+            self.accounting.max_capacity() - self.accounting.capacity(),
+            self.auth_log.max_capacity() - self.auth_log.capacity(),
+        )
+    }
+
     /// The device-limit evictions (once; later calls get `None`).
     pub fn take_evictions(&self) -> Option<mpsc::Receiver<(i64, String)>> {
         self.evictions_rx.lock().expect("evictions lock").take()
@@ -723,6 +817,11 @@ fn log_auth(stats: &mut LocalStats, shared: &Shared, ev: &AuthEvent, elapsed: Du
         "auth"
     );
     stats.add(ev.nas_id, if ev.accepted { "accepts" } else { "rejects" });
+    stats.auth.entry(ev.method.as_str()).or_default().record(
+        &ev.reason,
+        ev.accepted,
+        elapsed.as_micros() as u64,
+    );
     let entry = AuthLogEntry {
         at: frontdesk_core::clock::now(),
         nas_id: Some(ev.nas_id),

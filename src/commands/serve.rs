@@ -191,7 +191,19 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     };
     // Set once every listener is bound and changes are followed: /readyz and sd_notify.
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    start_console(ctx, &store, http, disconnector.clone(), ready.clone()).await?;
+    let metrics: frontdesk_portal::health::Extra = {
+        let radius = radius.clone();
+        Arc::new(move |out: &mut String| crate::metrics::radius(&radius, out))
+    };
+    start_console(
+        ctx,
+        &store,
+        http,
+        disconnector.clone(),
+        ready.clone(),
+        metrics,
+    )
+    .await?;
     let mut scheduler = Scheduler::new(
         store.clone(),
         Arc::new(frontdesk_radius::server::SessionLookup(radius.clone())),
@@ -378,6 +390,7 @@ async fn start_console(
     addr: SocketAddr,
     disconnector: Arc<dyn Disconnector>,
     ready: Arc<std::sync::atomic::AtomicBool>,
+    metrics: frontdesk_portal::health::Extra,
 ) -> Result<()> {
     let tls = match (
         &ctx.config.http.tls_cert_file,
@@ -417,7 +430,11 @@ async fn start_console(
     .with_mailer(mailer(ctx)?)
     .router()
     .merge(frontdesk_portal::api::Api::new(store.clone(), Some(disconnector)).router())
-    .merge(frontdesk_portal::health::router(store.clone(), ready));
+    .merge(frontdesk_portal::health::router(
+        store.clone(),
+        ready,
+        metrics,
+    ));
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for the console on {addr} (--http)"))?;

@@ -411,6 +411,9 @@ async fn run(
         progress(done + 1, total);
     }
     report.requests = system.requests();
+    frontdesk_core::metrics::DOOR_SYNC_RUNS.inc();
+    frontdesk_core::metrics::DOOR_SYNC_WRITES.add(report.writes);
+    frontdesk_core::metrics::DOOR_SYNC_FAILURES.add(report.failed as u64);
     info!(backend = %backend.name, members = report.members, changed = report.changed, writes = report.writes, failed = report.failed, "door sync: reconciled");
     Ok(report)
 }

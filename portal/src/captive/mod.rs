@@ -498,6 +498,7 @@ impl Portal {
             warn!(mac = %record.mac, error = %e, "portal: could not record an authorized client");
         }
         info!(mac = %record.mac, kind = record.kind.as_str(), subject = %record.subject, until = %record.valid_until, "portal: client online");
+        frontdesk_core::metrics::PORTAL_ONLINE.inc();
         Ok(())
     }
 }
@@ -541,6 +542,7 @@ async fn login(
     let fail = |msg: &str| {
         attempt.fail(&p);
         info!(mac = %client.mac, %ip, "portal: wrong voucher code");
+        frontdesk_core::metrics::PORTAL_REFUSED.inc();
         p.login_page(&conn, &f.code, Some(msg.to_string()))
     };
     let code = f.code.trim();

@@ -525,6 +525,7 @@ async fn login(
     {
         // The same message whether or not the account exists.
         warn!(%ip, "console: login refused, too many failed attempts");
+        frontdesk_core::metrics::CONSOLE_LOGIN_FAILURES.inc();
         return render_login(
             &c,
             email,
@@ -558,6 +559,7 @@ async fn login(
         c.0.by_account.fail(&account, now);
         c.0.by_address.fail(&address, now);
         info!(%ip, "console: failed login");
+        frontdesk_core::metrics::CONSOLE_LOGIN_FAILURES.inc();
         return render_login(
             &c,
             email,
@@ -588,6 +590,7 @@ async fn start_session(c: &Console, op: &Operator, ip: &str) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     info!(operator = %op.email, %ip, "console: login");
+    frontdesk_core::metrics::CONSOLE_LOGINS.inc();
     let _ =
         c.0.store
             .record_event(
