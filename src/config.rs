@@ -22,6 +22,35 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub mail: MailConfig,
     pub log: LogConfig,
+    pub backup: BackupConfig,
+}
+
+/// Nightly backups by `serve` (SQLite; PostgreSQL installs use pg_dump).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(default)]
+pub struct BackupConfig {
+    pub enabled: bool,
+    /// Default: `<state_dir>/backups`.
+    pub dir: Option<PathBuf>,
+    /// Time of day in the site's time zone, "HH:MM".
+    pub at: String,
+    /// How many backups to keep (older ones are removed).
+    pub keep: usize,
+    /// Seal the backups with this passphrase (a file); without it they hold the secrets key
+    /// in the clear (mode 0600).
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            enabled: true,
+            dir: None,
+            at: "03:30".into(),
+            keep: 14,
+            passphrase_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +335,13 @@ impl Config {
             bail!("{origin}: eap.fragment_size must be between 256 and 4000");
         }
         Ok(())
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("backups"))
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -271,3 +271,51 @@ fn serve_notifies_systemd_and_answers_health_checks() {
     let n = sock.recv(&mut buf).expect("a stopping notification");
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
+
+/// Nightly backups: at start, when the newest backup is older than a day, `serve` writes one
+/// (a sealed SQLite copy with the key) and keeps only the newest `keep`.
+#[test]
+fn serve_backs_up_when_none_is_recent_and_keeps_the_newest() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(Env::new(Db::Sqlite)).unwrap();
+    env.init_lab("testing123-secret");
+    let dir = env.path("bk");
+    std::fs::create_dir_all(&dir).unwrap();
+    for day in 1..=3 {
+        let p = dir.join(format!("frontdesk-2020-01-0{day}T033000Z.fdbackup"));
+        std::fs::write(&p, b"old").unwrap();
+        let _ = Command::new("touch")
+            .arg("-d")
+            .arg(format!("2020-01-0{day}"))
+            .arg(&p)
+            .status();
+    }
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(
+        &cfg,
+        format!("[backup]\ndir = \"{}\"\nkeep = 2\n", dir.display()),
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.arg("--config").arg(&cfg).arg("serve");
+    listen_args(&mut cmd, "127.0.0.1:0");
+    let server = Server::start(cmd);
+    let line = server.wait_for(&["backup written"], Duration::from_secs(30));
+    assert!(line.is_some(), "{}", server.drain());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], "frontdesk-2020-01-03T033000Z.fdbackup");
+    let bytes = std::fs::read(dir.join(&names[1])).unwrap();
+    let contents = frontdesk_core::backup::open(&bytes, None).expect("a backup");
+    assert!(contents.database.starts_with(b"SQLite format 3\0"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join(&names[1]))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "private: {mode:o}");
+}

@@ -49,6 +49,148 @@ fn postgres_hint(ctx: &Ctx, verb: &str) -> anyhow::Error {
     )
 }
 
+/// A consistent copy of the database and the secrets key, sealed (with the passphrase, if
+/// any) and written atomically with mode 0600; the sealed bytes.
+async fn write_backup(
+    store: &frontdesk_core::store::Store,
+    key_path: &Path,
+    path: &Path,
+    pass: Option<&[u8]>,
+) -> Result<Vec<u8>> {
+    // VACUUM INTO writes a consistent copy while others keep reading and writing; it goes into
+    // a private (0700) directory since it holds personal data.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let scratch = tempfile::Builder::new()
+        .prefix(".frontdesk-backup-")
+        .tempdir_in(dir)
+        .with_context(|| format!("cannot create a temporary directory in {}", dir.display()))?;
+    let copy = scratch.path().join("frontdesk.db");
+    store.vacuum_into(&copy).await?;
+    let database = std::fs::read(&copy)?;
+    let key = SecretKey::load(key_path)?;
+    let sealed = seal(
+        &BackupContents {
+            key_hex: key.to_hex(),
+            database,
+        },
+        pass,
+    );
+    write_private(path, &sealed)?;
+    Ok(sealed)
+}
+
+/// Nightly backups while `serve` runs: at `[backup] at` in the site's time zone, and at
+/// start when the newest is more than a day old (a box that was off over night); keeps the
+/// newest `keep`. SQLite only.
+pub fn start_nightly(ctx: &Ctx, store: frontdesk_core::store::Store) -> Result<()> {
+    let cfg = ctx.config.backup.clone();
+    if !cfg.enabled {
+        tracing::info!("nightly backups are off ([backup] enabled = false)");
+        return Ok(());
+    }
+    if ctx.backend() == Backend::Postgres {
+        tracing::info!("nightly backups: PostgreSQL is backed up with pg_dump, not by serve");
+        return Ok(());
+    }
+    let at = chrono::NaiveTime::parse_from_str(cfg.at.trim(), "%H:%M")
+        .with_context(|| format!("[backup] at = {:?}: write HH:MM, e.g. \"03:30\"", cfg.at))?;
+    let dir = ctx.config.backup_dir();
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("[backup] cannot create {}", dir.display()))?;
+    let pass = passphrase(cfg.passphrase_file.as_deref())?;
+    let key_path = ctx.key_path();
+    let keep = cfg.keep.max(1);
+    tokio::spawn(async move {
+        let once = |reason: &'static str| {
+            let (store, dir, key_path, pass) =
+                (store.clone(), dir.clone(), key_path.clone(), pass.clone());
+            async move {
+                let name = format!(
+                    "frontdesk-{}.fdbackup",
+                    frontdesk_core::clock::now().format("%Y-%m-%dT%H%M%SZ")
+                );
+                let path = dir.join(name);
+                match write_backup(&store, &key_path, &path, pass.as_deref()).await {
+                    Ok(b) => {
+                        let removed = prune(&dir, keep);
+                        tracing::info!(path = %path.display(), bytes = b.len(), removed, reason, "backup written");
+                    }
+                    Err(e) => tracing::error!(error = %e, dir = %dir.display(), "backup failed"),
+                }
+            }
+        };
+        let stale = newest_age(&dir).is_none_or(|age| age > std::time::Duration::from_secs(86_400));
+        if stale {
+            once("none in the last day").await;
+        }
+        loop {
+            let wait = match store.site().await {
+                Ok(site) => until_next(site.tz(), at),
+                Err(_) => std::time::Duration::from_secs(3600),
+            };
+            tokio::time::sleep(wait).await;
+            once("nightly").await;
+        }
+    });
+    Ok(())
+}
+
+/// How long until the next `at` in `tz` (at least a minute: never twice for one day).
+fn until_next(tz: chrono_tz::Tz, at: chrono::NaiveTime) -> std::time::Duration {
+    use chrono::TimeZone;
+    let now = frontdesk_core::clock::now();
+    let local = now.with_timezone(&tz);
+    for days in 0..3 {
+        let day = local.date_naive() + chrono::Duration::days(days);
+        if let Some(t) = tz.from_local_datetime(&day.and_time(at)).earliest() {
+            let d = t.to_utc() - now;
+            if d > chrono::Duration::minutes(1) {
+                return d.to_std().unwrap_or_default();
+            }
+        }
+    }
+    std::time::Duration::from_secs(86_400)
+}
+
+/// Backups in `dir`, oldest first (their names sort by time).
+fn backups_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("frontdesk-") && n.ends_with(".fdbackup"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn newest_age(dir: &Path) -> Option<std::time::Duration> {
+    let newest = backups_in(dir).pop()?;
+    std::fs::metadata(newest)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()
+}
+
+/// Removes all but the newest `keep`; how many were removed.
+fn prune(dir: &Path, keep: usize) -> usize {
+    let all = backups_in(dir);
+    let extra = all.len().saturating_sub(keep);
+    all.iter()
+        .take(extra)
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
 pub async fn backup(
     ctx: &Ctx,
     path: &Path,
@@ -66,28 +208,7 @@ pub async fn backup(
     }
     let pass = passphrase(passphrase_file)?;
     let store = ctx.open().await?;
-    // VACUUM INTO writes a consistent copy while others keep reading and writing; it goes into
-    // a private (0700) directory since it holds personal data.
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let scratch = tempfile::Builder::new()
-        .prefix(".frontdesk-backup-")
-        .tempdir_in(dir)
-        .with_context(|| format!("cannot create a temporary directory in {}", dir.display()))?;
-    let copy = scratch.path().join("frontdesk.db");
-    store.vacuum_into(&copy).await?;
-    let database = std::fs::read(&copy)?;
-    let key = SecretKey::load(&ctx.key_path())?;
-    let sealed = seal(
-        &BackupContents {
-            key_hex: key.to_hex(),
-            database,
-        },
-        pass.as_deref(),
-    );
-    write_private(path, &sealed)?;
+    let sealed = write_backup(&store, &ctx.key_path(), path, pass.as_deref()).await?;
     let members = store.members(&MemberFilter::default()).await?.len();
     if ctx.json {
         json(

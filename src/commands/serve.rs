@@ -232,6 +232,11 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     tokio::spawn(scheduler.run(replan_rx));
 
     let doors = start_door_sync(&store);
+    if args.demo {
+        info!("demo: no nightly backups");
+    } else {
+        super::backup::start_nightly(ctx, store.clone())?;
+    }
     let mut feed = store.follow_changes().await?;
     // A stray SIGHUP (`systemctl reload`, a closed terminal) must not stop RADIUS.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
