@@ -270,6 +270,12 @@ fn serve_notifies_systemd_and_answers_health_checks() {
     unsafe_term(&server.child);
     let n = sock.recv(&mut buf).expect("a stopping notification");
     assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(
+        server
+            .wait_for(&["stopped"], Duration::from_secs(10))
+            .is_some(),
+        "a clean stop after the queues are written"
+    );
 }
 
 /// Nightly backups: at start, when the newest backup is older than a day, `serve` writes one

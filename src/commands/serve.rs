@@ -311,7 +311,22 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             }
         }
     }
+    // Accounting and auth-log records already queued are written before the database
+    // closes (at most 5 s): a clean stop loses nothing that was acknowledged or logged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while radius.queue_depths() != (0, 0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (acct, log) = radius.queue_depths();
+    if (acct, log) != (0, 0) {
+        warn!(
+            accounting = acct,
+            auth_log = log,
+            "stopping with records still queued"
+        );
+    }
     store.close().await;
+    info!("stopped");
     Ok(())
 }
 
