@@ -1091,3 +1091,112 @@ async fn metrics_show_decisions_latency_and_drops() {
     assert!(value("frontdesk_door_sync_runs_total", &[]).is_some());
     assert!(value("frontdesk_console_logins_total", &[]).is_some());
 }
+
+/// `serve` killed with SIGKILL in the middle of an accounting burst, then started again: every
+/// Accounting-Request that got an Accounting-Response is in the database (a response is sent
+/// only after the record is committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_accounting_load_loses_no_acknowledged_record() {
+    use frontdesk_radius::packet::{encode_request, verify_response, Code, Packet};
+    use std::collections::{BTreeSet, HashMap};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let Some(mut r) = Radius::start().await else {
+        return;
+    };
+    let (user, _) = r.add_member("acct@example.com", "full-time", &[]);
+    r.settle();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", r.acct)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // Identifier → (session id, request authenticator) of the request in flight under it.
+    type InFlight = HashMap<u8, (String, [u8; 16])>;
+    let pending: Arc<Mutex<InFlight>> = Arc::default();
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let (sock, pending, acked, stop) = (
+            sock.try_clone().unwrap(),
+            pending.clone(),
+            acked.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(n) = sock.recv(&mut buf) else { continue };
+                let Ok(p) = Packet::decode(&buf[..n]) else {
+                    continue;
+                };
+                let entry = pending.lock().unwrap().get(&p.identifier).cloned();
+                // Counted only if it answers exactly the request under that identifier.
+                if let Some((session, auth)) = entry {
+                    if p.code == Code::AccountingResponse
+                        && verify_response(&buf[..n], &auth, SECRET.as_bytes())
+                    {
+                        acked.lock().unwrap().insert(session);
+                    }
+                }
+            }
+        })
+    };
+    let mut sent = 0usize;
+    let mut killed = false;
+    for i in 0..20_000usize {
+        let id = (i % 256) as u8;
+        let session = format!("k9-{i}");
+        let mut req = Packet::new(Code::AccountingRequest, id, [0; 16]);
+        req.add_u32(40, 1); // Acct-Status-Type = Start
+        req.add(1, user.as_bytes().to_vec());
+        req.add(44, session.as_bytes().to_vec());
+        req.add(4, vec![127, 0, 0, 1]);
+        req.add(
+            31,
+            format!("AA-00-00-00-{:02X}-{:02X}", i / 256 % 256, i % 256).into_bytes(),
+        );
+        let raw = encode_request(&req, SECRET.as_bytes()).unwrap();
+        let auth: [u8; 16] = raw[4..20].try_into().unwrap();
+        pending.lock().unwrap().insert(id, (session, auth));
+        let _ = sock.send(&raw);
+        sent += 1;
+        // At most one window of identifiers in flight: wait a little every 64.
+        if i % 64 == 63 {
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        if !killed && acked.lock().unwrap().len() >= 500 {
+            r.server.child.kill().unwrap();
+            let _ = r.server.child.wait();
+            killed = true;
+        }
+        if killed && i % 256 == 255 {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    receiver.join().unwrap();
+    assert!(killed, "the burst ended before 500 answers ({sent} sent)");
+    let acked = acked.lock().unwrap().clone();
+    // Start again (recovers the database), then look.
+    r.server = Radius::serve(&r.env);
+    r.ports();
+    let sessions = r
+        .env
+        .run(&["sessions", "--json", "--limit", "100000"])
+        .ok()
+        .json();
+    let stored: BTreeSet<String> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["acct_session_id"].as_str().map(String::from))
+        .collect();
+    let missing: Vec<&String> = acked.difference(&stored).collect();
+    eprintln!(
+        "{sent} sent, {} acknowledged before SIGKILL, {} stored",
+        acked.len(),
+        stored.len()
+    );
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+}
