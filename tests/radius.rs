@@ -1200,3 +1200,153 @@ async fn sigkill_under_accounting_load_loses_no_acknowledged_record() {
     );
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
 }
+
+/// A TCP proxy between `serve` and PostgreSQL that can be cut: every connection dropped and
+/// new ones closed at once, as when the database host goes away.
+struct CutProxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CutProxy {
+    async fn start(upstream: String) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = l.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        CutProxy { port, up, conns }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// PostgreSQL cut off while `serve` runs: RADIUS keeps authenticating from memory,
+/// accounting is acknowledged from the on-disk spool, and once the database answers again
+/// every acknowledged record is in it, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_spools_accounting_and_keeps_authenticating() {
+    if !require_tool("radclient", "freeradius-utils") {
+        return;
+    }
+    let Some(mut env) = Env::new(Db::Postgres).await else {
+        return;
+    };
+    // postgres://user@HOST:PORT/db?… → the proxy's port.
+    let at = env.url.find('@').unwrap() + 1;
+    let end = at + env.url[at..].find('/').unwrap();
+    let upstream = env.url[at..end].to_string();
+    let proxy = CutProxy::start(upstream.clone()).await;
+    env.url = format!(
+        "{}127.0.0.1:{}{}",
+        &env.url[..at],
+        proxy.port,
+        &env.url[end..]
+    );
+    env.init_lab(SECRET);
+    let server = Radius::serve(&env);
+    let mut r = Radius {
+        env,
+        server,
+        auth: 0,
+        acct: 0,
+    };
+    r.ports();
+    let (user, pw) = r.add_member("out@example.com", "full-time", &[]);
+    r.settle();
+    assert_eq!(
+        r.auth(&pap(&user, &pw)).code.as_deref(),
+        Some("Access-Accept")
+    );
+    proxy.cut();
+    let start = |i: usize| {
+        format!("Acct-Status-Type=Start,User-Name={user},Acct-Session-Id=out-{i},NAS-IP-Address=127.0.0.1")
+    };
+    // The first write waits for the database (up to 3 s) before it is spooled; radclient
+    // may give up on it first, so its answer is not required.
+    let _ = r.acct(&start(0));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        r.auth(&pap(&user, &pw)).code.as_deref(),
+        Some("Access-Accept"),
+        "authentication goes on without the database"
+    );
+    for i in 1..=20 {
+        let a = r.acct(&start(i));
+        assert_eq!(
+            a.code.as_deref(),
+            Some("Accounting-Response"),
+            "acknowledged from the spool: {}",
+            a.out
+        );
+    }
+    proxy.restore();
+    let t = std::time::Instant::now();
+    let stored = loop {
+        let out = r.env.run(&["sessions", "--json", "--limit", "1000"]);
+        if out.code == 0 {
+            let ids: Vec<String> = out
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|s| s["acct_session_id"].as_str().map(String::from))
+                .filter(|s| s.starts_with("out-"))
+                .collect();
+            if ids.len() >= 21 || t.elapsed() > Duration::from_secs(20) {
+                break ids;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the database did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "exactly once: {stored:?}");
+    assert_eq!(stored.len(), 21, "every acknowledged record: {stored:?}");
+    assert!(
+        r.server
+            .wait_for(&["accounting spooled to disk"], Duration::from_secs(5))
+            .is_some(),
+        "the outage went through the spool"
+    );
+    assert!(r
+        .server
+        .wait_for(&["accounting spool written"], Duration::from_secs(5))
+        .is_some());
+    r.env.cleanup().await;
+}

@@ -15,6 +15,7 @@ pub mod handler;
 pub mod nas;
 pub mod packet;
 pub mod server;
+pub mod spool;
 
 pub use packet::{Code, DecodeError, Packet};
 

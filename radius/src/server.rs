@@ -546,6 +546,7 @@ pub async fn start(
     config: HandlerConfig,
     nas_rate_limit: u32,
     listeners: Listeners,
+    spool: Option<std::path::PathBuf>,
 ) -> std::io::Result<Arc<Shared>> {
     let (acct_tx, acct_rx) = mpsc::channel(4096);
     let (log_tx, log_rx) = mpsc::channel(65536);
@@ -596,7 +597,11 @@ pub async fn start(
             });
         }
     }
-    tokio::spawn(accounting_writer(store.clone(), acct_rx));
+    let spool = spool.map(|p| Arc::new(crate::spool::Spool::open(p)));
+    if let Some(sp) = &spool {
+        tokio::spawn(spool_flusher(store.clone(), sp.clone()));
+    }
+    tokio::spawn(accounting_writer(store.clone(), acct_rx, spool));
     tokio::spawn(auth_log_writer(store.clone(), log_rx));
     tokio::spawn(stats_flusher(store, shared.clone()));
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -843,6 +848,7 @@ fn log_auth(stats: &mut LocalStats, shared: &Shared, ev: &AuthEvent, elapsed: Du
 async fn accounting_writer(
     store: Store,
     mut rx: mpsc::Receiver<(Vec<AccountingRecord>, oneshot::Sender<bool>)>,
+    spool: Option<Arc<crate::spool::Spool>>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -854,15 +860,60 @@ async fn accounting_writer(
         }
         let records: Vec<AccountingRecord> =
             batch.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
-        let ok = match store.record_accounting(&records).await {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(error = %e, records = records.len(), "accounting not stored; NAS will retransmit");
-                false
-            }
+        let ok = match &spool {
+            // Records are waiting in the spool: these go behind them (order matters).
+            Some(sp) if sp.pending() => spool_append(sp, &records).await,
+            // A database that does not answer within 3 s counts as unreachable: the NAS is
+            // waiting (if the write did commit after all, spooling it again is harmless).
+            _ => match tokio::time::timeout(
+                Duration::from_secs(3),
+                store.record_accounting(&records),
+            )
+            .await
+            .unwrap_or(Err(frontdesk_core::store::StoreError::Db(sqlx_timeout())))
+            {
+                Ok(()) => true,
+                Err(e) if Store::is_unreachable(&e) && spool.is_some() => {
+                    warn!(error = %e, records = records.len(), "database unreachable: accounting spooled to disk");
+                    spool_append(spool.as_ref().expect("checked"), &records).await
+                }
+                Err(e) => {
+                    warn!(error = %e, records = records.len(), "accounting not stored; NAS will retransmit");
+                    false
+                }
+            },
         };
         for (_, tx) in batch {
             let _ = tx.send(ok);
+        }
+    }
+}
+
+fn sqlx_timeout() -> frontdesk_core::store::SqlxError {
+    frontdesk_core::store::SqlxError::PoolTimedOut
+}
+
+async fn spool_append(sp: &crate::spool::Spool, records: &[AccountingRecord]) -> bool {
+    match sp.append(records).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(error = %e, "accounting spool not writable; NAS will retransmit");
+            false
+        }
+    }
+}
+
+/// Writes spooled accounting to the database once it answers again (tried every 2 s).
+async fn spool_flusher(store: Store, spool: Arc<crate::spool::Spool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if !spool.pending() {
+            continue;
+        }
+        match spool.flush(&store).await {
+            Ok(n) => info!(records = n, "accounting spool written to the database"),
+            Err(e) => debug!(error = %e, "accounting spool: database still unreachable"),
         }
     }
 }

@@ -156,6 +156,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         handler_config,
         ctx.config.radius.nas_rate_limit,
         listeners,
+        Some(ctx.config.state_dir().join("accounting.spool")),
     )
     .await?;
     frontdesk_radius::directory::release_free_memory();

@@ -27,6 +27,8 @@ pub use feed::SqlChangeFeed;
 pub use import::{ImportRow, ImportSummary};
 pub use members::{MemberFilter, NewMember};
 pub use records::{NewNas, Resolved};
+/// The database driver's error, for callers that classify store errors.
+pub use sqlx::Error as SqlxError;
 
 use crate::secrets::{SecretKey, SecretsError};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -249,6 +251,22 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Whether an error means the database could not be reached (as opposed to refusing the
+    /// data): the caller may keep the work and try again later.
+    pub fn is_unreachable(e: &StoreError) -> bool {
+        matches!(
+            e,
+            StoreError::Db(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
     }
 
     /// One round trip to the database (readiness checks).

@@ -4,9 +4,9 @@
 use super::{ts, Result, Store};
 use crate::mac::MacAddr;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AcctStatus {
     Start,
@@ -17,7 +17,7 @@ pub enum AcctStatus {
 }
 
 /// One Accounting-Request, as it must be stored before the Accounting-Response is sent.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AccountingRecord {
     pub at: DateTime<Utc>,
     pub nas_id: i64,
