@@ -224,8 +224,13 @@ fn serve_notifies_systemd_and_answers_health_checks() {
     let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(&cfg, "[radius]\nmax_session = \"12h\"\n").unwrap();
     let mut cmd = env.cmd();
-    cmd.arg("serve").env("NOTIFY_SOCKET", &path);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("serve")
+        .env("NOTIFY_SOCKET", &path);
     listen_args(&mut cmd, "127.0.0.1:0");
     let server = Server::start(cmd);
     let line = server
@@ -258,13 +263,19 @@ fn serve_notifies_systemd_and_answers_health_checks() {
         r.starts_with("HTTP/1.1 200") && r.ends_with("ready\n"),
         "{r}"
     );
-    // SIGHUP (a `systemctl reload`, a closed terminal) does not stop it.
+    // SIGHUP (`systemctl reload`) reads the file again and names what needs a restart; it
+    // does not stop serving.
+    std::fs::write(&cfg, "[radius]\nmax_session = \"8h\"\n").unwrap();
     let _ = Command::new("kill")
         .arg("-HUP")
         .arg(server.child.id().to_string())
         .status();
+    let n = sock.recv(&mut buf).expect("reloading");
+    assert_eq!(&buf[..n], b"RELOADING=1");
+    let n = sock.recv(&mut buf).expect("ready again");
+    assert_eq!(&buf[..n], b"READY=1");
     assert!(server
-        .wait_for(&["SIGHUP"], Duration::from_secs(10))
+        .wait_for(&["SIGHUP", "radius"], Duration::from_secs(10))
         .is_some());
     assert!(get("/readyz").starts_with("HTTP/1.1 200"));
     unsafe_term(&server.child);

@@ -27,6 +27,8 @@ pub struct Ctx {
     pub json: bool,
     /// The database was named (flag, environment or config), not defaulted.
     pub db_explicit: bool,
+    /// The configuration file, if any (`serve` reads it again on SIGHUP).
+    pub config_path: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -53,6 +55,7 @@ impl Ctx {
             db_url,
             json: cli.json,
             db_explicit,
+            config_path: cli.config.clone(),
         })
     }
 

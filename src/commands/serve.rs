@@ -25,17 +25,99 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tracing::{info, warn};
 
-fn init_logging(ctx: &Ctx) {
+type LogFilter =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Logging to stderr (text or JSON); the level filter can be replaced on SIGHUP.
+fn init_logging(ctx: &Ctx) -> Option<LogFilter> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&ctx.config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match ctx.config.log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let registry = tracing_subscriber::registry().with(filter);
+    let done = match ctx.config.log.format {
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
+        LogFormat::Text => registry.with(fmt).try_init(),
     };
+    done.ok().map(|()| handle)
+}
+
+/// SIGHUP: reads the configuration file again. The log level applies at once (unless
+/// RUST_LOG is set); other sections are compared and named if they changed, since they are
+/// read at start. A file that no longer parses changes nothing.
+fn reload_config(ctx: &Ctx, log: Option<&LogFilter>) {
+    crate::systemd::notify("RELOADING=1");
+    let Some(path) = &ctx.config_path else {
+        info!("SIGHUP: no configuration file (--config / FRONTDESK_CONFIG); nothing to reload");
+        crate::systemd::notify("READY=1");
+        return;
+    };
+    match crate::config::Config::load(path) {
+        Err(e) => warn!(error = %e, "SIGHUP: configuration not reloaded"),
+        Ok(new) => {
+            if std::env::var_os("RUST_LOG").is_none() {
+                if let Some(h) = log {
+                    match h.reload(tracing_subscriber::EnvFilter::new(&new.log.level)) {
+                        Ok(()) => info!(level = %new.log.level, "SIGHUP: log level applied"),
+                        Err(e) => warn!(error = %e, "SIGHUP: log level not applied"),
+                    }
+                }
+            }
+            let old = &ctx.config;
+            let mut restart = Vec::new();
+            for (name, a, b) in [
+                ("mode", format!("{:?}", old.mode), format!("{:?}", new.mode)),
+                (
+                    "database",
+                    format!("{:?}", old.database),
+                    format!("{:?}", new.database),
+                ),
+                (
+                    "radius",
+                    format!("{:?}", old.radius),
+                    format!("{:?}", new.radius),
+                ),
+                ("eap", format!("{:?}", old.eap), format!("{:?}", new.eap)),
+                ("http", format!("{:?}", old.http), format!("{:?}", new.http)),
+                (
+                    "portal",
+                    format!("{:?}", old.portal),
+                    format!("{:?}", new.portal),
+                ),
+                (
+                    "gateway",
+                    format!("{:?}", old.gateway),
+                    format!("{:?}", new.gateway),
+                ),
+                ("dns", format!("{:?}", old.dns), format!("{:?}", new.dns)),
+                ("mail", format!("{:?}", old.mail), format!("{:?}", new.mail)),
+                (
+                    "backup",
+                    format!("{:?}", old.backup),
+                    format!("{:?}", new.backup),
+                ),
+                (
+                    "log.format",
+                    format!("{:?}", old.log.format),
+                    format!("{:?}", new.log.format),
+                ),
+            ] {
+                if a != b {
+                    restart.push(name);
+                }
+            }
+            if restart.is_empty() {
+                info!("SIGHUP: configuration reloaded");
+            } else {
+                warn!(sections = %restart.join(", "), "SIGHUP: these changed and apply at the next restart (systemctl restart frontdesk)");
+            }
+        }
+    }
+    crate::systemd::notify("READY=1");
 }
 
 fn listen_addr(flag: &Option<String>, configured: &str, what: &str) -> Result<SocketAddr> {
@@ -46,7 +128,7 @@ fn listen_addr(flag: &Option<String>, configured: &str, what: &str) -> Result<So
 }
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
-    init_logging(ctx);
+    let log_filter = init_logging(ctx);
     let radius_auth = listen_addr(
         &args.radius_auth,
         &ctx.config.radius.auth_listen,
@@ -71,6 +153,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             db_url: format!("sqlite:{}", dir.path().join("frontdesk.db").display()),
             json: ctx.json,
             db_explicit: true,
+            config_path: ctx.config_path.clone(),
         };
         _demo_dir = Some(dir);
         &demo_ctx
@@ -301,9 +384,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     let _ = replan_tx.send(());
                 }
             }
-            _ = hangup.recv() => {
-                warn!("SIGHUP: members, plans, NAS clients, hours and doors apply live already; the configuration file is read at start: restart to apply changes to it");
-            }
+            _ = hangup.recv() => reload_config(ctx, log_filter.as_ref()),
             _ = shutdown_signal() => {
                 info!("shutting down");
                 ready.store(false, std::sync::atomic::Ordering::SeqCst);
