@@ -88,10 +88,21 @@ pub trait DoorSystem: Send + Sync {
     ) -> Result<Applied, SyncError>;
 
     /// Requests made so far (reads and writes), for progress and benchmarks.
-    fn requests(&self) -> u64;
+    fn requests(&self) -> u64 {
+        self.client().map_or(0, crate::http::Client::requests)
+    }
 
     /// A member's run: its requests go before those of a full run sharing the rate limit.
-    fn set_urgent(&self, _urgent: bool) {}
+    fn set_urgent(&self, urgent: bool) {
+        if let Some(c) = self.client() {
+            c.set_urgent(urgent);
+        }
+    }
+
+    /// The HTTP client of a backend that uses one (request counts, urgency).
+    fn client(&self) -> Option<&crate::http::Client> {
+        None
+    }
 
     /// Whether grants carry a last day in this system (compared when deciding what differs).
     fn has_expiry(&self) -> bool {

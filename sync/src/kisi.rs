@@ -354,11 +354,7 @@ impl DoorSystem for Kisi {
         })
     }
 
-    fn requests(&self) -> u64 {
-        self.client.requests()
-    }
-
-    fn set_urgent(&self, urgent: bool) {
-        self.client.set_urgent(urgent);
+    fn client(&self) -> Option<&Client> {
+        Some(&self.client)
     }
 }

@@ -588,12 +588,8 @@ impl DoorSystem for SaltoKs {
         })
     }
 
-    fn requests(&self) -> u64 {
-        self.client.requests()
-    }
-
-    fn set_urgent(&self, urgent: bool) {
-        self.client.set_urgent(urgent);
+    fn client(&self) -> Option<&Client> {
+        Some(&self.client)
     }
 
     fn has_expiry(&self) -> bool {

@@ -369,12 +369,8 @@ impl DoorSystem for UnifiAccess {
         })
     }
 
-    fn requests(&self) -> u64 {
-        self.client.requests()
-    }
-
-    fn set_urgent(&self, urgent: bool) {
-        self.client.set_urgent(urgent);
+    fn client(&self) -> Option<&Client> {
+        Some(&self.client)
     }
 
     fn has_expiry(&self) -> bool {
