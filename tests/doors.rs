@@ -764,3 +764,47 @@ async fn a_crash_mid_reconcile_converges_after_restart() {
     pairs.dedup();
     assert_eq!((pairs.len(), n), (27, 27), "no grant twice");
 }
+
+/// UniFi Access and Salto KS: a user create whose answer is lost (the system made the user)
+/// is not sent again; the member fails this round, and the next run finds the user by email
+/// instead of making a second one.
+#[tokio::test(flavor = "multi_thread")]
+async fn unifi_and_salto_lost_user_creates_are_not_repeated() {
+    use frontdesk_bench::fake_salto::{self, Salto, SITE};
+    use frontdesk_bench::fake_unifi::{self, Unifi};
+    let unifi: fake_unifi::Shared = Arc::new(Mutex::new(Unifi::default()));
+    unifi.lock().unwrap().aimed = vec![("POST /api/v1/developer/users".into(), Fault::LostAnswer)];
+    let url = fake_unifi::start(unifi.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    setup_backend(&env, "unifi-access", &url, "test-token");
+    let r = env.run(&["--json", "sync", "run"]).json();
+    assert_eq!(r[0]["failed"], 1, "{r}");
+    for email in ["ada@example.com", "bob@example.com"] {
+        env.run(&["sync", "run", "--member", email]).ok();
+    }
+    {
+        let k = unifi.lock().unwrap();
+        assert_eq!(k.users.len(), 2, "no user made twice");
+        assert_eq!(k.policies_of("bob@example.com"), [STUDIO]);
+        assert_eq!(k.policies_of("ada@example.com"), [AFTER, STUDIO]);
+    }
+
+    let salto: fake_salto::Shared = Arc::new(Mutex::new(Salto::default()));
+    salto.lock().unwrap().aimed = vec![(format!("POST {SITE}/users"), Fault::LostAnswer)];
+    let base = fake_salto::start(salto.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    let secret = format!(
+        "client_id = test-client\nclient_secret = test-secret\ntoken_url = {base}/connect/token"
+    );
+    setup_backend(&env, "salto-ks", &format!("{base}{SITE}"), &secret);
+    let r = env.run(&["--json", "sync", "run"]).json();
+    assert_eq!(r[0]["failed"], 1, "{r}");
+    for email in ["ada@example.com", "bob@example.com"] {
+        env.run(&["sync", "run", "--member", email]).ok();
+    }
+    let k = salto.lock().unwrap();
+    assert_eq!(k.users.len(), 2, "no user made twice");
+    let m = k.membership();
+    assert_eq!(m[STUDIO], ["ada@example.com", "bob@example.com"]);
+    assert_eq!(m[AFTER], ["ada@example.com"]);
+}
