@@ -49,11 +49,12 @@ pub fn router(store: Store, ready: Arc<AtomicBool>, extra: Extra) -> axum::Route
                         .await
                     {
                         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
-                        Ok(Err(e)) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("database unreachable: {e}\n"),
-                        )
-                            .into_response(),
+                        Ok(Err(e)) => {
+                            // The detail goes to the log, not to whoever asks.
+                            tracing::warn!(error = %e, "readyz: database unreachable");
+                            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+                                .into_response()
+                        }
                         Err(_) => (
                             StatusCode::SERVICE_UNAVAILABLE,
                             "database did not answer within 2 s\n",
