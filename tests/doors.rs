@@ -808,3 +808,45 @@ async fn unifi_and_salto_lost_user_creates_are_not_repeated() {
     assert_eq!(m[STUDIO], ["ada@example.com", "bob@example.com"]);
     assert_eq!(m[AFTER], ["ada@example.com"]);
 }
+
+/// The door CLI around events and removal: an events secret shown once with the URL to give
+/// the door system; `door events`; `door remove` refused while plans are mapped, `door unmap`.
+#[tokio::test(flavor = "multi_thread")]
+async fn door_cli_events_secret_unmap_and_remove() {
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    setup(&env, "http://127.0.0.1:9");
+    let s = env
+        .run(&["--json", "door", "events-secret", "--backend", "kisi"])
+        .ok()
+        .json();
+    assert_eq!(s["url"], "http://127.0.0.1:8080/api/v1/webhooks/doors/kisi");
+    assert!(s["secret"].as_str().unwrap().len() >= 32, "{s}");
+    let e = env
+        .run(&["--json", "door", "events", "--since", "1h"])
+        .ok()
+        .json();
+    assert_eq!(e, json!([]));
+    let r = env.run(&["door", "remove", "kisi"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("unmap"), "{}", r.stderr);
+    for (plan, group) in [
+        ("full-time", "Studio"),
+        ("full-time", "After-hours door"),
+        ("flex", "Studio"),
+    ] {
+        env.run(&[
+            "door",
+            "unmap",
+            "--backend",
+            "kisi",
+            "--plan",
+            plan,
+            "--group",
+            group,
+        ])
+        .ok();
+    }
+    env.run(&["door", "remove", "kisi"]).ok();
+    let l = env.run(&["--json", "door", "list"]).ok().json();
+    assert_eq!(l, json!([]));
+}
