@@ -1089,6 +1089,14 @@ async fn metrics_show_decisions_latency_and_drops() {
     );
     assert!(value("frontdesk_radius_queue_depth", &[("queue", "accounting")]).is_some());
     assert!(value("frontdesk_door_sync_runs_total", &[]).is_some());
+    assert_eq!(
+        value("frontdesk_firewall_elements", &[("set", "portal_clients")]),
+        Some(0.0)
+    );
+    assert!(
+        value("frontdesk_online_sessions", &[]).is_none(),
+        "no accounting yet, so no VLAN series"
+    );
     assert!(value("frontdesk_console_logins_total", &[]).is_some());
 }
 

@@ -107,6 +107,23 @@ async fn database_metrics(
             ));
         }
     }
+    // What the gateway's nftables sets hold (in radius-only mode, what the external portal
+    // authorized and who is blocked).
+    if let (Ok(clients), Ok(blocked)) = (
+        store.portal_clients_count(now).await,
+        store.blocked_macs(now).await,
+    ) {
+        family(
+            &mut out,
+            "frontdesk_firewall_elements",
+            "gauge",
+            "Elements of the gateway's client sets: portal clients let online, devices of suspended or cancelled members blocked.",
+        );
+        out.push_str(&format!(
+            "frontdesk_firewall_elements{{set=\"portal_clients\"}} {clients}\nfrontdesk_firewall_elements{{set=\"blocked_macs\"}} {}\n",
+            blocked.len()
+        ));
+    }
     if let Ok(backends) = store.door_backends().await {
         family(
             &mut out,

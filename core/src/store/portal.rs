@@ -205,6 +205,16 @@ impl Store {
         Ok(row.and_then(client_from_row))
     }
 
+    /// How many portal clients are authorized at `now` (metrics; read-only).
+    pub async fn portal_clients_count(&self, now: DateTime<Utc>) -> Result<i64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM portal_clients WHERE valid_until > $1")
+                .bind(now.timestamp())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n)
+    }
+
     /// Every client still valid at `now` (what a firewall reload re-authorizes); expired rows
     /// are removed on the way.
     pub async fn portal_clients(&self, now: DateTime<Utc>) -> Result<Vec<PortalClient>> {
