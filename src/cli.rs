@@ -221,6 +221,17 @@ pub enum SiteCommand {
     Closure(ClosureCommand),
     /// Site, time zone, opening hours and closures.
     Show,
+    /// Another site in a shared PostgreSQL database (multi-site): its own time zone and
+    /// opening hours; members, plans, NAS clients and doors are shared. Each appliance names
+    /// its site with `site = "…"` in its configuration (or FRONTDESK_SITE).
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        timezone: String,
+    },
+    /// The sites in this database.
+    List,
 }
 
 #[derive(Subcommand, Debug)]

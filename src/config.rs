@@ -12,6 +12,9 @@ pub struct Config {
     pub mode: Mode,
     /// Where the default SQLite database and key file live (systemd: $STATE_DIRECTORY).
     pub state_dir: Option<PathBuf>,
+    /// The site this appliance serves when several share one database (multi-site);
+    /// default: the first. FRONTDESK_SITE overrides.
+    pub site: Option<String>,
     pub database: DatabaseConfig,
     pub secrets: SecretsConfig,
     pub radius: RadiusConfig,

@@ -1358,3 +1358,90 @@ async fn database_outage_spools_accounting_and_keeps_authenticating() {
         .is_some());
     r.env.cleanup().await;
 }
+
+/// Two appliances (sites) share one PostgreSQL: each serves its own site's calendar, a
+/// member added on one is authenticated by the other within a second (LISTEN/NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_share_one_postgresql() {
+    if !require_tool("radclient", "freeradius-utils") {
+        return;
+    }
+    let Some(env) = Env::new(Db::Postgres).await else {
+        return;
+    };
+    env.init_lab(SECRET);
+    env.run(&[
+        "site",
+        "add",
+        "--name",
+        "Annex",
+        "--timezone",
+        "Europe/Berlin",
+    ])
+    .ok();
+    let annex = |cmd: &mut Command| {
+        cmd.env("FRONTDESK_SITE", "Annex");
+    };
+    let mut show = env.cmd();
+    annex(&mut show);
+    let out = show.args(["--json", "site", "show"]).output().unwrap();
+    let site: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&site["site"], &site["timezone"]),
+        (
+            &serde_json::json!("Annex"),
+            &serde_json::json!("Europe/Berlin")
+        ),
+        "{site}"
+    );
+    let lab = env.serve("127.0.0.1:0");
+    lab.radius_ports();
+    let mut cmd = env.cmd();
+    annex(&mut cmd);
+    cmd.arg("serve");
+    common::listen_args(&mut cmd, "127.0.0.1:0");
+    let b = Server::start(cmd);
+    let line = b
+        .wait_for(&["RADIUS listening"], Duration::from_secs(20))
+        .expect("site B up");
+    let key = "auth=";
+    let auth: u16 = line[line.find(key).unwrap() + key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(b
+        .wait_for(&["following changes"], Duration::from_secs(20))
+        .is_some());
+    let r = Radius {
+        env,
+        server: b,
+        auth,
+        acct: 0,
+    };
+    // Added through site Lab's side; site Annex authenticates it within a second.
+    let (user, pw) = r.add_member("both@example.com", "full-time", &[]);
+    let added = std::time::Instant::now();
+    loop {
+        let a = r.auth(&pap(&user, &pw));
+        if a.code.as_deref() == Some("Access-Accept") {
+            break;
+        }
+        assert!(
+            added.elapsed() < Duration::from_secs(1),
+            "site Annex did not know the member a second after it was added: {}",
+            a.out
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "added at site Lab → accepted at site Annex in {:?}",
+        added.elapsed()
+    );
+    drop(lab);
+    r.env.cleanup().await;
+}

@@ -77,6 +77,13 @@ impl Ctx {
     /// Opens an existing, initialised database with its key loaded.
     pub async fn open(&self) -> Result<Store> {
         let mut store = Store::open(&self.db_url, OpenMode::Existing).await?;
+        let site = std::env::var("FRONTDESK_SITE")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| self.config.site.clone());
+        if let Some(site) = site {
+            store.select_site(&site);
+        }
         let path = self.key_path();
         let key = SecretKey::load(&path).with_context(|| {
             "the secrets key is needed (set [secrets] key_file or restore the key file created by `frontdesk init`)"

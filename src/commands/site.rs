@@ -156,6 +156,35 @@ pub async fn site(ctx: &Ctx, cmd: SiteCommand, actor: &Actor) -> Result<()> {
             let store = ctx.open().await?;
             print_site(ctx, &store.site().await?);
         }
+        SiteCommand::Add { name, timezone } => {
+            let store = ctx.open().await?;
+            store.add_site(&name, &timezone, actor).await?;
+            if !ctx.json {
+                println!(
+                    "site {name:?} added; on its appliance set `site = \"{name}\"` in the configuration (or FRONTDESK_SITE={name})"
+                );
+            }
+        }
+        SiteCommand::List => {
+            let store = ctx.open().await?;
+            let sites = store.sites().await?;
+            if ctx.json {
+                crate::output::json(
+                    &sites
+                        .iter()
+                        .map(|(n, tz)| serde_json::json!({"name": n, "timezone": tz}))
+                        .collect::<Vec<_>>(),
+                );
+            } else {
+                crate::output::table(
+                    &["SITE", "TIME ZONE"],
+                    &sites
+                        .into_iter()
+                        .map(|(n, tz)| vec![n, tz])
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -112,6 +112,9 @@ pub struct Store {
     backend: Backend,
     url: String,
     key: Option<SecretKey>,
+    /// The site this process serves when several share one database (`site = "…"` in the
+    /// configuration); `None`: the first site.
+    site_name: Option<std::sync::Arc<str>>,
 }
 
 /// The file behind a `sqlite:` URL.
@@ -193,6 +196,7 @@ impl Store {
             backend,
             url: url.to_string(),
             key: None,
+            site_name: None,
         };
         if mode == OpenMode::Existing && !store.has_schema().await? {
             return Err(StoreError::NotInitialised(redact_url(url)));

@@ -38,6 +38,48 @@ fn plan_from_row(r: PlanRow) -> Result<Plan> {
 }
 
 impl Store {
+    /// Another site in a database that has one already (multi-site on PostgreSQL): its own
+    /// time zone and default opening hours; plans, members and NAS clients are shared.
+    pub async fn add_site(&self, name: &str, timezone: &str, actor: &Actor) -> Result<()> {
+        let tz = parse_timezone(timezone).map_err(StoreError::Invalid)?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid("site name is empty".into()));
+        }
+        let mut tx = self.begin().await?;
+        let (site_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO sites (name, timezone, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(tz.name())
+        .bind(now_secs())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(super::dup(format!("site {name:?}")))?;
+        for (day, windows) in OpeningHours::default_hours().days.iter().enumerate() {
+            for (open, close) in windows {
+                sqlx::query("INSERT INTO opening_hours (site_id, weekday, open_at, close_at) VALUES ($1, $2, $3, $4)")
+                    .bind(site_id)
+                    .bind(day as i64)
+                    .bind(format_time(*open))
+                    .bind(format_time(*close))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let audit = Audit::new("site.add", "site", name).after(format!("timezone={}", tz.name()));
+        self.finish(tx, actor, audit).await
+    }
+
+    /// Every site in the database: (name, time zone).
+    pub async fn sites(&self) -> Result<Vec<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT name, timezone FROM sites ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Creates the site with default opening hours and the default plans. Fails if a site exists.
     pub async fn init_site(&self, name: &str, timezone: &str, actor: &Actor) -> Result<Site> {
         let tz = parse_timezone(timezone).map_err(StoreError::Invalid)?;
@@ -83,12 +125,34 @@ impl Store {
         self.site().await
     }
 
-    /// The site (the first one; multi-site selection comes with the multi-site issue).
+    /// Serve this site of a shared database (several appliances, one PostgreSQL): its hours,
+    /// closures and time zone are the ones decisions use. Members, plans, NAS clients and
+    /// doors are shared by every site.
+    pub fn select_site(&mut self, name: &str) {
+        self.site_name = Some(name.trim().into());
+    }
+
+    /// The selected site, or the first one.
     pub async fn site(&self) -> Result<Site> {
-        let row: Option<(i64, String, String)> =
-            sqlx::query_as("SELECT id, name, timezone FROM sites ORDER BY id LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64, String, String)> = match &self.site_name {
+            Some(n) => {
+                let row = sqlx::query_as("SELECT id, name, timezone FROM sites WHERE name = $1")
+                    .bind(n.as_ref())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if row.is_none() {
+                    return Err(StoreError::NotFound(format!(
+                        "site {n:?} in this database (see `frontdesk site list`; `frontdesk site add` makes it)"
+                    )));
+                }
+                row
+            }
+            None => {
+                sqlx::query_as("SELECT id, name, timezone FROM sites ORDER BY id LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
         let (id, name, tz) =
             row.ok_or_else(|| StoreError::NotInitialised(super::redact_url(&self.url)))?;
         let tz = parse_timezone(&tz).map_err(StoreError::Invalid)?;

@@ -1575,3 +1575,37 @@ async fn door_events_unmap_and_remove(store: &Store) {
     );
 }
 both!(door_events, door_events_unmap_and_remove);
+
+async fn sites_in_one_database(store: &Store) {
+    let s = ready(store).await;
+    let first = s.site().await.unwrap().name;
+    s.add_site("Annex", "Europe/Berlin", &actor())
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_site("Annex", "UTC", &actor()).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert!(matches!(
+        s.add_site("X", "Mars/Olympus", &actor()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(s.sites().await.unwrap().len(), 2);
+    assert_eq!(
+        s.site().await.unwrap().name,
+        first,
+        "default: the first site"
+    );
+    let mut annex = s.clone();
+    annex.select_site("Annex");
+    let site = annex.site().await.unwrap();
+    assert_eq!(
+        (site.name.as_str(), site.tz().name()),
+        ("Annex", "Europe/Berlin")
+    );
+    assert_eq!(annex.catalog().await.unwrap().site.name, "Annex");
+    let mut nowhere = s.clone();
+    nowhere.select_site("Nowhere");
+    assert!(matches!(nowhere.site().await, Err(StoreError::NotFound(_))));
+}
+both!(sites, sites_in_one_database);
