@@ -92,7 +92,7 @@ impl Store {
             .await?;
         if let Some((existing,)) = existing {
             return Err(StoreError::Invalid(format!(
-                "database already initialised for site {existing:?}; nothing changed"
+                "database already initialised for site {existing:?}; nothing changed (another site in the same PostgreSQL database: `frontdesk site add`)"
             )));
         }
         let now = now_secs();
