@@ -47,26 +47,7 @@ impl Store {
             return Err(StoreError::Invalid("site name is empty".into()));
         }
         let mut tx = self.begin().await?;
-        let (site_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO sites (name, timezone, created_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(name)
-        .bind(tz.name())
-        .bind(now_secs())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(super::dup(format!("site {name:?}")))?;
-        for (day, windows) in OpeningHours::default_hours().days.iter().enumerate() {
-            for (open, close) in windows {
-                sqlx::query("INSERT INTO opening_hours (site_id, weekday, open_at, close_at) VALUES ($1, $2, $3, $4)")
-                    .bind(site_id)
-                    .bind(day as i64)
-                    .bind(format_time(*open))
-                    .bind(format_time(*close))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        insert_site(&mut tx, name, tz).await?;
         let audit = Audit::new("site.add", "site", name).after(format!("timezone={}", tz.name()));
         self.finish(tx, actor, audit).await
     }
@@ -95,27 +76,7 @@ impl Store {
                 "database already initialised for site {existing:?}; nothing changed (another site in the same PostgreSQL database: `frontdesk site add`)"
             )));
         }
-        let now = now_secs();
-        let (site_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO sites (name, timezone, created_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(name.trim())
-        .bind(tz.name())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let hours = OpeningHours::default_hours();
-        for (day, windows) in hours.days.iter().enumerate() {
-            for (open, close) in windows {
-                sqlx::query("INSERT INTO opening_hours (site_id, weekday, open_at, close_at) VALUES ($1, $2, $3, $4)")
-                    .bind(site_id)
-                    .bind(day as i64)
-                    .bind(format_time(*open))
-                    .bind(format_time(*close))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        insert_site(&mut tx, name.trim(), tz).await?;
         for plan in default_plans() {
             insert_plan(&mut tx, &plan).await?;
         }
@@ -444,6 +405,35 @@ fn validate_plan_name(name: &str) -> Result<()> {
             "plan name {name:?}: use letters, digits, '-' and '_' only"
         )))
     }
+}
+
+/// A site row with the default opening hours; its id.
+async fn insert_site(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    name: &str,
+    tz: chrono_tz::Tz,
+) -> Result<i64> {
+    let (site_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO sites (name, timezone, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(name)
+    .bind(tz.name())
+    .bind(now_secs())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(super::dup(format!("site {name:?}")))?;
+    for (day, windows) in OpeningHours::default_hours().days.iter().enumerate() {
+        for (open, close) in windows {
+            sqlx::query("INSERT INTO opening_hours (site_id, weekday, open_at, close_at) VALUES ($1, $2, $3, $4)")
+                .bind(site_id)
+                .bind(day as i64)
+                .bind(format_time(*open))
+                .bind(format_time(*close))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(site_id)
 }
 
 async fn insert_plan(tx: &mut sqlx::Transaction<'static, sqlx::Any>, plan: &Plan) -> Result<i64> {
