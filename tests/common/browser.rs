@@ -125,11 +125,19 @@ pub async fn shot(c: &fantoccini::Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// The page's text. A page that is still navigating (a form's redirect) can replace the body
+/// between finding it and reading it: that read is tried again.
 pub async fn body_text(c: &fantoccini::Client) -> String {
-    c.find(fantoccini::Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let mut last = None;
+    for _ in 0..20 {
+        match c.find(fantoccini::Locator::Css("body")).await {
+            Ok(body) => match body.text().await {
+                Ok(t) => return t,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no page text: {last:?}");
 }
