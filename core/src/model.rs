@@ -175,6 +175,16 @@ pub struct Member {
     pub created_at: DateTime<Utc>,
 }
 
+impl Member {
+    /// The plan assignment in force on `day` (the latest one, if a change day has two).
+    pub fn assignment_on(&self, day: NaiveDate) -> Option<&Assignment> {
+        self.assignments
+            .iter()
+            .rev()
+            .find(|a| a.valid_from <= day && a.valid_until.is_none_or(|u| u >= day))
+    }
+}
+
 /// A MAC-authenticated device (printer, TV, IoT), optionally owned by a member.
 #[derive(Clone, Debug, Serialize)]
 pub struct Device {

@@ -373,12 +373,7 @@ fn member_out(cat: &Catalog, m: &Member) -> MemberOut {
         status: m.status.into(),
         team: m.team_id.and_then(|t| cat.team(t)).map(|t| t.name.clone()),
         wifi_username: m.wifi_username.clone(),
-        current_plan: m
-            .assignments
-            .iter()
-            .rev()
-            .find(|a| a.valid_from <= today && a.valid_until.is_none_or(|u| u >= today))
-            .map(|a| name(a.plan_id)),
+        current_plan: m.assignment_on(today).map(|a| name(a.plan_id)),
         plans: m
             .assignments
             .iter()

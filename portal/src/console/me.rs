@@ -496,10 +496,7 @@ pub(super) fn current_plan<'a>(
     now: DateTime<Utc>,
 ) -> Option<&'a frontdesk_core::Plan> {
     let today = catalog.site.date_at(now);
-    m.assignments
-        .iter()
-        .rev()
-        .find(|a| a.valid_from <= today && a.valid_until.is_none_or(|u| u >= today))
+    m.assignment_on(today)
         .or(m.assignments.last())
         .and_then(|a| catalog.plan(a.plan_id))
 }

@@ -158,10 +158,7 @@ fn plan_of(
     m: &frontdesk_core::Member,
     today: chrono::NaiveDate,
 ) -> String {
-    m.assignments
-        .iter()
-        .rev()
-        .find(|a| a.valid_from <= today && a.valid_until.is_none_or(|u| u >= today))
+    m.assignment_on(today)
         .and_then(|a| cat.plan(a.plan_id))
         .map_or("-".into(), |p| p.name.clone())
 }
