@@ -283,6 +283,27 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+impl HttpConfig {
+    /// Whether the console on `addr` speaks HTTPS: with a configured certificate, or by
+    /// default on a network address unless `plain_http`.
+    pub fn serves_https(&self, addr: &std::net::SocketAddr) -> bool {
+        self.tls_cert_file.is_some() || (!addr.ip().is_loopback() && !self.plain_http)
+    }
+
+    /// Where people reach the console: `public_url`, else the listen address with the scheme
+    /// it is served with.
+    pub fn console_url(&self) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_string();
+        }
+        let https = self
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| self.serves_https(&a));
+        format!("{}://{}", if https { "https" } else { "http" }, self.listen)
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {

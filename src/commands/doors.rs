@@ -107,19 +107,7 @@ pub async fn door(ctx: &Ctx, cmd: DoorCommand, actor: &Actor) -> Result<()> {
             store
                 .set_door_events_secret(&backend, &secret, actor)
                 .await?;
-            let base = ctx.config.http.public_url.clone().unwrap_or_else(|| {
-                // As `serve` does: plain HTTP on loopback, HTTPS on a network address.
-                let listen = &ctx.config.http.listen;
-                let loopback = listen
-                    .parse::<std::net::SocketAddr>()
-                    .is_ok_and(|a| a.ip().is_loopback());
-                let scheme = if loopback || ctx.config.http.plain_http {
-                    "http"
-                } else {
-                    "https"
-                };
-                format!("{scheme}://{listen}")
-            });
+            let base = ctx.config.http.console_url();
             let url = format!(
                 "{}/api/v1/webhooks/doors/{backend}",
                 base.trim_end_matches('/')

@@ -502,7 +502,7 @@ async fn start_console(
             |e| anyhow::anyhow!("console TLS ([http] tls_cert_file / tls_key_file): {e}"),
         )?),
         // On a network address, never plain HTTP by accident: a certificate from our CA.
-        (None, None) if !addr.ip().is_loopback() && !ctx.config.http.plain_http => {
+        (None, None) if ctx.config.http.serves_https(&addr) => {
             Some(default_console_tls(ctx, store, addr).await?)
         }
         (None, None) => None,
