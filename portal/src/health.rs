@@ -81,19 +81,10 @@ async fn database_metrics(
     }
     let mut out = String::new();
     let now = frontdesk_core::clock::now();
-    if let Ok(sessions) = store
-        .sessions(
-            Some(now - frontdesk_core::enforce::ONLINE_HORIZON),
-            1_000_000,
-        )
+    if let Ok(by_vlan) = store
+        .online_sessions_by_vlan(now - frontdesk_core::enforce::ONLINE_HORIZON)
         .await
     {
-        let mut by_vlan: std::collections::BTreeMap<String, u64> = Default::default();
-        for s in sessions {
-            *by_vlan
-                .entry(s.vlan.map_or("none".into(), |v| v.to_string()))
-                .or_default() += 1;
-        }
         family(
             &mut out,
             "frontdesk_online_sessions",
@@ -101,6 +92,7 @@ async fn database_metrics(
             "Wi-Fi sessions with recent accounting, by VLAN (tier).",
         );
         for (vlan, n) in by_vlan {
+            let vlan = vlan.map_or("none".into(), |v| v.to_string());
             out.push_str(&format!(
                 "frontdesk_online_sessions{{vlan=\"{}\"}} {n}\n",
                 label(&vlan)

@@ -355,6 +355,19 @@ impl Store {
     }
 
     /// Sessions; `online_since`: only those without a Stop updated after that instant.
+    /// Online sessions (not stopped, accounting since `since`) counted by VLAN (metrics).
+    pub async fn online_sessions_by_vlan(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Option<i64>, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT vlan, COUNT(*) FROM radius_sessions WHERE stopped_at IS NULL AND updated_at >= $1 GROUP BY vlan ORDER BY vlan",
+        )
+        .bind(since.timestamp())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn sessions(
         &self,
         online_since: Option<DateTime<Utc>>,

@@ -751,6 +751,11 @@ async fn enforcement_of_member_changes(store: &Store) {
     let k1 = s.session_by_key(1, "k-1").await.unwrap().unwrap();
     let since = now - chrono::Duration::minutes(1);
     assert_eq!(
+        s.online_sessions_by_vlan(since).await.unwrap(),
+        [(None, 2)],
+        "counted by VLAN (metrics)"
+    );
+    assert_eq!(
         s.online_session(k1.id, since)
             .await
             .unwrap()

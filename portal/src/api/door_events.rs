@@ -159,12 +159,7 @@ pub async fn door_event(
     body: Bytes,
 ) -> Result<Json<DoorEventResult>, ApiError> {
     let store = &api.0.store;
-    let backend = store
-        .door_backends()
-        .await?
-        .into_iter()
-        .find(|b| b.name == name)
-        .ok_or_else(|| ApiError::not_found("no such door backend"))?;
+    let backend = store.door_backend(&name).await?;
     let Some(secret) = backend.events_secret.as_deref() else {
         return Err(ApiError::not_found(format!(
             "door events are not enabled for {name}: run `frontdesk door events-secret --backend {name}`"
