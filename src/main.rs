@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod metrics;
+mod offline;
 mod output;
 mod systemd;
 

@@ -1247,6 +1247,21 @@ impl CutProxy {
         CutProxy { port, up, conns }
     }
 
+    /// Puts a proxy between the test's commands and PostgreSQL: `env.url` goes through it.
+    async fn between(env: &mut Env) -> CutProxy {
+        // postgres://user@HOST:PORT/db?… → the proxy's port.
+        let at = env.url.find('@').unwrap() + 1;
+        let end = at + env.url[at..].find('/').unwrap();
+        let proxy = CutProxy::start(env.url[at..end].to_string()).await;
+        env.url = format!(
+            "{}127.0.0.1:{}{}",
+            &env.url[..at],
+            proxy.port,
+            &env.url[end..]
+        );
+        proxy
+    }
+
     fn cut(&self) {
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
         for c in self.conns.lock().unwrap().drain(..) {
@@ -1270,17 +1285,7 @@ async fn database_outage_spools_accounting_and_keeps_authenticating() {
     let Some(mut env) = Env::new(Db::Postgres).await else {
         return;
     };
-    // postgres://user@HOST:PORT/db?… → the proxy's port.
-    let at = env.url.find('@').unwrap() + 1;
-    let end = at + env.url[at..].find('/').unwrap();
-    let upstream = env.url[at..end].to_string();
-    let proxy = CutProxy::start(upstream.clone()).await;
-    env.url = format!(
-        "{}127.0.0.1:{}{}",
-        &env.url[..at],
-        proxy.port,
-        &env.url[end..]
-    );
+    let proxy = CutProxy::between(&mut env).await;
     env.init_lab(SECRET);
     let server = Radius::serve(&env);
     let mut r = Radius {
@@ -1443,5 +1448,216 @@ async fn two_sites_share_one_postgresql() {
         added.elapsed()
     );
     drop(lab);
+    r.env.cleanup().await;
+}
+
+/// The multi-site outage of the appliance issue: two sites on one PostgreSQL through a proxy
+/// that the test cuts. Both keep authenticating and spool accounting; site B is then
+/// restarted while the database is still gone and starts RADIUS from its offline cache; when
+/// the database returns, every acknowledged accounting record of both sites is in it exactly
+/// once and site B finishes starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sites_ride_out_an_outage_and_start_from_the_offline_cache() {
+    if !require_tool("radclient", "freeradius-utils") {
+        return;
+    }
+    let Some(mut env) = Env::new(Db::Postgres).await else {
+        return;
+    };
+    let proxy = CutProxy::between(&mut env).await;
+    env.init_lab(SECRET);
+    env.run(&["site", "add", "--name", "Annex", "--timezone", "UTC"])
+        .ok();
+    // Site B is another appliance: its own state directory (spool, cache), the same key.
+    let annex_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        env.path("frontdesk.key"),
+        annex_dir.path().join("frontdesk.key"),
+    )
+    .unwrap();
+    let annex = |env: &Env| {
+        let mut cmd = env.cmd();
+        cmd.env("FRONTDESK_SITE", "Annex")
+            .env("STATE_DIRECTORY", annex_dir.path())
+            .arg("serve");
+        common::listen_args(&mut cmd, "127.0.0.1:0");
+        Server::start(cmd)
+    };
+    let server = Radius::serve(&env);
+    let mut r = Radius {
+        env,
+        server,
+        auth: 0,
+        acct: 0,
+    };
+    r.ports();
+    let mut b = annex(&r.env);
+    let (mut b_auth, mut b_acct) = b.radius_ports();
+    let (user, pw) = r.add_member("outage@example.com", "full-time", &[]);
+    let auth_at = |port: u16| {
+        r.send(
+            "127.0.0.1",
+            port,
+            "auth",
+            SECRET,
+            &format!("{},Message-Authenticator=0x00", pap(&user, &pw)),
+        )
+        .code
+    };
+    let added = std::time::Instant::now();
+    while auth_at(r.auth).as_deref() != Some("Access-Accept")
+        || auth_at(b_auth).as_deref() != Some("Access-Accept")
+    {
+        assert!(
+            added.elapsed() < Duration::from_secs(2),
+            "both sites know the new member"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Site B's cache is rewritten after the change (at most every 2 s).
+    let cache = annex_dir.path().join("entitlements.cache");
+    let written = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let t = std::time::Instant::now();
+    while written(&cache).is_none_or(|m| m < std::time::SystemTime::now() - added.elapsed()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "site B wrote its offline cache after the change"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the cache holds password equivalents: 0600"
+    );
+
+    proxy.cut();
+    let start = |site: &str, i: usize| {
+        format!("Acct-Status-Type=Start,User-Name={user},Acct-Session-Id={site}-{i},NAS-IP-Address=127.0.0.1")
+    };
+    let acct_at = |port: u16, attrs: &str| r.send("127.0.0.1", port, "acct", SECRET, attrs).code;
+    // The first write on each site waits for the database (3 s) before spooling.
+    let _ = acct_at(r.acct, &start("lab", 0));
+    let _ = acct_at(b_acct, &start("annex", 0));
+    std::thread::sleep(Duration::from_secs(4));
+    for (site, auth, acct) in [("lab", r.auth, r.acct), ("annex", b_auth, b_acct)] {
+        assert_eq!(
+            auth_at(auth).as_deref(),
+            Some("Access-Accept"),
+            "site {site} authenticates without the database"
+        );
+        for i in 1..=5 {
+            assert_eq!(
+                acct_at(acct, &start(site, i)).as_deref(),
+                Some("Accounting-Response"),
+                "site {site} acknowledges accounting from its spool"
+            );
+        }
+    }
+
+    // Site B restarts during the outage: RADIUS comes up from the offline cache.
+    drop(b);
+    b = annex(&r.env);
+    (b_auth, b_acct) = b.radius_listening();
+    assert!(
+        b.wait_for(&["offline cache"], Duration::from_secs(5))
+            .is_some(),
+        "site B says it started from the offline cache"
+    );
+    assert_eq!(
+        auth_at(b_auth).as_deref(),
+        Some("Access-Accept"),
+        "a cold start without the database still authenticates"
+    );
+    let wrong = r
+        .send(
+            "127.0.0.1",
+            b_auth,
+            "auth",
+            SECRET,
+            &format!(
+                "{},Message-Authenticator=0x00",
+                pap(&user, "not-the-password")
+            ),
+        )
+        .code;
+    assert_eq!(wrong.as_deref(), Some("Access-Reject"));
+    let _ = acct_at(b_acct, &start("annex-cold", 0));
+    std::thread::sleep(Duration::from_secs(4));
+    for i in 1..=5 {
+        assert_eq!(
+            acct_at(b_acct, &start("annex-cold", i)).as_deref(),
+            Some("Accounting-Response")
+        );
+    }
+
+    proxy.restore();
+    assert!(
+        b.wait_for(&["following changes"], Duration::from_secs(20))
+            .is_some(),
+        "site B finishes starting once the database answers"
+    );
+    let t = std::time::Instant::now();
+    let stored = loop {
+        let out = r.env.run(&["sessions", "--json", "--limit", "1000"]);
+        if out.code == 0 {
+            let ids: Vec<String> = out
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|s| s["acct_session_id"].as_str().map(String::from))
+                .collect();
+            if ids.len() >= 18 || t.elapsed() > Duration::from_secs(20) {
+                break ids;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the database did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "exactly once: {stored:?}");
+    for site in ["lab", "annex", "annex-cold"] {
+        for i in 1..=5 {
+            let id = format!("{site}-{i}");
+            assert!(
+                stored.contains(&id),
+                "acknowledged {id} is stored: {stored:?}"
+            );
+        }
+    }
+    eprintln!(
+        "{} accounting records after the outage: {stored:?}",
+        stored.len()
+    );
+    // A change after the outage reaches the restarted site B.
+    let (user2, pw2) = r.add_member("after@example.com", "full-time", &[]);
+    let t = std::time::Instant::now();
+    while r
+        .send(
+            "127.0.0.1",
+            b_auth,
+            "auth",
+            SECRET,
+            &format!("{},Message-Authenticator=0x00", pap(&user2, &pw2)),
+        )
+        .code
+        .as_deref()
+        != Some("Access-Accept")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "site B follows changes again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(b);
     r.env.cleanup().await;
 }

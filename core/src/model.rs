@@ -35,7 +35,7 @@ impl Site {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     pub id: i64,
     pub name: String,
@@ -109,7 +109,7 @@ pub fn default_plans() -> Vec<Plan> {
     ]
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Team {
     pub id: i64,
     pub name: String,
@@ -155,7 +155,7 @@ impl fmt::Display for MemberStatus {
 }
 
 /// A plan held by a member between two inclusive local dates.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Assignment {
     pub plan_id: i64,
     pub valid_from: NaiveDate,
@@ -163,7 +163,7 @@ pub struct Assignment {
     pub valid_until: Option<NaiveDate>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Member {
     pub id: String,
     pub name: String,
@@ -186,7 +186,7 @@ impl Member {
 }
 
 /// A MAC-authenticated device (printer, TV, IoT), optionally owned by a member.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Device {
     pub id: i64,
     pub mac: MacAddr,
@@ -286,7 +286,7 @@ impl fmt::Display for Vendor {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Nas {
     pub id: i64,
     pub name: String,

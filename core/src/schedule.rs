@@ -436,7 +436,7 @@ impl OpeningHours {
 }
 
 /// Dates (inclusive, local) on which the site is closed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Closure {
     pub id: i64,
     pub from: NaiveDate,

@@ -113,6 +113,28 @@ impl SecretKey {
             .map_err(|_| SecretsError::Decrypt)
     }
 
+    /// Binary form of `encrypt` for files: nonce(12) ‖ ciphertext with its tag.
+    pub fn seal_bytes(&self, plaintext: &[u8]) -> Vec<u8> {
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
+        let mut out = vec![0u8; 12];
+        rand::thread_rng().fill_bytes(&mut out);
+        let ct = cipher
+            .encrypt(Nonce::from_slice(&out), plaintext)
+            .expect("chacha20poly1305 encryption cannot fail for in-memory buffers");
+        out.extend(ct);
+        out
+    }
+
+    pub fn open_bytes(&self, sealed: &[u8]) -> Result<Vec<u8>, SecretsError> {
+        if sealed.len() <= 12 {
+            return Err(SecretsError::Decrypt);
+        }
+        let cipher = ChaCha20Poly1305::new(Key::from_slice(&self.0));
+        cipher
+            .decrypt(Nonce::from_slice(&sealed[..12]), &sealed[12..])
+            .map_err(|_| SecretsError::Decrypt)
+    }
+
     pub fn decrypt_string(&self, stored: &str) -> Result<String, SecretsError> {
         String::from_utf8(self.decrypt(stored)?).map_err(|_| SecretsError::Decrypt)
     }

@@ -197,6 +197,20 @@ impl Directory {
         dir
     }
 
+    /// Builds the index from borrowed members (member, NT hash, cleartext password): the
+    /// offline cache keeps its own copy and must not hand it over.
+    pub fn build<'m>(
+        catalog: Catalog,
+        devices: Vec<Device>,
+        nas: Vec<Nas>,
+        members: impl ExactSizeIterator<Item = (&'m Member, &'m [u8; 16], &'m str)>,
+    ) -> Directory {
+        let mut dir = Directory::with(catalog, devices, nas);
+        dir.members.records.reserve_exact(members.len());
+        dir.fill(members);
+        dir
+    }
+
     fn with(catalog: Catalog, devices: Vec<Device>, nas: Vec<Nas>) -> Directory {
         // Most specific NAS entry first: a /32 wins over the /24 it sits in.
         let mut nas = nas;

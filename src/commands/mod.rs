@@ -74,14 +74,18 @@ impl Ctx {
         }
     }
 
+    /// The site this appliance serves (FRONTDESK_SITE, else `site` in the configuration).
+    pub fn site(&self) -> Option<String> {
+        std::env::var("FRONTDESK_SITE")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| self.config.site.clone())
+    }
+
     /// Opens an existing, initialised database with its key loaded.
     pub async fn open(&self) -> Result<Store> {
         let mut store = Store::open(&self.db_url, OpenMode::Existing).await?;
-        let site = std::env::var("FRONTDESK_SITE")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| self.config.site.clone());
-        if let Some(site) = site {
+        if let Some(site) = self.site() {
             store.select_site(&site);
         }
         let path = self.key_path();

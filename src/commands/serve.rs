@@ -161,14 +161,33 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         _demo_dir = None;
         ctx
     };
-    let store = if args.demo {
-        seed_demo(ctx).await?
+    let start = if args.demo {
+        Start::Live(seed_demo(ctx).await?)
     } else {
-        ctx.open().await?
+        open_or_cache(ctx).await?
     };
 
     // The RADIUS index is the one full load of members; the startup summary comes from it.
-    let directory = Directory::load(&store).await?;
+    // With a shared PostgreSQL every load also refreshes the offline cache.
+    let (store, pki, directory, mut cache, offline_since) = match start {
+        Start::Live(store) => {
+            let (pki, created) = super::cert::load_or_create(ctx, &store).await?;
+            if created {
+                info!(server_name = %pki.server_name, "created a private CA and EAP server certificate");
+            }
+            let cache = cache_writer(ctx, &store)?.map(|w| (w, pki.clone()));
+            let directory = load_directory(&store, cache.as_ref()).await?;
+            (store, pki, directory, cache, None)
+        }
+        Start::Offline(store, snapshot) => {
+            let pki = snapshot
+                .pki()
+                .cloned()
+                .context("the offline cache holds no EAP certificate")?;
+            let directory = snapshot.directory()?;
+            (store, pki, directory, None, Some(snapshot.written_at))
+        }
+    };
     let catalog = directory.catalog();
     info!(
         site = %catalog.site.name,
@@ -178,7 +197,8 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         active = directory.active_member_count(),
         plans = catalog.plans.len(),
         nas = directory.nas_clients().len(),
-        "database open"
+        "{}",
+        if offline_since.is_some() { "entitlements from the offline cache" } else { "database open" }
     );
     let (catalog_tx, catalog_rx) =
         tokio::sync::watch::channel(std::sync::Arc::new(catalog.clone()));
@@ -186,10 +206,6 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let max_session = humantime::parse_duration(&ctx.config.radius.max_session)?
         .as_secs()
         .clamp(60, u64::from(u32::MAX)) as u32;
-    let (pki, created) = super::cert::load_or_create(ctx, &store).await?;
-    if created {
-        info!(server_name = %pki.server_name, "created a private CA and EAP server certificate");
-    }
     let eap_cfg = &ctx.config.eap;
     let tunnel = pki::tunnel_config(&pki, false)
         .context("EAP certificate or key unusable ([eap] cert_file / key_file)")?;
@@ -243,6 +259,43 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     )
     .await?;
     frontdesk_radius::directory::release_free_memory();
+
+    // Started from the offline cache: RADIUS answers while everything else waits for the
+    // database (the console, portal, scheduler and door sync all need it).
+    let store = match offline_since {
+        None => store,
+        Some(written) => {
+            crate::systemd::notify(
+                "READY=1\nSTATUS=RADIUS from the offline cache; waiting for the database",
+            );
+            warn!(
+                cache_written = %written,
+                "database unreachable: RADIUS authenticates from the offline cache and accounting is spooled to disk; the console, portal, scheduler and door sync start when the database answers"
+            );
+            let Some(live) = wait_for_database(ctx).await else {
+                crate::systemd::notify("STOPPING=1");
+                drain(&radius).await;
+                store.close().await;
+                info!("stopped");
+                return Ok(());
+            };
+            cache = cache_writer(ctx, &live)?.map(|w| (w, pki.clone()));
+            match load_directory(&live, cache.as_ref()).await {
+                Ok(fresh) => {
+                    info!(
+                        members = fresh.member_count(),
+                        "database reachable again: entitlements reloaded"
+                    );
+                    let _ = catalog_tx.send(Arc::new(fresh.catalog().clone()));
+                    radius.replace_directory(fresh);
+                }
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "database reachable again but the reload failed; the change feed will retry")
+                }
+            }
+            live
+        }
+    };
 
     let mut gateway = match ctx.config.mode {
         Mode::Gateway => {
@@ -364,7 +417,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 if let Some(g) = gateway.as_mut() {
                     g.refresh_blocked(&store).await;
                 }
-                match Directory::load(&store).await {
+                match load_directory(&store, cache.as_ref()).await {
                     Ok(fresh) => {
                         tracing::debug!(members = fresh.member_count(), "RADIUS directory refreshed");
                         let _ = catalog_tx.send(Arc::new(fresh.catalog().clone()));
@@ -393,8 +446,15 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             }
         }
     }
-    // Accounting and auth-log records already queued are written before the database
-    // closes (at most 5 s): a clean stop loses nothing that was acknowledged or logged.
+    drain(&radius).await;
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Accounting and auth-log records already queued are written before the database closes
+/// (at most 5 s): a clean stop loses nothing that was acknowledged or logged.
+async fn drain(radius: &frontdesk_radius::server::Shared) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while radius.queue_depths() != (0, 0) && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -407,9 +467,103 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             "stopping with records still queued"
         );
     }
-    store.close().await;
-    info!("stopped");
-    Ok(())
+}
+
+/// How `serve` begins: with the database, or (shared PostgreSQL unreachable) from the
+/// offline cache with a store that connects when the database answers.
+enum Start {
+    Live(Store),
+    Offline(Store, Box<crate::offline::Snapshot>),
+}
+
+async fn open_or_cache(ctx: &Ctx) -> Result<Start> {
+    let e = match ctx.open().await {
+        Ok(store) => return Ok(Start::Live(store)),
+        Err(e) => e,
+    };
+    let unreachable = e
+        .downcast_ref::<store::StoreError>()
+        .is_some_and(Store::is_unreachable);
+    if !unreachable || ctx.backend() != store::Backend::Postgres {
+        return Err(e);
+    }
+    let path = crate::offline::path(&ctx.config.state_dir());
+    if !path.exists() {
+        return Err(e.context(format!(
+            "the database is unreachable and there is no offline cache ({}) to start from: it is written by `serve` once it has reached the database",
+            path.display()
+        )));
+    }
+    warn!(error = %format!("{e:#}"), cache = %path.display(), "database unreachable at start; using the offline cache");
+    let key = frontdesk_core::secrets::SecretKey::load(&ctx.key_path())?;
+    let snapshot = crate::offline::read(&path, &key)
+        .context("the database is unreachable and the offline cache cannot be used")?;
+    let site = ctx.site();
+    if site
+        .as_deref()
+        .is_some_and(|s| s.trim() != snapshot.site_name())
+    {
+        bail!(
+            "the database is unreachable and the offline cache is for site {:?}, not {:?}",
+            snapshot.site_name(),
+            site.unwrap_or_default()
+        );
+    }
+    let store = Store::offline(&ctx.db_url, key, site.as_deref())?;
+    Ok(Start::Offline(store, Box::new(snapshot)))
+}
+
+/// Tries the database every 2 s until it opens; `None` when asked to stop first.
+async fn wait_for_database(ctx: &Ctx) -> Option<Store> {
+    let mut tries = 0u32;
+    loop {
+        tokio::select! {
+            _ = shutdown_signal() => {
+                info!("shutting down");
+                return None;
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+        match ctx.open().await {
+            Ok(store) => return Some(store),
+            Err(e) => {
+                tries += 1;
+                // Once a minute is enough at 2 a.m.
+                if tries % 30 == 1 {
+                    warn!(error = %format!("{e:#}"), "database still unreachable");
+                }
+            }
+        }
+    }
+}
+
+type Cache = (crate::offline::Writer, frontdesk_radius::eap::pki::Pki);
+
+/// The offline cache writer when the database is a shared PostgreSQL (a SQLite file is
+/// already on this box: no cache).
+fn cache_writer(ctx: &Ctx, store: &Store) -> Result<Option<crate::offline::Writer>> {
+    if store.backend() != store::Backend::Postgres {
+        return Ok(None);
+    }
+    let key = frontdesk_core::secrets::SecretKey::load(&ctx.key_path())?;
+    Ok(Some(crate::offline::Writer::start(
+        crate::offline::path(&ctx.config.state_dir()),
+        key,
+        std::time::Duration::from_secs(2),
+    )))
+}
+
+/// The RADIUS index from the database, and with PostgreSQL a fresh offline cache.
+async fn load_directory(store: &Store, cache: Option<&Cache>) -> Result<Directory> {
+    match cache {
+        None => Ok(Directory::load(store).await?),
+        Some((writer, pki)) => {
+            let snap = crate::offline::Snapshot::load(store).await?.with_pki(pki);
+            let directory = snap.directory()?;
+            writer.save(snap);
+            Ok(directory)
+        }
+    }
 }
 
 /// The console's default certificate (sealed in the database, reissued when the listen address

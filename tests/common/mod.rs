@@ -263,6 +263,15 @@ impl Server {
 
     /// Waits until RADIUS listens and the change feed is followed; the (auth, acct) ports.
     pub fn radius_ports(&self) -> (u16, u16) {
+        let ports = self.radius_listening();
+        assert!(self
+            .wait_for(&["following changes"], Duration::from_secs(10))
+            .is_some());
+        ports
+    }
+
+    /// The RADIUS auth and accounting ports once bound (the rest of `serve` may still wait).
+    pub fn radius_listening(&self) -> (u16, u16) {
         let line = self
             .wait_for(&["RADIUS listening"], Duration::from_secs(20))
             .expect("RADIUS server started");
@@ -271,9 +280,6 @@ impl Server {
             let addr = rest.split_whitespace().next().unwrap();
             addr.rsplit(':').next().unwrap().parse().unwrap()
         };
-        assert!(self
-            .wait_for(&["following changes"], Duration::from_secs(10))
-            .is_some());
         (port("auth="), port("acct="))
     }
 

@@ -216,6 +216,29 @@ impl Store {
         Ok(store)
     }
 
+    /// A store for a PostgreSQL database that cannot be reached now: nothing is checked or
+    /// migrated, the pool connects when first used. `serve` starts RADIUS on it from the
+    /// offline cache; writes fail as unreachable (accounting goes to the spool) until the
+    /// database answers.
+    pub fn offline(url: &str, key: SecretKey, site: Option<&str>) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        if backend != Backend::Postgres {
+            return Err(StoreError::BadUrl(url.to_string()));
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(AnyConnectOptions::from_str(url)?);
+        Ok(Store {
+            pool,
+            backend,
+            url: url.to_string(),
+            key: Some(key),
+            site_name: site.map(|s| std::sync::Arc::from(s.trim())),
+        })
+    }
+
     async fn has_schema(&self) -> Result<bool> {
         let q = match self.backend {
             Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sites'",
