@@ -1661,3 +1661,69 @@ async fn two_sites_ride_out_an_outage_and_start_from_the_offline_cache() {
     drop(b);
     r.env.cleanup().await;
 }
+
+/// SIGHUP applies the `[radius]` tunables from the next request on (Session-Timeout cap,
+/// Reply-Message on rejects) and no request is dropped while it happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_radius_settings_without_dropping_requests() {
+    if !require_tool("radclient", "freeradius-utils") {
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.init_lab(SECRET);
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(&cfg, "[radius]\nmax_session = \"2h\"\n").unwrap();
+    let mut cmd = env.cmd();
+    cmd.arg("--config").arg(&cfg).arg("serve");
+    common::listen_args(&mut cmd, "127.0.0.1:0");
+    let server = Server::start(cmd);
+    let mut r = Radius {
+        env,
+        server,
+        auth: 0,
+        acct: 0,
+    };
+    r.ports();
+    let (user, pw) = r.add_member("hup@example.com", "full-time", &[]);
+    r.settle();
+    let a = r.auth(&pap(&user, &pw));
+    assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
+    // The cap, less up to 10 % jitter.
+    let timeout = |a: &Answer| -> u32 { a.attr("Session-Timeout").unwrap().parse().unwrap() };
+    assert!((6480..=7200).contains(&timeout(&a)), "{}", a.out);
+    let no = r.auth(&pap(&user, "wrong-password"));
+    assert_eq!(no.code.as_deref(), Some("Access-Reject"));
+    assert_eq!(no.attr("Reply-Message"), None, "no reason by default");
+
+    std::fs::write(
+        &cfg,
+        "[radius]\nmax_session = \"1h\"\nreject_reply_message = true\n",
+    )
+    .unwrap();
+    // Logins go on while the configuration is reloaded three times.
+    let pid = r.server.child.id().to_string();
+    let hups = std::thread::spawn(move || {
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = Command::new("kill").arg("-HUP").arg(&pid).status();
+        }
+    });
+    let answered = (0..40)
+        .map(|_| r.auth(&pap(&user, &pw)).code)
+        .filter(|c| c.as_deref() == Some("Access-Accept"))
+        .count();
+    hups.join().unwrap();
+    assert_eq!(answered, 40, "every login during the reloads was answered");
+    assert!(r
+        .server
+        .wait_for(
+            &["SIGHUP: [radius] settings applied"],
+            Duration::from_secs(5)
+        )
+        .is_some());
+    let a = r.auth(&pap(&user, &pw));
+    assert!((3240..=3600).contains(&timeout(&a)), "{}", a.out);
+    let no = r.auth(&pap(&user, "wrong-password"));
+    assert!(no.attr("Reply-Message").is_some(), "{}", no.out);
+    r.env.cleanup().await;
+}

@@ -384,9 +384,10 @@ pub struct Shared {
     evictions_rx: Mutex<Option<mpsc::Receiver<(i64, String)>>>,
     pub sessions: OnlineSessions,
     pub stats: Stats,
-    pub config: HandlerConfig,
+    /// Replaced whole on a configuration reload (SIGHUP); requests read it under a shared lock.
+    config: RwLock<HandlerConfig>,
     /// Per-NAS token bucket (requests/s, burst = 2 s worth); 0 disables it.
-    pub nas_rate_limit: u32,
+    nas_rate_limit: std::sync::atomic::AtomicU32,
     dup: DupCache,
     buckets: Mutex<HashMap<i64, Bucket>>,
     accounting: mpsc::Sender<(Vec<AccountingRecord>, oneshot::Sender<bool>)>,
@@ -407,15 +408,37 @@ impl Shared {
         self.evictions_rx.lock().expect("evictions lock").take()
     }
 
+    /// Applies reloaded settings to the next request; requests in flight finish with the
+    /// settings they started with. The EAP server (certificates) stays.
+    pub fn reconfigure(
+        &self,
+        max_session: u32,
+        reject_reply_message: bool,
+        disconnect_oldest: bool,
+        nas_rate_limit: u32,
+    ) {
+        {
+            let mut c = self.config.write().expect("config lock");
+            c.max_session = max_session;
+            c.reject_reply_message = reject_reply_message;
+            c.disconnect_oldest = disconnect_oldest;
+        }
+        self.nas_rate_limit
+            .store(nas_rate_limit, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn replace_directory(&self, d: Directory) {
         *self.directory.write().expect("directory lock") = Arc::new(d);
     }
 
     fn allow(&self, nas_id: i64) -> bool {
-        if self.nas_rate_limit == 0 {
+        let limit = self
+            .nas_rate_limit
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if limit == 0 {
             return true;
         }
-        let rate = f64::from(self.nas_rate_limit);
+        let rate = f64::from(limit);
         let burst = 2.0 * rate;
         let mut b = self.buckets.lock().expect("bucket lock");
         let e = b.entry(nas_id).or_insert(Bucket {
@@ -562,8 +585,8 @@ pub async fn start(
                 .expect("positive"),
         ),
         stats: Stats::default(),
-        config,
-        nas_rate_limit,
+        config: RwLock::new(config),
+        nas_rate_limit: nas_rate_limit.into(),
         dup: DupCache::new(),
         buckets: Mutex::default(),
         accounting: acct_tx,
@@ -702,7 +725,7 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
             port,
             &dir,
             &shared.sessions,
-            &shared.config,
+            &shared.config.read().expect("config lock"),
             frontdesk_core::clock::now(),
         );
         match outcome {

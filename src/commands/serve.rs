@@ -49,7 +49,31 @@ fn init_logging(ctx: &Ctx) -> Option<LogFilter> {
 /// SIGHUP: reads the configuration file again. The log level applies at once (unless
 /// RUST_LOG is set); other sections are compared and named if they changed, since they are
 /// read at start. A file that no longer parses changes nothing.
-fn reload_config(ctx: &Ctx, log: Option<&LogFilter>) {
+/// The `[radius]` settings that apply without a restart.
+struct RadiusTunables {
+    max_session: u32,
+    reject_reply_message: bool,
+    disconnect_oldest: bool,
+    nas_rate_limit: u32,
+}
+
+fn radius_tunables(c: &crate::config::RadiusConfig) -> Result<RadiusTunables> {
+    let max_session = humantime::parse_duration(&c.max_session)
+        .with_context(|| format!("radius.max_session {:?}: use e.g. \"12h\"", c.max_session))?
+        .as_secs()
+        .clamp(60, u64::from(u32::MAX)) as u32;
+    Ok(RadiusTunables {
+        max_session,
+        reject_reply_message: c.reject_reply_message,
+        disconnect_oldest: matches!(
+            c.device_limit_action,
+            crate::config::DeviceLimitAction::DisconnectOldest
+        ),
+        nas_rate_limit: c.nas_rate_limit,
+    })
+}
+
+fn reload_config(ctx: &Ctx, log: Option<&LogFilter>, radius: &frontdesk_radius::server::Shared) {
     crate::systemd::notify("RELOADING=1");
     let Some(path) = &ctx.config_path else {
         info!("SIGHUP: no configuration file (--config / FRONTDESK_CONFIG); nothing to reload");
@@ -67,6 +91,26 @@ fn reload_config(ctx: &Ctx, log: Option<&LogFilter>) {
                     }
                 }
             }
+            // Session-Timeout cap, reject reasons, device-limit action, NAS rate limit: from
+            // the next request on.
+            match radius_tunables(&new.radius) {
+                Ok(t) => {
+                    radius.reconfigure(
+                        t.max_session,
+                        t.reject_reply_message,
+                        t.disconnect_oldest,
+                        t.nas_rate_limit,
+                    );
+                    info!(
+                        max_session = t.max_session,
+                        reject_reply_message = t.reject_reply_message,
+                        device_limit_action = ?new.radius.device_limit_action,
+                        nas_rate_limit = t.nas_rate_limit,
+                        "SIGHUP: [radius] settings applied"
+                    );
+                }
+                Err(e) => warn!(error = %format!("{e:#}"), "SIGHUP: [radius] settings not applied"),
+            }
             let old = &ctx.config;
             let mut restart = Vec::new();
             for (name, a, b) in [
@@ -77,9 +121,14 @@ fn reload_config(ctx: &Ctx, log: Option<&LogFilter>) {
                     format!("{:?}", new.database),
                 ),
                 (
-                    "radius",
-                    format!("{:?}", old.radius),
-                    format!("{:?}", new.radius),
+                    "radius.auth_listen",
+                    old.radius.auth_listen.clone(),
+                    new.radius.auth_listen.clone(),
+                ),
+                (
+                    "radius.acct_listen",
+                    old.radius.acct_listen.clone(),
+                    new.radius.acct_listen.clone(),
                 ),
                 ("eap", format!("{:?}", old.eap), format!("{:?}", new.eap)),
                 ("http", format!("{:?}", old.http), format!("{:?}", new.http)),
@@ -203,9 +252,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let (catalog_tx, catalog_rx) =
         tokio::sync::watch::channel(std::sync::Arc::new(catalog.clone()));
     let listeners = Listeners::bind(radius_auth, radius_acct).with_context(|| format!("cannot listen for RADIUS on {radius_auth} / {radius_acct} (port in use, or binding below 1024 needs CAP_NET_BIND_SERVICE)"))?;
-    let max_session = humantime::parse_duration(&ctx.config.radius.max_session)?
-        .as_secs()
-        .clamp(60, u64::from(u32::MAX)) as u32;
+    let tunables = radius_tunables(&ctx.config.radius)?;
     let eap_cfg = &ctx.config.eap;
     let tunnel = pki::tunnel_config(&pki, false)
         .context("EAP certificate or key unusable ([eap] cert_file / key_file)")?;
@@ -241,19 +288,16 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         );
     }
     let handler_config = HandlerConfig {
-        max_session,
-        reject_reply_message: ctx.config.radius.reject_reply_message,
+        max_session: tunables.max_session,
+        reject_reply_message: tunables.reject_reply_message,
         eap: Some(std::sync::Arc::new(eap)),
-        disconnect_oldest: matches!(
-            ctx.config.radius.device_limit_action,
-            crate::config::DeviceLimitAction::DisconnectOldest
-        ),
+        disconnect_oldest: tunables.disconnect_oldest,
     };
     let radius = frontdesk_radius::server::start(
         store.clone(),
         directory,
         handler_config,
-        ctx.config.radius.nas_rate_limit,
+        tunables.nas_rate_limit,
         listeners,
         Some(ctx.config.state_dir().join("accounting.spool")),
     )
@@ -437,7 +481,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     let _ = replan_tx.send(());
                 }
             }
-            _ = hangup.recv() => reload_config(ctx, log_filter.as_ref()),
+            _ = hangup.recv() => reload_config(ctx, log_filter.as_ref(), &radius),
             _ = shutdown_signal() => {
                 info!("shutting down");
                 ready.store(false, std::sync::atomic::Ordering::SeqCst);
