@@ -77,6 +77,10 @@ pub enum Command {
     /// which plans open which door groups there.
     #[command(subcommand)]
     Door(DoorCommand),
+    /// Wi-Fi controllers (radius-only mode): the external captive portal authorizes and
+    /// kicks guests through their API.
+    #[command(subcommand)]
+    Controller(ControllerCommand),
     /// Mirror entitlements into the door systems now, or show how the sync stands.
     #[command(subcommand)]
     Sync(SyncCommand),
@@ -435,6 +439,40 @@ pub enum VoucherCommand {
         sponsor: Option<String>,
     },
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ControllerCommand {
+    /// Add a controller. Its password (with --username) or API key (UniFi OS, without
+    /// --username) is read from a file.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// unifi (omada and meraki are not built yet)
+        #[arg(long)]
+        kind: String,
+        /// Controller address: https://unifi.example:8443 (classic) or https://192.168.1.1
+        /// (UniFi OS console).
+        #[arg(long)]
+        url: String,
+        /// Site id used by `controller test` (redirects always name their own site).
+        #[arg(long)]
+        site: Option<String>,
+        /// A local controller account allowed to authorize guests.
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Controllers with their last success and last error.
+    List,
+    /// Log in and list connected clients: says plainly what works and what does not.
+    Test {
+        name: String,
+    },
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

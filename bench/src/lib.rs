@@ -3,6 +3,7 @@
 pub mod fake_kisi;
 pub mod fake_salto;
 pub mod fake_unifi;
+pub mod fake_unifi_network;
 pub mod faults;
 pub mod netns;
 

@@ -3,6 +3,7 @@
 mod api;
 mod backup;
 pub mod cert;
+mod controllers;
 pub(crate) mod doors;
 mod explain;
 pub mod firewall;
@@ -154,6 +155,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Admin(c) => records::admin(&ctx, c, &actor).await,
         Command::Token(c) => api::token(&ctx, c, &actor).await,
         Command::Door(c) => doors::door(&ctx, c, &actor).await,
+        Command::Controller(c) => controllers::controller(&ctx, c, &actor).await,
         Command::Sync(c) => doors::sync(&ctx, c).await,
         Command::Webhook(c) => api::webhook(&ctx, c, &actor).await,
         Command::Cert(c) => cert::run(&ctx, c).await,

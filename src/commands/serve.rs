@@ -342,12 +342,41 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     };
 
     let mut gateway = match ctx.config.mode {
-        Mode::Gateway => {
-            Some(start_gateway(ctx, &store, portal, catalog_rx, radius.alarm.clone()).await?)
-        }
+        Mode::Gateway => Some(
+            start_gateway(
+                ctx,
+                &store,
+                portal,
+                catalog_rx.clone(),
+                radius.alarm.clone(),
+            )
+            .await?,
+        ),
+        Mode::RadiusOnly => None,
+    };
+    // Radius-only: the portal is the controller's external portal, and guests are let out
+    // (and at closing time taken back) through the controller's API.
+    let controllers = match ctx.config.mode {
+        Mode::Gateway => None,
         Mode::RadiusOnly => {
-            info!("radius-only mode: the captive portal runs with a controller's external portal (not built yet) or in gateway mode");
-            None
+            let c = Arc::new(frontdesk_sync::controllers::ControllerAuthorizer::new(
+                store.clone(),
+            ));
+            c.reload().await;
+            if c.is_empty() {
+                info!("radius-only mode: no Wi-Fi controller configured yet (frontdesk controller add); the external portal answers but cannot let guests out");
+            }
+            start_portal(
+                ctx,
+                &store,
+                portal,
+                catalog_rx.clone(),
+                c.clone(),
+                Arc::new(NoLocator),
+                "controller external portal",
+            )
+            .await?;
+            Some(c)
         }
     };
 
@@ -391,6 +420,9 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         disconnector.clone(),
         radius.alarm.clone(),
     );
+    if let Some(c) = &controllers {
+        scheduler.authorizer = Some(c.clone());
+    }
     if let Some(g) = &gateway {
         scheduler.authorizer = Some(g.authorizer.clone());
         scheduler.networks = super::firewall::scheduled_networks(&ctx.config)?;
@@ -439,8 +471,11 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 for c in &batch {
                     info!(seq = c.seq, kind = %c.kind, object = %c.object, "change applied");
                 }
-                // Operator accounts and API tokens change nobody's access.
-                if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token" | "member_login")) {
+                if let Some(c) = controllers.as_ref().filter(|_| batch.iter().any(|c| c.kind == "controller")) {
+                    c.reload().await;
+                }
+                // Operator accounts, API tokens and controllers change nobody's access.
+                if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token" | "member_login" | "controller")) {
                     continue;
                 }
                 // Members changed one by one (suspend, cancel, set-plan): their sessions and
@@ -472,7 +507,9 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 }
                 if !members.is_empty() {
                     let (store, disconnector) = (store.clone(), disconnector.clone());
-                    let authorizer = gateway.as_ref().map(|g| g.authorizer.clone());
+                    let authorizer = gateway.as_ref().map(|g| g.authorizer.clone()).or_else(|| {
+                        controllers.clone().map(|c| c as Arc<dyn ClientAuthorizer>)
+                    });
                     tokio::spawn(async move {
                         enforce_member_changes(&store, &members, disconnector.as_ref(), authorizer.as_deref()).await
                     });
@@ -887,6 +924,97 @@ impl ClientAuthorizer for AlarmingAuthorizer {
     }
 }
 
+/// The captive portal's listeners (HTTP, and HTTPS when a certificate is configured): the
+/// same pages in both modes, with the mode's authorizer and client locator.
+async fn start_portal(
+    ctx: &Ctx,
+    store: &Store,
+    portal: SocketAddr,
+    catalog: tokio::sync::watch::Receiver<std::sync::Arc<frontdesk_core::decide::Catalog>>,
+    authorizer: Arc<dyn ClientAuthorizer>,
+    locator: Arc<dyn frontdesk_core::ports::ClientLocator>,
+    networks: &str,
+) -> Result<()> {
+    let mut settings = PortalSettings {
+        public_url: ctx.config.portal.public_url.clone(),
+        guest_plan: ctx.config.portal.guest_plan.clone(),
+        ..PortalSettings::default()
+    };
+    let https = match (
+        &ctx.config.portal.tls_cert_file,
+        &ctx.config.portal.tls_key_file,
+    ) {
+        (Some(cert), Some(key)) => {
+            let tls = frontdesk_portal::tls::server_config(cert, key)
+                .map_err(|e| anyhow::anyhow!("portal TLS: {e}"))?;
+            let addr = listen_addr(&None, &ctx.config.portal.tls_listen, "portal HTTPS")?;
+            Some((tls, addr))
+        }
+        _ => None,
+    };
+    settings.https_url = ctx
+        .config
+        .portal
+        .public_url
+        .clone()
+        .filter(|u| https.is_some() && u.starts_with("https://"));
+    if https.is_some() && settings.https_url.is_none() {
+        warn!("portal HTTPS is on, but [portal] public_url is not an https:// URL: guests are not pointed to member sign-in");
+    }
+    if let Some(path) = &ctx.config.portal.aup_file {
+        settings.aup = std::fs::read_to_string(path)
+            .with_context(|| format!("portal.aup_file: cannot read {}", path.display()))?;
+    }
+    let mailer = mailer(ctx)?;
+    let app = Portal::new(
+        store.clone(),
+        catalog,
+        authorizer,
+        locator,
+        mailer,
+        settings,
+        random_key()?,
+    )
+    .router();
+    let listener = tokio::net::TcpListener::bind(portal)
+        .await
+        .with_context(|| format!("cannot listen for the captive portal on {portal}"))?;
+    let portal = listener.local_addr().unwrap_or(portal);
+    info!(%portal, networks = %networks, "captive portal listening");
+    if let Some((tls, addr)) = https {
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for the captive portal (HTTPS) on {addr}"))?;
+        let listener = frontdesk_portal::tls::TlsListener::new(tcp, tls)?;
+        info!(%addr, "captive portal listening (HTTPS)");
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                frontdesk_portal::tls::serve(listener, app, std::future::pending()).await
+            {
+                warn!(error = %e, "captive portal (HTTPS) stopped");
+            }
+        });
+    }
+    tokio::spawn(async move {
+        if let Err(e) = frontdesk_portal::serve(listener, app, std::future::pending()).await {
+            warn!(error = %e, "captive portal stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Radius-only mode: nothing on the guests' network is ours, so only a controller's redirect
+/// says which device is asking.
+struct NoLocator;
+
+#[async_trait::async_trait]
+impl frontdesk_core::ports::ClientLocator for NoLocator {
+    async fn locate(&self, _ip: std::net::IpAddr) -> Option<ClientRef> {
+        None
+    }
+}
+
 async fn start_gateway(
     ctx: &Ctx,
     store: &Store,
@@ -931,71 +1059,16 @@ async fn start_gateway(
         .filter(|n| n.role == frontdesk_firewall::Role::Portal)
         .map(|n| n.iface.clone())
         .collect();
-    let mut settings = PortalSettings {
-        public_url: ctx.config.portal.public_url.clone(),
-        guest_plan: ctx.config.portal.guest_plan.clone(),
-        ..PortalSettings::default()
-    };
-    let https = match (
-        &ctx.config.portal.tls_cert_file,
-        &ctx.config.portal.tls_key_file,
-    ) {
-        (Some(cert), Some(key)) => {
-            let tls = frontdesk_portal::tls::server_config(cert, key)
-                .map_err(|e| anyhow::anyhow!("portal TLS: {e}"))?;
-            let addr = listen_addr(&None, &ctx.config.portal.tls_listen, "portal HTTPS")?;
-            Some((tls, addr))
-        }
-        _ => None,
-    };
-    settings.https_url = ctx
-        .config
-        .portal
-        .public_url
-        .clone()
-        .filter(|u| https.is_some() && u.starts_with("https://"));
-    if https.is_some() && settings.https_url.is_none() {
-        warn!("portal HTTPS is on, but [portal] public_url is not an https:// URL: guests are not pointed to member sign-in");
-    }
-    if let Some(path) = &ctx.config.portal.aup_file {
-        settings.aup = std::fs::read_to_string(path)
-            .with_context(|| format!("portal.aup_file: cannot read {}", path.display()))?;
-    }
-    let mailer = mailer(ctx)?;
-    let app = Portal::new(
-        store.clone(),
+    start_portal(
+        ctx,
+        store,
+        portal,
         catalog,
         authorizer.clone(),
-        std::sync::Arc::new(NeighbourLocator::new(portal_ifaces.clone())),
-        mailer,
-        settings,
-        random_key()?,
+        Arc::new(NeighbourLocator::new(portal_ifaces.clone())),
+        &portal_ifaces.join(", "),
     )
-    .router();
-    let listener = tokio::net::TcpListener::bind(portal)
-        .await
-        .with_context(|| format!("cannot listen for the captive portal on {portal}"))?;
-    info!(%portal, networks = %portal_ifaces.join(", "), "captive portal listening");
-    if let Some((tls, addr)) = https {
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen for the captive portal (HTTPS) on {addr}"))?;
-        let listener = frontdesk_portal::tls::TlsListener::new(tcp, tls)?;
-        info!(%addr, "captive portal listening (HTTPS)");
-        let app = app.clone();
-        tokio::spawn(async move {
-            if let Err(e) =
-                frontdesk_portal::tls::serve(listener, app, std::future::pending()).await
-            {
-                warn!(error = %e, "captive portal (HTTPS) stopped");
-            }
-        });
-    }
-    tokio::spawn(async move {
-        if let Err(e) = frontdesk_portal::serve(listener, app, std::future::pending()).await {
-            warn!(error = %e, "captive portal stopped");
-        }
-    });
+    .await?;
     Ok(Gateway {
         nft,
         blocked: state.blocked,

@@ -5,6 +5,7 @@
 //! a signed generic webhook.
 
 pub mod backend;
+pub mod controllers;
 pub mod desired;
 pub mod http;
 pub mod kisi;

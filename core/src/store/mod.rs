@@ -11,6 +11,7 @@
 pub mod api;
 mod audit;
 pub mod console;
+pub mod controllers;
 pub mod doors;
 mod feed;
 mod import;

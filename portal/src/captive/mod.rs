@@ -5,6 +5,7 @@
 //! gateway mode, the controller's API in radius-only mode), and a [`ClientLocator`] says which
 //! device is behind a connection. The same pages serve both modes.
 
+pub mod handoff;
 mod member;
 mod pages;
 mod sponsor;
@@ -153,6 +154,7 @@ impl Portal {
             .route("/accept", post(accept))
             .route("/login", post(login))
             .route("/status", get(status))
+            .route("/handoff", get(handoff::landing))
             .route("/member", post(member::login))
             .route("/sponsor", post(sponsor::request))
             .route("/sponsor/wait/{id}", get(sponsor::wait))
@@ -163,6 +165,10 @@ impl Portal {
             .route_layer(axum::middleware::from_fn_with_state(self.clone(), own_host));
         Router::new()
             .merge(pages)
+            // A controller's external-portal redirect (radius-only mode), on whatever address
+            // the controller was told.
+            .route("/guest/s/{site}/", get(handoff::unifi))
+            .route("/guest/s/{site}", get(handoff::unifi))
             // Apple (iOS, macOS).
             .route("/hotspot-detect.html", get(apple))
             .route("/library/test/success.html", get(apple))
@@ -178,6 +184,10 @@ impl Portal {
             .fallback(other)
             .layer(DefaultBodyLimit::max(MAX_FORM))
             .layer(axum::middleware::map_response(headers))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                handoff::scope,
+            ))
             .with_state(self.clone())
     }
 
@@ -190,6 +200,10 @@ impl Portal {
     }
 
     async fn client(&self, conn: &Conn) -> Option<ClientRef> {
+        // Sent by a controller (radius-only mode): its redirect named the device.
+        if let Some(h) = handoff::current() {
+            return Some(h.client());
+        }
         self.0.locator.locate(conn.peer.ip()).await
     }
 
@@ -269,6 +283,7 @@ impl Portal {
             p: self.page("You're online"),
             until: when(pc.valid_until, catalog.site.tz(), now),
             remaining: remaining((pc.valid_until - now).num_seconds()),
+            continue_url: handoff::current().and_then(|h| h.url),
         }
         .into_response()
     }

@@ -14,7 +14,7 @@ pub struct Page {
 page!(WelcomeT, "welcome.html" { aup: Vec<String>, csrf: String });
 page!(AupT, "aup.html" { aup: Vec<String> });
 page!(LoginT, "login.html" { csrf: String, code: String, error: Option<String>, sponsors: bool, members: bool, https_url: Option<String> });
-page!(StatusT, "status.html" { until: String, remaining: String });
+page!(StatusT, "status.html" { until: String, remaining: String, continue_url: Option<String> });
 page!(ClosedT, "closed.html" { opens: Option<String> });
 page!(DeviceLimitT, "device_limit.html" { devices: u32 });
 page!(MessageT, "message.html" { is_error: bool, text: String, detail: Option<String> });

@@ -1,0 +1,313 @@
+//! Radius-only mode with the space's own UniFi controller (issue 11): the controller's
+//! external-portal redirect, a voucher on Frontdesk's portal pages, `authorize-guest` for the
+//! right MAC, site and minutes, the revoke at closing time, re-login after the controller's
+//! session expired, and a controller outage shown plainly. Peers: a fake UniFi Network
+//! controller (bench/src/fake_unifi_network.rs) and curl as the guest's browser.
+
+mod common;
+use common::{listen_args, Db, Env, Server};
+use frontdesk_bench::fake_unifi_network::{self, UniFiNetwork, USER};
+use frontdesk_bench::faults::Fault;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SITE: &str = "x7k2p9";
+const GUEST: &str = "aa:bb:cc:dd:ee:01";
+
+/// A guest's browser: curl with a cookie jar, following redirects.
+struct Browser {
+    jar: std::path::PathBuf,
+    base: String,
+}
+
+impl Browser {
+    /// (HTTP status, body) of a request; `form` makes it a POST.
+    fn go(&self, url: &str, form: Option<&[(&str, &str)]>) -> (u16, String) {
+        let url = if url.starts_with("http") {
+            url.to_string()
+        } else {
+            format!("{}{url}", self.base)
+        };
+        let mut c = Command::new("curl");
+        c.args(["-s", "-L", "-w", "\n%{http_code}", "-b"])
+            .arg(&self.jar)
+            .arg("-c")
+            .arg(&self.jar);
+        for (k, v) in form.unwrap_or_default() {
+            c.arg("--data-urlencode").arg(format!("{k}={v}"));
+        }
+        let out = c.arg(&url).output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a form") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+/// Milliseconds from now to today's `hh:mm:ss` UTC (what `FRONTDESK_TEST_CLOCK_OFFSET_MS`
+/// takes to make it that time).
+fn offset_to(h: u32, m: u32, s: u32) -> i64 {
+    let now = chrono::Utc::now();
+    let target = now.date_naive().and_hms_opt(h, m, s).unwrap().and_utc();
+    (target - now).num_milliseconds()
+}
+
+fn serve(env: &Env, cfg: &std::path::Path) -> (Server, String) {
+    let mut cmd = env.cmd();
+    cmd.arg("--config").arg(cfg).arg("serve");
+    listen_args(&mut cmd, "127.0.0.1:0");
+    let server = Server::start(cmd);
+    let line = server
+        .wait_for(&["captive portal listening"], Duration::from_secs(30))
+        .expect("portal up");
+    let addr = line[line.find("portal=").unwrap() + 7..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(server
+        .wait_for(&["following changes"], Duration::from_secs(20))
+        .is_some());
+    (server, format!("http://{addr}"))
+}
+
+fn walk_in(b: &Browser, code: &str) -> (u16, String) {
+    let (status, welcome) = b.go(
+        &format!("/guest/s/{SITE}/?ap=f0:9f:c2:00:00:01&id={GUEST}&t=1764000000&url=http%3A%2F%2Fexample.com%2Fnews&ssid=Guests"),
+        None,
+    );
+    assert_eq!(status, 200, "{welcome}");
+    assert!(welcome.contains("Welcome"), "{welcome}");
+    let (_, login) = b.go("/accept", Some(&[("csrf", &csrf(&welcome))]));
+    b.go("/login", Some(&[("csrf", &csrf(&login)), ("code", code)]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unifi_external_portal_authorizes_revokes_and_survives_the_controller() {
+    let fake: fake_unifi_network::Shared = Arc::new(Mutex::new(UniFiNetwork::default()));
+    fake.lock()
+        .unwrap()
+        .stations
+        .push((SITE.into(), GUEST.into()));
+    let url = fake_unifi_network::start(fake.clone()).await;
+    let mut env = Env::new(Db::Sqlite).await.unwrap();
+    env.init_lab("testing123-secret");
+    // Guests until noon (UTC site): the test's clock is put before it.
+    env.run(&[
+        "plan",
+        "add",
+        "--name",
+        "lobby",
+        "--vlan",
+        "30",
+        "--wifi",
+        "mon-sun 06:00-12:00",
+    ])
+    .ok();
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(&cfg, "[portal]\nguest_plan = \"lobby\"\n").unwrap();
+    let secret = env.path("unifi.secret");
+    std::fs::write(&secret, format!("{}\n", USER.1)).unwrap();
+    env.run(&[
+        "controller",
+        "add",
+        "--name",
+        "office-wifi",
+        "--kind",
+        "unifi",
+        "--url",
+        &url,
+        "--site",
+        SITE,
+        "--username",
+        USER.0,
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ])
+    .ok();
+    let t = env.run(&["controller", "test", "office-wifi"]).ok();
+    assert!(
+        t.stdout.contains("OK") && t.stdout.contains("UniFi OS") && t.stdout.contains("1 clients"),
+        "{}",
+        t.stdout
+    );
+    let code = env
+        .run(&[
+            "--json", "voucher", "create", "--plan", "lobby", "--valid", "8h",
+        ])
+        .ok()
+        .json()[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // 10:30: the guest arrives; access until noon is 90 minutes.
+    env.clock_offset_ms = Some(offset_to(10, 30, 0));
+    let (server, base) = serve(&env, &cfg);
+    let b = Browser {
+        jar: env.path("cookies.txt"),
+        base: base.clone(),
+    };
+    // Bad redirects get a clear page, not a crash.
+    for bad in [
+        format!("/guest/s/{SITE}/?id=not-a-mac"),
+        format!("/guest/s/{SITE}/?ap=f0:9f:c2:00:00:01"),
+        format!("/guest/s/..%2Fx/?id={GUEST}"),
+        format!("/guest/s/{SITE}/?id={GUEST}&url={}", "a".repeat(5000)),
+    ] {
+        let (status, body) = b.go(&bad, None);
+        assert_eq!(status, 400, "{base}{bad}: {body}");
+        assert!(body.contains("This link does not work"), "{body}");
+    }
+    let (status, page) = walk_in(&b, &code);
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("You&#39;re online") || page.contains("You're online"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"http://example.com/news\""),
+        "the original URL as a link: {page}"
+    );
+    {
+        let k = fake.lock().unwrap();
+        assert_eq!(
+            k.sent("authorize-guest"),
+            [(SITE.to_string(), GUEST.to_string(), Some(90))],
+            "authorized on the redirect's site until closing"
+        );
+    }
+    // A javascript: URL is never offered.
+    let b2 = Browser {
+        jar: env.path("cookies2.txt"),
+        base: base.clone(),
+    };
+    let (_, welcome) = b2.go(
+        &format!("/guest/s/{SITE}/?id={GUEST}&url=javascript%3Aalert(1)"),
+        None,
+    );
+    assert!(!welcome.contains("javascript:"), "{welcome}");
+    drop(server);
+
+    // The controller forgot its sessions (restart, timeout); at 11:59:50 Frontdesk starts
+    // again and at noon takes the guest back: log in again, unauthorize, kick.
+    fake.lock().unwrap().expire_sessions();
+    let logins_before = fake.lock().unwrap().logins;
+    env.clock_offset_ms = Some(offset_to(11, 59, 50));
+    let (server, _) = serve(&env, &cfg);
+    let t = std::time::Instant::now();
+    loop {
+        let k = fake.lock().unwrap();
+        if !k.sent("kick-sta").is_empty() {
+            assert_eq!(
+                k.sent("unauthorize-guest"),
+                [(SITE.to_string(), GUEST.to_string(), None)]
+            );
+            assert!(k.logins > logins_before, "logged in again after expiry");
+            assert!(k.stations.is_empty(), "kicked off the air");
+            break;
+        }
+        drop(k);
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the revoke at closing time reached the controller"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("revoked at closing time after {:?}", t.elapsed());
+    drop(server);
+
+    // The controller is down (answers 500): the guest gets a clear page, the console's
+    // controller list shows the error, and Frontdesk keeps serving.
+    env.clock_offset_ms = Some(offset_to(10, 45, 0));
+    let code2 = env
+        .run(&[
+            "--json", "voucher", "create", "--plan", "lobby", "--valid", "8h",
+        ])
+        .ok()
+        .json()[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (server, base) = serve(&env, &cfg);
+    fake.lock().unwrap().expire_sessions();
+    fake.lock().unwrap().faults = vec![Fault::Status(500); 4];
+    let b3 = Browser {
+        jar: env.path("cookies3.txt"),
+        base,
+    };
+    let (status, page) = walk_in(&b3, &code2);
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("We could not connect you"), "{page}");
+    let list = env.run(&["controller", "list"]).ok();
+    assert!(list.stdout.contains("HTTP 500"), "{}", list.stdout);
+    let (status, _) = b3.go("/", None);
+    assert_eq!(status, 200, "still serving");
+    drop(server);
+    env.cleanup().await;
+}
+
+/// The classic self-hosted controller (`/api/login`, `unifises` + `csrf_token` cookies) and
+/// clear refusals: a wrong password, an unsupported kind, plain http to another host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_test_speaks_to_the_classic_controller_and_explains_refusals() {
+    let fake: fake_unifi_network::Shared = Arc::new(Mutex::new(UniFiNetwork {
+        classic: true,
+        ..UniFiNetwork::default()
+    }));
+    let url = fake_unifi_network::start(fake.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.init_lab("testing123-secret");
+    let add = |name: &str, url: &str, password: &str| {
+        let secret = env.path(&format!("{name}.secret"));
+        std::fs::write(&secret, password).unwrap();
+        env.run(&[
+            "controller",
+            "add",
+            "--name",
+            name,
+            "--kind",
+            "unifi",
+            "--url",
+            url,
+            "--site",
+            "default",
+            "--username",
+            USER.0,
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ])
+    };
+    add("classic", &url, USER.1).ok();
+    let t = env.run(&["controller", "test", "classic"]).ok();
+    assert!(t.stdout.contains("classic controller"), "{}", t.stdout);
+    add("wrong", &url, "not-the-password").ok();
+    let t = env.run(&["controller", "test", "wrong"]);
+    assert_ne!(t.code, 0);
+    assert!(
+        t.stderr.contains("FAILED") && t.stderr.contains("username and password"),
+        "{}",
+        t.stderr
+    );
+    let plain = add("plain", "http://192.0.2.10:8443", USER.1);
+    assert_ne!(plain.code, 0);
+    assert!(plain.stderr.contains("https://"), "{}", plain.stderr);
+    let list = env.run(&["--json", "controller", "list"]).ok().json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["classic", "wrong"], "the refused one is not kept");
+    assert!(
+        !list.to_string().contains("portal-password"),
+        "secrets never listed"
+    );
+    env.cleanup().await;
+}
