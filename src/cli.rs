@@ -448,7 +448,7 @@ pub enum ControllerCommand {
     Add {
         #[arg(long)]
         name: String,
-        /// unifi (omada and meraki are not built yet)
+        /// unifi | omada | meraki (click-through: no API access needed)
         #[arg(long)]
         kind: String,
         /// Controller address: https://unifi.example:8443 (classic) or https://192.168.1.1

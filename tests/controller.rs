@@ -24,21 +24,51 @@ struct Browser {
 impl Browser {
     /// (HTTP status, body) of a request; `form` makes it a POST.
     fn go(&self, url: &str, form: Option<&[(&str, &str)]>) -> (u16, String) {
+        self.request(url, form, true)
+    }
+
+    /// Like `go` without following redirects: (status, Location).
+    fn peek(&self, url: &str, form: Option<&[(&str, &str)]>) -> (u16, String) {
+        let (status, _) = self.request(url, form, false);
+        let location =
+            std::fs::read_to_string(self.jar.with_extension("location")).unwrap_or_default();
+        (status, location.trim().to_string())
+    }
+
+    fn request(&self, url: &str, form: Option<&[(&str, &str)]>, follow: bool) -> (u16, String) {
         let url = if url.starts_with("http") {
             url.to_string()
         } else {
             format!("{}{url}", self.base)
         };
         let mut c = Command::new("curl");
-        c.args(["-s", "-L", "-w", "\n%{http_code}", "-b"])
+        c.args(["-s", "-w", "\n%{http_code}", "-b"])
             .arg(&self.jar)
             .arg("-c")
             .arg(&self.jar);
+        if follow {
+            c.arg("-L");
+        } else {
+            // Where a redirect points, without going there (never leave loopback).
+            c.arg("-D").arg(self.jar.with_extension("headers"));
+        }
         for (k, v) in form.unwrap_or_default() {
             c.arg("--data-urlencode").arg(format!("{k}={v}"));
         }
         let out = c.arg(&url).output().expect("curl");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if !follow {
+            let headers =
+                std::fs::read_to_string(self.jar.with_extension("headers")).unwrap_or_default();
+            let location = headers
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("location: ")
+                        .or_else(|| l.strip_prefix("Location: "))
+                })
+                .unwrap_or_default();
+            std::fs::write(self.jar.with_extension("location"), location).unwrap();
+        }
         let (body, code) = text.rsplit_once('\n').unwrap();
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
@@ -309,5 +339,168 @@ async fn controller_test_speaks_to_the_classic_controller_and_explains_refusals(
         !list.to_string().contains("portal-password"),
         "secrets never listed"
     );
+    env.cleanup().await;
+}
+
+/// Omada's external portal (EAP redirect parameters → `extPortal/auth` with the hotspot
+/// operator's session and CSRF token, `time` in microseconds until closing; re-login and
+/// `unauth` at closing) and Meraki's click-through (the browser is sent to Meraki's grant URL
+/// with `duration`; any other grant host is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn omada_and_meraki_external_portals() {
+    use frontdesk_bench::fake_omada::{self, Omada, OPERATOR};
+    let fake: fake_omada::Shared = Arc::new(Mutex::new(Omada::default()));
+    let url = fake_omada::start(fake.clone()).await;
+    let mut env = Env::new(Db::Sqlite).await.unwrap();
+    env.init_lab("testing123-secret");
+    env.run(&[
+        "plan",
+        "add",
+        "--name",
+        "lobby",
+        "--vlan",
+        "30",
+        "--wifi",
+        "mon-sun 06:00-12:00",
+    ])
+    .ok();
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(&cfg, "[portal]\nguest_plan = \"lobby\"\n").unwrap();
+    let secret = env.path("omada.secret");
+    std::fs::write(&secret, OPERATOR.1).unwrap();
+    env.run(&[
+        "controller",
+        "add",
+        "--name",
+        "omada",
+        "--kind",
+        "omada",
+        "--url",
+        &url,
+        "--username",
+        OPERATOR.0,
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ])
+    .ok();
+    let t = env.run(&["controller", "test", "omada"]).ok();
+    assert!(
+        t.stdout.contains("OK") && t.stdout.contains(fake_omada::ID),
+        "{}",
+        t.stdout
+    );
+    let voucher = || {
+        env.run(&[
+            "--json", "voucher", "create", "--plan", "lobby", "--valid", "8h",
+        ])
+        .ok()
+        .json()[0]["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (code, code2) = (voucher(), voucher());
+
+    env.clock_offset_ms = Some(offset_to(10, 30, 0));
+    let (server, base) = serve(&env, &cfg);
+    let b = Browser {
+        jar: env.path("omada-cookies.txt"),
+        base: base.clone(),
+    };
+    let (status, welcome) = b.go(
+        "/omada?clientMac=AA-BB-CC-DD-EE-02&apMac=F0-9F-C2-00-00-02&ssidName=Guest%20WiFi&radioId=1&site=Default&t=1764000000&redirectUrl=http%3A%2F%2Fexample.com%2F",
+        None,
+    );
+    assert_eq!(status, 200, "{welcome}");
+    let (_, login) = b.go("/accept", Some(&[("csrf", &csrf(&welcome))]));
+    let (status, page) = b.go("/login", Some(&[("csrf", &csrf(&login)), ("code", &code)]));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("online"), "{page}");
+    {
+        let k = fake.lock().unwrap();
+        assert_eq!(k.auths.len(), 1);
+        let a = &k.auths[0];
+        assert_eq!(
+            (
+                &a["clientMac"],
+                &a["apMac"],
+                &a["ssidName"],
+                &a["radioId"],
+                &a["site"],
+                &a["authType"]
+            ),
+            (
+                &serde_json::json!("AA-BB-CC-DD-EE-02"),
+                &serde_json::json!("F0-9F-C2-00-00-02"),
+                &serde_json::json!("Guest WiFi"),
+                &serde_json::json!(1),
+                &serde_json::json!("Default"),
+                &serde_json::json!(4)
+            ),
+        );
+        let micros = a["time"].as_i64().unwrap();
+        assert!(
+            (5_340_000_000..=5_400_000_000).contains(&micros),
+            "until noon: {micros}"
+        );
+    }
+    // Bad Omada redirects.
+    for bad in [
+        "/omada?clientMac=zz&apMac=F0-9F-C2-00-00-02&ssidName=G&radioId=1&site=Default",
+        "/omada?clientMac=AA-BB-CC-DD-EE-02&ssidName=G&radioId=1&site=Default",
+        "/omada?clientMac=AA-BB-CC-DD-EE-02&apMac=F0-9F-C2-00-00-02&ssidName=G&radioId=9&site=Default",
+    ] {
+        assert_eq!(b.go(bad, None).0, 400, "{bad}");
+    }
+
+    // Meraki: the last step sends the browser to Meraki's grant URL (not followed here).
+    let m = Browser {
+        jar: env.path("meraki-cookies.txt"),
+        base: base.clone(),
+    };
+    let evil = m.go(
+        "/meraki?base_grant_url=https%3A%2F%2Fevil.example%2Fgrant&client_mac=aa:bb:cc:dd:ee:03",
+        None,
+    );
+    assert_eq!(evil.0, 400, "only Meraki's splash servers");
+    let (status, welcome) = m.go(
+        "/meraki?base_grant_url=https%3A%2F%2Fn143.network-auth.com%2Fsplash%2Fgrant&user_continue_url=http%3A%2F%2Fexample.com%2F&node_mac=88:15:44:00:00:01&client_ip=10.0.0.5&client_mac=aa:bb:cc:dd:ee:03",
+        None,
+    );
+    assert_eq!(status, 200, "{welcome}");
+    let (_, login) = m.go("/accept", Some(&[("csrf", &csrf(&welcome))]));
+    let (status, to) = m.peek("/login", Some(&[("csrf", &csrf(&login)), ("code", &code2)]));
+    assert_eq!((status, to.as_str()), (303, "/status"));
+    let (status, grant) = m.peek("/status", None);
+    assert_eq!(status, 303);
+    assert!(
+        grant.starts_with("https://n143.network-auth.com/splash/grant?continue_url=http%3A%2F%2Fexample.com%2F&duration=")
+            && grant[grant.rfind('=').unwrap() + 1..].parse::<i64>().unwrap() > 5000,
+        "{grant}"
+    );
+    drop(server);
+
+    // Closing time: re-login after the session expired, then unauth.
+    fake.lock().unwrap().sessions.clear();
+    let logins = fake.lock().unwrap().logins;
+    env.clock_offset_ms = Some(offset_to(11, 59, 50));
+    let (server, _) = serve(&env, &cfg);
+    let t = std::time::Instant::now();
+    while fake.lock().unwrap().unauths.is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "unauth at closing time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    {
+        let k = fake.lock().unwrap();
+        assert_eq!(
+            k.unauths,
+            [("Default".to_string(), "AA-BB-CC-DD-EE-02".to_string())]
+        );
+        assert!(k.logins > logins, "logged in again");
+    }
+    drop(server);
     env.cleanup().await;
 }

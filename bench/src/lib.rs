@@ -1,6 +1,7 @@
 //! Shared parts of the benchmark programs (and of the namespace end-to-end tests).
 
 pub mod fake_kisi;
+pub mod fake_omada;
 pub mod fake_salto;
 pub mod fake_unifi;
 pub mod fake_unifi_network;

@@ -24,8 +24,10 @@ pub async fn controller(ctx: &Ctx, cmd: ControllerCommand, actor: &Actor) -> Res
                 .as_deref()
                 .map(|f| super::read_secret_file(f, "--secret-file"))
                 .transpose()?;
-            if kind == "unifi" && secret.is_none() {
-                bail!("a UniFi controller needs --secret-file: the password of --username, or an API key (UniFi OS) without --username");
+            match kind.as_str() {
+                "unifi" if secret.is_none() => bail!("a UniFi controller needs --secret-file: the password of --username, or an API key (UniFi OS) without --username"),
+                "omada" if secret.is_none() || username.is_none() => bail!("an Omada controller needs --username and --secret-file: a hotspot operator account (Hotspot Manager → Operators)"),
+                _ => {}
             }
             let c = store
                 .add_controller(

@@ -1,9 +1,17 @@
-//! The controller's redirect in radius-only mode (SPEC §5): the space's UniFi controller sends
-//! a guest to `/guest/s/<site>/?id=<client mac>&ap=<ap mac>&t=…&url=<original>&ssid=…`.
-//! Frontdesk is not on the guests' network, so this redirect is the only word on which device
-//! is asking: it is checked (MACs parse, the site is a site id, the URL is http(s) and not
-//! huge), signed, and kept in a cookie for the portal's pages, which then treat the device as
-//! `unifi/<site>` for the controller authorizer.
+//! The controller's redirect in radius-only mode (SPEC §5). Frontdesk is not on the guests'
+//! network, so this redirect is the only word on which device is asking: it is checked (MACs
+//! parse, the site is a site id, URLs are http(s) and not huge), signed, and kept in a cookie
+//! for the portal's pages, which then hand the device to the controller authorizer under a
+//! location naming the controller kind and what its API needs:
+//!
+//! - UniFi: `/guest/s/<site>/?id=<client mac>&ap=<ap mac>&t=…&url=<original>&ssid=…` →
+//!   `unifi/<site>`.
+//! - Omada (external portal URL `…/omada`): `?clientMac=&apMac=&ssidName=&radioId=&site=&t=
+//!   &redirectUrl=` (EAP) or `?clientMac=&gatewayMac=&vid=&site=&t=&redirectUrl=` (gateway) →
+//!   `omada/<site>/ap/<ap mac>/<radio>/<ssid>` or `omada/<site>/gw/<gateway mac>/<vid>`.
+//! - Meraki click-through (splash URL `…/meraki`): `?base_grant_url=&user_continue_url=
+//!   &node_mac=&client_mac=` → `meraki/<node mac>`; the browser itself is sent to the grant
+//!   URL (only `https://*.network-auth.com`) with `duration`, no API call.
 //!
 //! The original URL is only ever shown as a link on the "you're online" page, never followed
 //! automatically (no open redirect; `javascript:` and other schemes are dropped).
@@ -36,6 +44,13 @@ pub struct Handoff {
     /// Where the guest was going: http(s) only, shown as a link.
     pub url: Option<String>,
     pub expires: i64,
+    /// What else the controller's API needs after the site (Omada: `ap/<mac>/<radio>/<ssid>`
+    /// or `gw/<mac>/<vid>`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Meraki: where the browser is sent to be let out.
+    #[serde(default)]
+    pub grant_url: Option<String>,
 }
 
 impl Handoff {
@@ -43,7 +58,10 @@ impl Handoff {
         ClientRef {
             mac: self.mac,
             ip: None,
-            location: Some(format!("{}/{}", self.kind, self.site)),
+            location: Some(match &self.path {
+                Some(p) => format!("{}/{}/{p}", self.kind, self.site),
+                None => format!("{}/{}", self.kind, self.site),
+            }),
         }
     }
 }
@@ -75,6 +93,38 @@ pub fn safe_url(u: &str) -> Option<String> {
     .then(|| u.to_string())
 }
 
+/// Meraki's grant URL: its splash servers only, over https (never an open redirect).
+pub fn safe_grant_url(u: &str) -> Option<String> {
+    let u = safe_url(u)?;
+    let rest = u.strip_prefix("https://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let host = host.split(':').next()?.to_ascii_lowercase();
+    host.ends_with(".network-auth.com").then_some(u)
+}
+
+/// Meraki's grant request: continue URL and seconds of access.
+pub fn meraki_grant(h: &Handoff, seconds: i64) -> Option<String> {
+    let grant = h.grant_url.as_deref()?;
+    let mut q = form_urlencoded(&[("duration", &seconds.max(60).to_string())]);
+    if let Some(u) = &h.url {
+        q = format!("continue_url={}&{q}", form_urlencoded_value(u));
+    }
+    Some(format!(
+        "{grant}{}{q}",
+        if grant.contains('?') { '&' } else { '?' }
+    ))
+}
+
+fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+fn form_urlencoded_value(v: &str) -> String {
+    form_urlencoded(&[("", v)])
+        .trim_start_matches('=')
+        .to_string()
+}
+
 impl Portal {
     fn seal_handoff(&self, h: &Handoff) -> String {
         self.0.tokens.seal(
@@ -104,14 +154,11 @@ pub async fn unifi(
     State(p): State<Portal>,
     ConnectInfo(conn): ConnectInfo<Conn>,
     Path(site): Path<String>,
-    RawQuery(query): RawQuery,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    let query = query.unwrap_or_default();
-    if query.len() > MAX_QUERY {
-        return p.bad_redirect("The address is far longer than any controller sends.");
-    }
-    let Ok(q) = serde_urlencoded::from_str::<HashMap<String, String>>(&query) else {
-        return p.bad_redirect("The address could not be read.");
+    let q = match query(&p, raw) {
+        Ok(q) => q,
+        Err(r) => return *r,
     };
     if !site_ok(&site) {
         return p.bad_redirect("The controller site in the address is not valid.");
@@ -119,32 +166,144 @@ pub async fn unifi(
     let Some(mac) = q.get("id").and_then(|m| m.parse::<MacAddr>().ok()) else {
         return p.bad_redirect("The address does not say which device you are (id).");
     };
-    let ap = match q.get("ap").filter(|a| !a.is_empty()) {
-        None => None,
-        Some(a) => match a.parse::<MacAddr>() {
-            Ok(m) => Some(m),
-            Err(_) => return p.bad_redirect("The access point in the address is not valid."),
-        },
+    let Ok(ap) = mac_param(&q, "ap") else {
+        return p.bad_redirect("The access point in the address is not valid.");
     };
     let h = Handoff {
         kind: "unifi".into(),
         site,
         mac,
         ap,
-        // An SSID is at most 32 bytes.
-        ssid: q
-            .get("ssid")
-            .filter(|s| !s.is_empty() && s.len() <= 32)
-            .cloned(),
+        ssid: ssid(&q, "ssid"),
         url: q.get("url").and_then(|u| safe_url(u)),
         expires: frontdesk_core::clock::now().timestamp() + LIFETIME_SECS,
+        path: None,
+        grant_url: None,
     };
-    tracing::info!(mac = %h.mac, site = %h.site, ap = ?h.ap.map(|a| a.to_string()), "portal: guest redirected by the UniFi controller");
+    hand_over(&p, &conn, h)
+}
+
+/// An SSID is at most 32 bytes.
+fn ssid(q: &HashMap<String, String>, key: &str) -> Option<String> {
+    q.get(key)
+        .filter(|s| !s.is_empty() && s.len() <= 32)
+        .cloned()
+}
+
+/// The query of a redirect, or the page that says it is unusable.
+fn query(p: &Portal, raw: Option<String>) -> Result<HashMap<String, String>, Box<Response>> {
+    let raw = raw.unwrap_or_default();
+    if raw.len() > MAX_QUERY {
+        return Err(Box::new(p.bad_redirect(
+            "The address is far longer than any controller sends.",
+        )));
+    }
+    serde_urlencoded::from_str(&raw)
+        .map_err(|_| Box::new(p.bad_redirect("The address could not be read.")))
+}
+
+fn mac_param(q: &HashMap<String, String>, key: &str) -> Result<Option<MacAddr>, ()> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(drop),
+    }
+}
+
+fn hand_over(p: &Portal, conn: &Conn, h: Handoff) -> Response {
+    tracing::info!(kind = %h.kind, mac = %h.mac, site = %h.site, ap = ?h.ap.map(|a| a.to_string()), "portal: guest redirected by the controller");
     let token = p.seal_handoff(&h);
     super::redirect(
         StatusCode::FOUND,
-        &format!("{}/handoff?t={token}", p.base(&conn)),
+        &format!("{}/handoff?t={token}", p.base(conn)),
     )
+}
+
+/// `GET /omada`: Omada's external portal redirect (EAP or gateway).
+pub async fn omada(
+    State(p): State<Portal>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = match query(&p, raw) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    // Omada names sites by id or by name (names may have spaces).
+    let site = q.get("site").cloned().unwrap_or_default();
+    if site.is_empty() || site.len() > 64 || site.chars().any(|c| c == '/' || c.is_control()) {
+        return p.bad_redirect("The controller site in the address is not valid.");
+    }
+    let Ok(Some(mac)) = mac_param(&q, "clientMac") else {
+        return p.bad_redirect("The address does not say which device you are (clientMac).");
+    };
+    let (ap, path) = match (mac_param(&q, "apMac"), mac_param(&q, "gatewayMac")) {
+        (Ok(Some(ap)), _) => {
+            let radio: u8 = match q.get("radioId").map(|r| r.parse()) {
+                Some(Ok(r)) if r <= 3 => r,
+                None => 0,
+                _ => return p.bad_redirect("The radio in the address is not valid."),
+            };
+            let Some(ssid) = ssid(&q, "ssidName") else {
+                return p.bad_redirect("The address does not name the Wi-Fi (ssidName).");
+            };
+            (Some(ap), format!("ap/{ap}/{radio}/{ssid}"))
+        }
+        (Ok(None), Ok(Some(gw))) => {
+            let vid: u16 = match q.get("vid").map(|v| v.parse()) {
+                Some(Ok(v)) if v <= 4094 => v,
+                _ => return p.bad_redirect("The VLAN in the address is not valid."),
+            };
+            (Some(gw), format!("gw/{gw}/{vid}"))
+        }
+        _ => return p.bad_redirect("The access point or gateway in the address is not valid."),
+    };
+    let h = Handoff {
+        kind: "omada".into(),
+        site,
+        mac,
+        ap,
+        ssid: ssid(&q, "ssidName"),
+        url: q.get("redirectUrl").and_then(|u| safe_url(u)),
+        expires: frontdesk_core::clock::now().timestamp() + LIFETIME_SECS,
+        path: Some(path),
+        grant_url: None,
+    };
+    hand_over(&p, &conn, h)
+}
+
+/// `GET /meraki`: Meraki's click-through splash redirect.
+pub async fn meraki(
+    State(p): State<Portal>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = match query(&p, raw) {
+        Ok(q) => q,
+        Err(r) => return *r,
+    };
+    let Some(grant) = q.get("base_grant_url").and_then(|u| safe_grant_url(u)) else {
+        return p.bad_redirect("The address has no Meraki grant URL (https://…network-auth.com).");
+    };
+    let Ok(Some(mac)) = mac_param(&q, "client_mac") else {
+        return p.bad_redirect("The address does not say which device you are (client_mac).");
+    };
+    let Ok(node) = mac_param(&q, "node_mac") else {
+        return p.bad_redirect("The access point in the address is not valid.");
+    };
+    let h = Handoff {
+        kind: "meraki".into(),
+        site: node
+            .map(|n| n.to_string().replace([':', '-'], "").to_ascii_lowercase())
+            .unwrap_or_else(|| "splash".into()),
+        mac,
+        ap: node,
+        ssid: None,
+        url: q.get("user_continue_url").and_then(|u| safe_url(u)),
+        expires: frontdesk_core::clock::now().timestamp() + LIFETIME_SECS,
+        path: None,
+        grant_url: Some(grant),
+    };
+    hand_over(&p, &conn, h)
 }
 
 /// `GET /handoff?t=…` on the portal's own address: the redirect becomes a cookie there.
@@ -212,6 +371,35 @@ mod tests {
             assert_eq!(safe_url(bad), None, "{bad}");
         }
         assert_eq!(safe_url(&format!("http://x/{}", "a".repeat(3000))), None);
+    }
+
+    #[test]
+    fn meraki_grants_go_only_to_merakis_splash_servers() {
+        assert!(safe_grant_url("https://n143.network-auth.com/splash/grant").is_some());
+        for bad in [
+            "http://n143.network-auth.com/splash/grant",
+            "https://network-auth.com.evil.example/x",
+            "https://evil.example/?x=.network-auth.com",
+            "https://evil.example#.network-auth.com",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_grant_url(bad), None, "{bad}");
+        }
+        let h = Handoff {
+            kind: "meraki".into(),
+            site: "splash".into(),
+            mac: "aa:bb:cc:dd:ee:01".parse().unwrap(),
+            ap: None,
+            ssid: None,
+            url: Some("http://example.com/a?b=c".into()),
+            expires: 0,
+            path: None,
+            grant_url: Some("https://n1.network-auth.com/splash/grant".into()),
+        };
+        assert_eq!(
+            meraki_grant(&h, 5400).unwrap(),
+            "https://n1.network-auth.com/splash/grant?continue_url=http%3A%2F%2Fexample.com%2Fa%3Fb%3Dc&duration=5400"
+        );
     }
 
     #[test]

@@ -169,6 +169,8 @@ impl Portal {
             // the controller was told.
             .route("/guest/s/{site}/", get(handoff::unifi))
             .route("/guest/s/{site}", get(handoff::unifi))
+            .route("/omada", get(handoff::omada))
+            .route("/meraki", get(handoff::meraki))
             // Apple (iOS, macOS).
             .route("/hotspot-detect.html", get(apple))
             .route("/library/test/success.html", get(apple))
@@ -658,7 +660,18 @@ fn store_error(p: &Portal, e: frontdesk_core::store::StoreError) -> Response {
 async fn status(State(p): State<Portal>, ConnectInfo(conn): ConnectInfo<Conn>) -> Response {
     let client = p.client(&conn).await;
     match p.online(client.as_ref()).await {
-        Some(pc) => p.status_page(&pc),
+        // Meraki lets the device out when the browser asks its splash server to.
+        Some(pc) => match handoff::current()
+            .filter(|h| h.kind == "meraki")
+            .and_then(|h| {
+                handoff::meraki_grant(
+                    &h,
+                    (pc.valid_until - frontdesk_core::clock::now()).num_seconds(),
+                )
+            }) {
+            Some(grant) => redirect(StatusCode::SEE_OTHER, &grant),
+            None => p.status_page(&pc),
+        },
         None => redirect(StatusCode::SEE_OTHER, "/"),
     }
 }

@@ -6,6 +6,7 @@
 //! learns it from the controller's redirect, the scheduler reads it back from the recorded
 //! client to revoke it. One controller per kind is used (the first by name).
 
+pub mod omada;
 pub mod unifi;
 
 use async_trait::async_trait;
@@ -65,10 +66,38 @@ pub trait Controller: Send + Sync {
 pub fn connect(c: &ControllerRecord) -> Result<Arc<dyn Controller>, ControllerError> {
     match c.kind.as_str() {
         "unifi" => Ok(Arc::new(unifi::UniFi::new(c)?)),
+        "omada" => Ok(Arc::new(omada::Omada::new(c)?)),
+        "meraki" => Ok(Arc::new(MerakiSplash)),
         other => Err(ControllerError::Config(format!(
-            "controller {:?}: the {other} API is not supported yet",
+            "controller {:?}: unknown kind {other:?}",
             c.name
         ))),
+    }
+}
+
+/// Meraki click-through: the guest's browser is let out through Meraki's grant URL with a
+/// `duration`; there is no API to call (the Dashboard API is another product and key).
+struct MerakiSplash;
+
+#[async_trait]
+impl Controller for MerakiSplash {
+    async fn authorize(
+        &self,
+        _: &str,
+        _: MacAddr,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<(), ControllerError> {
+        Ok(())
+    }
+    async fn revoke(&self, _: &str, _: MacAddr) -> Result<(), ControllerError> {
+        Ok(())
+    }
+    async fn clients(&self, _: &str) -> Result<Vec<MacAddr>, ControllerError> {
+        Ok(Vec::new())
+    }
+    async fn health(&self, _: &str) -> Result<String, ControllerError> {
+        Ok("Meraki click-through needs no API access: guests are let out through Meraki's grant URL until closing time".into())
     }
 }
 
@@ -161,6 +190,10 @@ impl ClientAuthorizer for ControllerAuthorizer {
         client: &ClientRef,
         until: Option<DateTime<Utc>>,
     ) -> Result<(), ActError> {
+        if is_meraki(client) {
+            // The guest's browser asks Meraki's splash server (grant URL with a duration).
+            return Ok(());
+        }
         let (name, c, site) = self.route(client)?;
         let now = frontdesk_core::clock::now();
         // No end given: a day, the longest a portal grant lasts without a plan end.
@@ -179,6 +212,10 @@ impl ClientAuthorizer for ControllerAuthorizer {
     }
 
     async fn revoke(&self, client: &ClientRef) -> Result<(), ActError> {
+        if is_meraki(client) {
+            tracing::info!(mac = %client.mac, "Meraki click-through: access ends with the granted duration (no API call)");
+            return Ok(());
+        }
         let (name, c, site) = self.route(client)?;
         let r = c.revoke(&site, client.mac).await;
         self.health(&name, &r).await;
@@ -192,6 +229,42 @@ impl ClientAuthorizer for ControllerAuthorizer {
         }
         Ok(r?)
     }
+}
+
+/// Meraki click-through clients are let out by their own browser, not through an API.
+fn is_meraki(client: &ClientRef) -> bool {
+    client
+        .location
+        .as_deref()
+        .is_some_and(|l| l.starts_with("meraki/"))
+}
+
+/// Refuses plain http except to this host: controller passwords and keys must not cross the
+/// network in clear.
+pub(crate) fn check_url(name: &str, url: &str) -> Result<String, ControllerError> {
+    let base = url.trim_end_matches('/').to_string();
+    let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
+        .iter()
+        .any(|p| base.starts_with(p));
+    if !base.starts_with("https://") && !loopback {
+        return Err(ControllerError::Config(format!(
+            "controller {name:?}: use https:// (the password or key would cross the network in clear)"
+        )));
+    }
+    Ok(base)
+}
+
+/// `name=value` of every Set-Cookie (attributes dropped; cleared cookies skipped).
+pub(crate) fn cookies(h: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    h.get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| {
+            let pair = c.split(';').next()?.trim();
+            let (n, v) = pair.split_once('=')?;
+            (!v.is_empty()).then(|| (n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
 }
 
 /// One HTTP client setting for all controllers: a slow controller fails a portal login in

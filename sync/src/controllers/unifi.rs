@@ -16,13 +16,13 @@
 //! The site is always the one the redirect named: the default site answers 200 for another
 //! site's client without doing anything (VENDORS.md).
 
-use super::{http_client, minutes_until, Controller, ControllerError};
+use super::{cookies, http_client, minutes_until, Controller, ControllerError};
 use crate::http::encode;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use frontdesk_core::store::controllers::ControllerRecord;
 use frontdesk_core::MacAddr;
-use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -64,16 +64,7 @@ impl UniFi {
             },
             None => Auth::ApiKey(secret),
         };
-        let base = c.url.trim_end_matches('/').to_string();
-        let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
-            .iter()
-            .any(|p| base.starts_with(p));
-        if !base.starts_with("https://") && !loopback {
-            return Err(ControllerError::Config(format!(
-                "controller {:?}: use https:// (the password or key would cross the network in clear)",
-                c.name
-            )));
-        }
+        let base = super::check_url(&c.name, &c.url)?;
         Ok(UniFi {
             name: c.name.clone(),
             base,
@@ -252,19 +243,6 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .filter(|v| !v.is_empty())
-}
-
-/// `name=value` of every Set-Cookie (attributes dropped; cleared cookies skipped).
-fn cookies(h: &HeaderMap) -> Vec<(String, String)> {
-    h.get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|c| {
-            let pair = c.split(';').next()?.trim();
-            let (n, v) = pair.split_once('=')?;
-            (!v.is_empty()).then(|| (n.trim().to_string(), v.trim().to_string()))
-        })
-        .collect()
 }
 
 #[async_trait]
