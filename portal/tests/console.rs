@@ -2561,3 +2561,62 @@ async fn door_events_feed_presence_audit_and_alerts() {
         dash.body
     );
 }
+
+/// Wi-Fi controllers (radius-only mode) on the Network page with their health, and a
+/// dashboard alert while the last call failed; a success clears it.
+#[tokio::test]
+async fn controller_health_on_network_page_and_dashboard() {
+    use frontdesk_core::store::controllers::NewController;
+    let (lab, owner_pw) = lab(ConsoleSettings::default()).await;
+    let owner = ready_operator(&lab, "owner@example.com", &owner_pw).await;
+    let r = lab.req("GET", "/network", &[&owner], None, None).await;
+    assert!(r.body.contains("Wi-Fi controllers") && r.body.contains("frontdesk controller add"));
+    lab.store
+        .add_controller(
+            &NewController {
+                name: "office-wifi",
+                kind: "unifi",
+                url: "https://unifi.example:8443",
+                site: Some("default"),
+                username: Some("portal"),
+                secret: Some("hunter2-password"),
+            },
+            &actor(),
+        )
+        .await
+        .unwrap();
+    lab.store
+        .set_controller_health(
+            "office-wifi",
+            Some("UniFi controller \"office-wifi\" is unreachable: HTTP 500"),
+        )
+        .await
+        .unwrap();
+    let r = lab.req("GET", "/network", &[&owner], None, None).await;
+    assert!(
+        r.body.contains("office-wifi") && r.body.contains("HTTP 500"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("hunter2"), "the secret is never shown");
+    let r = lab.req("GET", "/", &[&owner], None, None).await;
+    assert!(
+        r.body
+            .contains("Wi-Fi controller office-wifi (unifi) failed at"),
+        "{}",
+        r.body
+    );
+    lab.store
+        .set_controller_health("office-wifi", None)
+        .await
+        .unwrap();
+    let app = Console::new(lab.store.clone(), ConsoleSettings::default()).router();
+    let lab = Lab { app, ..lab };
+    let r = lab.req("GET", "/", &[&owner], None, None).await;
+    assert!(
+        !r.body.contains("Wi-Fi controller office-wifi"),
+        "cleared by a success"
+    );
+    let r = lab.req("GET", "/network", &[&owner], None, None).await;
+    assert!(r.body.contains("<td>none</td>"), "{}", r.body);
+}

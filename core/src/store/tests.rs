@@ -1614,3 +1614,63 @@ async fn sites_in_one_database(store: &Store) {
     assert!(matches!(nowhere.site().await, Err(StoreError::NotFound(_))));
 }
 both!(sites, sites_in_one_database);
+
+async fn controllers_with_sealed_secrets_and_health(store: &Store) {
+    use super::controllers::NewController;
+    let s = ready(store).await;
+    let new = |name: &'static str, kind: &'static str, url: &'static str| NewController {
+        name,
+        kind,
+        url,
+        site: Some("default"),
+        username: Some("portal"),
+        secret: Some("s3cret-pass"),
+    };
+    let c = s
+        .add_controller(
+            &new("wifi", "unifi", "https://unifi.example:8443/"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.url.as_str(), c.secret.as_deref(), c.last_ok_at),
+        ("https://unifi.example:8443", Some("s3cret-pass"), None)
+    );
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT secret_enc FROM controllers WHERE name = 'wifi'")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert!(!stored.contains("s3cret"), "sealed at rest");
+    assert!(matches!(
+        s.add_controller(&new("wifi", "omada", "https://x"), &actor())
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    for (kind, url) in [("aruba", "https://x"), ("unifi", "ftp://x")] {
+        assert!(matches!(
+            s.add_controller(&new("other", kind, url), &actor()).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    s.set_controller_health("wifi", Some("HTTP 500"))
+        .await
+        .unwrap();
+    let c = s.controller("wifi").await.unwrap().unwrap();
+    assert_eq!(c.last_error.as_deref(), Some("HTTP 500"));
+    assert!(c.last_error_at.is_some() && c.last_ok_at.is_none());
+    s.set_controller_health("wifi", None).await.unwrap();
+    let c = s.controller("wifi").await.unwrap().unwrap();
+    assert!(
+        c.last_error.is_none() && c.last_ok_at.is_some(),
+        "a success settles it"
+    );
+    s.remove_controller("wifi", &actor()).await.unwrap();
+    assert!(s.controllers().await.unwrap().is_empty());
+    assert!(matches!(
+        s.remove_controller("wifi", &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+both!(controllers, controllers_with_sealed_secrets_and_health);

@@ -106,6 +106,28 @@ impl Console {
                 ),
             });
         }
+        // A Wi-Fi controller whose API failed last (cleared by the next success).
+        let controllers = store.controllers().await?;
+        let tz = tz_of(store).await;
+        for k in controllers {
+            if let Some(e) = &k.last_error {
+                out.push(Alert {
+                    level: "bad",
+                    text: format!(
+                        "Wi-Fi controller {} ({}) failed{}: {e}. Portal guests cannot be let out or taken back through it; check it with `frontdesk controller test {}`.",
+                        k.name,
+                        k.kind,
+                        k.last_error_at
+                            .map(|t| format!(
+                                " at {}",
+                                t.with_timezone(&tz).format("%a %d %b %H:%M")
+                            ))
+                            .unwrap_or_default(),
+                        k.name
+                    ),
+                });
+            }
+        }
         // Doors held open or forced in the last 24 hours, per door (the door system's events).
         let mut alarms: BTreeMap<(String, &'static str), (usize, chrono::DateTime<chrono::Utc>)> =
             BTreeMap::new();

@@ -44,6 +44,7 @@ page!(TokensT, "console/tokens.html" {
 });
 page!(NetworkT, "console/network.html" {
     nas: Vec<NasLine>,
+    controllers: Vec<ControllerLine>,
     log: Vec<LogLine>,
     f: LogQuery,
     is_owner: bool,
@@ -78,6 +79,15 @@ pub struct NasLine {
     pub address: String,
     pub vendor: String,
     pub message_authenticator: bool,
+}
+
+/// A Wi-Fi controller (radius-only mode) and how its API answered last.
+pub struct ControllerLine {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub last_ok: Option<String>,
+    pub error: Option<String>,
 }
 
 pub struct LogLine {
@@ -555,8 +565,28 @@ async fn network_page(
         Some(Notice::Refused(t)) => (Some(t), true),
         None => (None, false),
     };
+    let local = |t: chrono::DateTime<chrono::Utc>| {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+    };
+    let controllers = store
+        .controllers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| ControllerLine {
+            error: k.last_error.map(|e| match k.last_error_at {
+                Some(at) => format!("{} — {e}", local(at)),
+                None => e,
+            }),
+            last_ok: k.last_ok_at.map(local),
+            name: k.name,
+            kind: k.kind,
+            url: k.url,
+        })
+        .collect();
     let page = NetworkT {
         p: c.page("Network", Some(s)).await,
+        controllers,
         is_owner: s.operator.role == Role::Owner,
         vendors: frontdesk_core::Vendor::ALL
             .iter()
