@@ -5,7 +5,9 @@
 //! controller (bench/src/fake_unifi_network.rs) and curl as the guest's browser.
 
 mod common;
-use common::{listen_args, Db, Env, Server};
+use common::browser::{body_text, in_browser, shot};
+use common::netns::Netns;
+use common::{listen_args, require_root, require_tool, Db, Env, Server, BIN};
 use frontdesk_bench::fake_unifi_network::{self, UniFiNetwork, USER};
 use frontdesk_bench::faults::Fault;
 use std::process::Command;
@@ -503,4 +505,131 @@ async fn omada_and_meraki_external_portals() {
     }
     drop(server);
     env.cleanup().await;
+}
+
+/// Chromium walks the UniFi-style redirect → welcome → voucher → "you're online" with the
+/// original URL offered as a link. Browser, `serve` and the fake controller run in a network
+/// namespace of their own (nothing leaves it).
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_walks_the_unifi_redirect_to_online() {
+    if !require_root("controller portal Chromium e2e (network namespace)")
+        || !require_tool("chromedriver", "chromium-driver")
+    {
+        return;
+    }
+    let ns = Netns::new(&format!("fdctl{}", std::process::id()));
+    ns.ip(&["link", "set", "lo", "up"]);
+    let fake: fake_unifi_network::Shared = Arc::new(Mutex::new(UniFiNetwork::default()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let fake = fake.clone();
+        // The fake controller lives in the namespace for the rest of the test process.
+        ns.spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                tx.send(fake_unifi_network::start(fake).await).unwrap();
+                std::future::pending::<()>().await
+            })
+        });
+    }
+    let url = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.init_lab("testing123-secret");
+    env.run(&[
+        "plan", "add", "--name", "lobby", "--vlan", "30", "--wifi", "always",
+    ])
+    .ok();
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(&cfg, "[portal]\nguest_plan = \"lobby\"\n").unwrap();
+    let secret = env.path("unifi.secret");
+    std::fs::write(&secret, USER.1).unwrap();
+    env.run(&[
+        "controller",
+        "add",
+        "--name",
+        "office-wifi",
+        "--kind",
+        "unifi",
+        "--url",
+        &url,
+        "--site",
+        SITE,
+        "--username",
+        USER.0,
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ])
+    .ok();
+    let code = env
+        .run(&[
+            "--json", "voucher", "create", "--plan", "lobby", "--valid", "2h",
+        ])
+        .ok()
+        .json()[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cmd = ns.command(BIN);
+    cmd.current_dir(env.dir.path())
+        .env("STATE_DIRECTORY", env.dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--database", &env.url, "serve"])
+        .args([
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--portal",
+            "127.0.0.1:8081",
+        ]);
+    let server = Server::start(cmd);
+    assert!(server
+        .wait_for(&["following changes"], Duration::from_secs(30))
+        .is_some());
+    in_browser(&ns, 9521, "127.0.0.1", false, move |c| async move {
+        use fantoccini::Locator::Id;
+        c.goto(&format!(
+            "http://127.0.0.1:8081/guest/s/{SITE}/?ap=f0:9f:c2:00:00:01&id={GUEST}&t=1764000000&url=http%3A%2F%2Fexample.com%2Fnews&ssid=Guests"
+        ))
+        .await
+        .unwrap();
+        assert!(body_text(&c).await.contains("Welcome"));
+        shot(&c, "controller-1-unifi-welcome").await;
+        c.find(Id("accept")).await.unwrap().click().await.unwrap();
+        c.wait().for_element(Id("code")).await.unwrap();
+        let field = c.find(Id("code")).await.unwrap();
+        field.send_keys(&code).await.unwrap();
+        shot(&c, "controller-2-voucher").await;
+        c.find(Id("login")).await.unwrap().click().await.unwrap();
+        c.wait()
+            .for_element(fantoccini::Locator::LinkText(
+                "Continue to http://example.com/news",
+            ))
+            .await
+            .unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("online"), "{text}");
+        assert!(
+            text.contains("Continue to http://example.com/news"),
+            "{text}"
+        );
+        shot(&c, "controller-3-online").await;
+        c
+    });
+    let k = fake.lock().unwrap();
+    let sent = k.sent("authorize-guest");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].0.as_str(), sent[0].1.as_str()), (SITE, GUEST));
+    assert!(
+        (119..=120).contains(&sent[0].2.unwrap()),
+        "two hours: {sent:?}"
+    );
+    drop(k);
+    drop(server);
 }
