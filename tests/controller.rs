@@ -633,3 +633,136 @@ async fn chromium_walks_the_unifi_redirect_to_online() {
     drop(k);
     drop(server);
 }
+
+fn radclient(port: u16, kind: &str, attrs: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("radclient")
+        .args([
+            "-x",
+            "-r",
+            "2",
+            "-t",
+            "2",
+            &format!("127.0.0.1:{port}"),
+            kind,
+            "testing123",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("radclient");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(attrs.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A UniFi access point cannot be relied on to answer Disconnect-Requests (VENDORS.md): a
+/// cancelled member's 802.1X/PAP session is ended with the controller's `kick-sta`, within
+/// seconds of `member cancel`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_members_session_on_a_unifi_ap_is_kicked_through_the_controller() {
+    if !require_tool("radclient", "freeradius-utils") {
+        return;
+    }
+    let mac = "aa:bb:cc:dd:ee:05";
+    let fake: fake_unifi_network::Shared = Arc::new(Mutex::new(UniFiNetwork::default()));
+    fake.lock()
+        .unwrap()
+        .stations
+        .push((SITE.into(), mac.into()));
+    let url = fake_unifi_network::start(fake.clone()).await;
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+        .ok();
+    env.run(&[
+        "nas",
+        "add",
+        "--name",
+        "ap-1",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        "testing123",
+        "--vendor",
+        "unifi",
+    ])
+    .ok();
+    let secret = env.path("unifi.secret");
+    std::fs::write(&secret, USER.1).unwrap();
+    env.run(&[
+        "controller",
+        "add",
+        "--name",
+        "office-wifi",
+        "--kind",
+        "unifi",
+        "--url",
+        &url,
+        "--site",
+        SITE,
+        "--username",
+        USER.0,
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ])
+    .ok();
+    let m = env
+        .run(&[
+            "member",
+            "add",
+            "--name",
+            "Ada",
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "full-time",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let (user, pw) = (
+        m["wifi_username"].as_str().unwrap().to_string(),
+        m["wifi_password"].as_str().unwrap().to_string(),
+    );
+    let server = env.serve("127.0.0.1:0");
+    let (auth, acct) = server.radius_ports();
+    let a = radclient(
+        auth,
+        "auth",
+        &format!("User-Name={user},User-Password={pw},Calling-Station-Id=AA-BB-CC-DD-EE-05,NAS-Identifier=f09fc2000001,Message-Authenticator=0x00"),
+    );
+    assert!(a.contains("Access-Accept"), "{a}");
+    let a = radclient(
+        acct,
+        "acct",
+        &format!("Acct-Status-Type=Start,User-Name={user},Acct-Session-Id=k1,Calling-Station-Id=AA-BB-CC-DD-EE-05,NAS-Identifier=f09fc2000001,NAS-IP-Address=127.0.0.1"),
+    );
+    assert!(a.contains("Accounting-Response"), "{a}");
+    let cancelled = std::time::Instant::now();
+    env.run(&["member", "cancel", "ada@example.com"]).ok();
+    while fake.lock().unwrap().sent("kick-sta").is_empty() {
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(5),
+            "kick-sta reached the controller"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("cancel → kick-sta in {:?}", cancelled.elapsed());
+    {
+        let k = fake.lock().unwrap();
+        assert_eq!(
+            k.sent("kick-sta")[0].0,
+            SITE,
+            "on the controller's configured site"
+        );
+        assert!(k.stations.is_empty());
+    }
+    drop(server);
+    env.cleanup().await;
+}

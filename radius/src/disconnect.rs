@@ -63,11 +63,9 @@ impl Disconnector for RadiusDisconnector {
         };
         let profile = nas::profile(nas.vendor);
         if profile.coa == CoaPath::ControllerApi {
-            return Err(ActError::Other(format!(
-                "NAS {} ({}) ends sessions through its controller's API, which is not configured",
-                nas.name,
-                nas.vendor.as_str()
-            )));
+            // `serve` routes these through the controller when one is configured; without
+            // one, RADIUS is tried (newer firmware answers it).
+            tracing::debug!(nas = %nas.name, vendor = nas.vendor.as_str(), "no controller for this NAS: trying a RADIUS Disconnect-Request");
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let req = coa::disconnect_request(profile, session, id, nas.secret.as_bytes())

@@ -383,21 +383,33 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     // Live enforcement: a member suspended, cancelled or moved to a plan without Wi-Fi now is
     // disconnected within a second of the change, whoever made it; the scheduler ends what
     // time ends (closing, plan and voucher ends) and re-plans on catalog changes.
-    let disconnector: Arc<dyn Disconnector> = {
+    let nas_lookup: frontdesk_radius::disconnect::NasLookup = {
         let shared = radius.clone();
+        Arc::new(move |id| {
+            shared
+                .directory
+                .read()
+                .ok()?
+                .nas_clients()
+                .iter()
+                .find(|n| n.id == id)
+                .cloned()
+        })
+    };
+    let disconnector: Arc<dyn Disconnector> =
         Arc::new(frontdesk_radius::disconnect::RadiusDisconnector::new(
-            Arc::new(move |id| {
-                shared
-                    .directory
-                    .read()
-                    .ok()?
-                    .nas_clients()
-                    .iter()
-                    .find(|n| n.id == id)
-                    .cloned()
-            }),
+            nas_lookup.clone(),
             frontdesk_radius::disconnect::DisconnectSettings::default(),
-        ))
+        ));
+    // NASes whose profile ends sessions through the controller (UniFi, Omada) get a kick
+    // there when one is configured; RADIUS otherwise.
+    let disconnector: Arc<dyn Disconnector> = match &controllers {
+        Some(c) => Arc::new(ControllerFirst {
+            radius: disconnector,
+            controllers: c.clone(),
+            nas: nas_lookup,
+        }),
+        None => disconnector,
     };
     // Set once every listener is bound and changes are followed: /readyz and sd_notify.
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1002,6 +1014,39 @@ async fn start_portal(
         }
     });
     Ok(())
+}
+
+/// Ends RADIUS sessions of NASes whose vendor profile says "through the controller" (UniFi,
+/// Omada: Disconnect-Request support varies by firmware) with the controller's kick, and
+/// falls back to a RADIUS Disconnect-Request when there is no such controller or it cannot.
+struct ControllerFirst {
+    radius: Arc<dyn Disconnector>,
+    controllers: Arc<frontdesk_sync::controllers::ControllerAuthorizer>,
+    nas: frontdesk_radius::disconnect::NasLookup,
+}
+
+#[async_trait::async_trait]
+impl Disconnector for ControllerFirst {
+    async fn disconnect(
+        &self,
+        session: &frontdesk_core::ports::SessionRef,
+        reason: frontdesk_core::decide::Reason,
+    ) -> Result<(), frontdesk_core::ports::ActError> {
+        if let (Some(nas), Some(mac)) = ((self.nas)(session.nas_id), session.calling_station_id) {
+            if frontdesk_radius::nas::profile(nas.vendor).coa
+                == frontdesk_radius::nas::CoaPath::ControllerApi
+            {
+                match self.controllers.kick(nas.vendor.as_str(), mac).await {
+                    Some(Ok(())) => return Ok(()),
+                    Some(Err(e)) => {
+                        warn!(nas = %nas.name, %mac, error = %e, "controller kick failed; trying a RADIUS Disconnect-Request")
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.radius.disconnect(session, reason).await
+    }
 }
 
 /// Radius-only mode: nothing on the guests' network is ours, so only a controller's redirect

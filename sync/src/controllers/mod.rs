@@ -56,6 +56,13 @@ pub trait Controller: Send + Sync {
     ) -> Result<(), ControllerError>;
     /// Takes the authorization back and disconnects the client, so it sees the portal again.
     async fn revoke(&self, site: &str, mac: MacAddr) -> Result<(), ControllerError>;
+    /// Disconnects a client (a RADIUS session the NAS cannot end by CoA): it reconnects and
+    /// authenticates again, and RADIUS decides anew.
+    async fn kick(&self, _site: &str, _mac: MacAddr) -> Result<(), ControllerError> {
+        Err(ControllerError::Config(
+            "this controller's API has no way to disconnect a client".into(),
+        ))
+    }
     /// Connected clients on `site` (MACs).
     async fn clients(&self, site: &str) -> Result<Vec<MacAddr>, ControllerError>;
     /// Logs in (if needed) and reads something cheap: a one-line description on success.
@@ -114,8 +121,8 @@ pub struct ControllerAuthorizer {
     by_kind: RwLock<HashMap<String, Named>>,
 }
 
-/// A controller client with its configured name.
-type Named = (String, Arc<dyn Controller>);
+/// A controller client with its configured name and default site.
+type Named = (String, Option<String>, Arc<dyn Controller>);
 
 impl ControllerAuthorizer {
     pub fn new(store: Store) -> ControllerAuthorizer {
@@ -142,7 +149,7 @@ impl ControllerAuthorizer {
             }
             match connect(&r) {
                 Ok(c) => {
-                    map.insert(r.kind.clone(), (r.name.clone(), c));
+                    map.insert(r.kind.clone(), (r.name.clone(), r.site.clone(), c));
                 }
                 Err(e) => tracing::warn!(controller = %r.name, error = %e, "controller unusable"),
             }
@@ -163,12 +170,35 @@ impl ControllerAuthorizer {
             ))
         })?;
         let map = self.by_kind.read().expect("controllers lock");
-        let (name, c) = map.get(kind).ok_or_else(|| {
+        let (name, _, c) = map.get(kind).ok_or_else(|| {
             ActError::Other(format!(
                 "no {kind} controller is configured (frontdesk controller add --kind {kind})"
             ))
         })?;
         Ok((name.clone(), c.clone(), site.to_string()))
+    }
+
+    /// Ends a client's connection through the controller of `kind` on its configured site
+    /// (RADIUS sessions say nothing of controller sites); `None` without such a controller.
+    pub async fn kick(&self, kind: &str, mac: MacAddr) -> Option<Result<(), ActError>> {
+        let (name, site, c) = self
+            .by_kind
+            .read()
+            .expect("controllers lock")
+            .get(kind)
+            .cloned()?;
+        let site = site.unwrap_or_else(|| "default".into());
+        let r = c.kick(&site, mac).await;
+        self.health(&name, &r).await;
+        match &r {
+            Ok(()) => {
+                tracing::info!(controller = %name, %site, %mac, "controller: client disconnected")
+            }
+            Err(e) => {
+                tracing::warn!(controller = %name, %site, %mac, error = %e, "controller: disconnect failed")
+            }
+        }
+        Some(r.map_err(ActError::from))
     }
 
     async fn health(&self, name: &str, r: &Result<(), ControllerError>) {

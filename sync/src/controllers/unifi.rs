@@ -265,12 +265,16 @@ impl Controller for UniFi {
     async fn revoke(&self, site: &str, m: MacAddr) -> Result<(), ControllerError> {
         self.stamgr(site, json!({ "cmd": "unauthorize-guest", "mac": mac(m) }))
             .await?;
-        // Off the air, so the device meets the portal again (a client that already left is
-        // not an error).
+        // Off the air, so the device meets the portal again.
+        self.kick(site, m).await
+    }
+
+    async fn kick(&self, site: &str, m: MacAddr) -> Result<(), ControllerError> {
         match self
             .stamgr(site, json!({ "cmd": "kick-sta", "mac": mac(m) }))
             .await
         {
+            // Already gone.
             Err(ControllerError::Refused(_, msg)) if msg.contains("UnknownStation") => Ok(()),
             other => other.map(drop),
         }
