@@ -738,6 +738,14 @@ async fn cancelled_members_session_on_a_unifi_ap_is_kicked_through_the_controlle
         &format!("User-Name={user},User-Password={pw},Calling-Station-Id=AA-BB-CC-DD-EE-05,NAS-Identifier=f09fc2000001,Message-Authenticator=0x00"),
     );
     assert!(a.contains("Access-Accept"), "{a}");
+    // The controller's own RADIUS hotspot: CHAP, Called-Station-Id `apmac:ssid`, the
+    // controller's NAS-Identifier.
+    let a = radclient(
+        auth,
+        "auth",
+        &format!("User-Name={user},CHAP-Password={pw},Called-Station-Id=F0-9F-C2-00-00-01:Guests,NAS-Identifier=unifi-controller,Calling-Station-Id=AA-BB-CC-DD-EE-06,Message-Authenticator=0x00"),
+    );
+    assert!(a.contains("Access-Accept"), "{a}");
     let a = radclient(
         acct,
         "acct",
