@@ -774,3 +774,116 @@ async fn cancelled_members_session_on_a_unifi_ap_is_kicked_through_the_controlle
     drop(server);
     env.cleanup().await;
 }
+
+/// The controller's own RADIUS hotspot with vouchers: the guest types the code (PAP or CHAP);
+/// the guest plan's VLAN and a Session-Timeout to the voucher's end; the device limit counts
+/// across logins; the use reaches the database (first use, device).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vouchers_log_in_through_the_controllers_radius_hotspot() {
+    if !require_tool("radclient", "freeradius-utils") {
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+        .ok();
+    env.run(&[
+        "nas",
+        "add",
+        "--name",
+        "controller",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        "testing123",
+        "--vendor",
+        "unifi",
+    ])
+    .ok();
+    env.run(&[
+        "plan", "add", "--name", "lobby", "--vlan", "30", "--wifi", "always",
+    ])
+    .ok();
+    let voucher = || {
+        env.run(&[
+            "--json",
+            "voucher",
+            "create",
+            "--plan",
+            "lobby",
+            "--valid",
+            "2h",
+            "--devices",
+            "1",
+        ])
+        .ok()
+        .json()[0]["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (code, code2) = (voucher(), voucher());
+    let server = env.serve("127.0.0.1:0");
+    let (auth, _) = server.radius_ports();
+    let login = |user: &str, cred: &str, mac: &str| {
+        radclient(
+            auth,
+            "auth",
+            &format!("User-Name={user},{cred},Called-Station-Id=F0-9F-C2-00-00-01:Guests,NAS-Identifier=unifi-controller,Calling-Station-Id={mac},Message-Authenticator=0x00"),
+        )
+    };
+    let lower = code.to_lowercase();
+    let a = login(
+        &lower,
+        &format!("User-Password={lower}"),
+        "AA-BB-CC-DD-EE-07",
+    );
+    assert!(a.contains("Access-Accept"), "{a}");
+    assert!(a.contains("Tunnel-Private-Group-Id:0 = \"30\""), "{a}");
+    let timeout: u32 = a
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Session-Timeout = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (7100..=7200).contains(&timeout),
+        "until the voucher ends: {a}"
+    );
+    let a = login(&code, &format!("User-Password={code}"), "AA-BB-CC-DD-EE-07");
+    assert!(a.contains("Access-Accept"), "the same device again: {a}");
+    let a = login(&code, &format!("User-Password={code}"), "AA-BB-CC-DD-EE-08");
+    assert!(
+        a.contains("Access-Reject"),
+        "a second device on a one-device voucher: {a}"
+    );
+    let a = login(&code2, "User-Password=WRONG-CODE1", "AA-BB-CC-DD-EE-09");
+    assert!(a.contains("Access-Reject"), "{a}");
+    let a = login(
+        &code2,
+        &format!("CHAP-Password={code2}"),
+        "AA-BB-CC-DD-EE-09",
+    );
+    assert!(a.contains("Access-Accept"), "CHAP: {a}");
+    // The use is in the database: first use and the device.
+    let t = std::time::Instant::now();
+    loop {
+        let list = env.run(&["--json", "voucher", "list"]).ok().json();
+        let v = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["code"] == code.as_str())
+            .unwrap()
+            .clone();
+        if !v["first_used_at"].is_null() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "first use recorded: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    env.cleanup().await;
+}

@@ -8,7 +8,7 @@
 //! ~600 that whole `Member` values with their own allocations and a `String`-keyed map took.
 
 use frontdesk_core::decide::{Catalog, Holder};
-use frontdesk_core::model::{Assignment, Device, Member, MemberStatus, Nas};
+use frontdesk_core::model::{Assignment, Device, Member, MemberStatus, Nas, Voucher};
 use frontdesk_core::store::{MemberFilter, Store, StoreError};
 use frontdesk_core::MacAddr;
 use hashbrown::HashTable;
@@ -179,6 +179,9 @@ pub struct Directory {
     by_id: HashMap<Box<str>, u32>,
     devices: HashMap<MacAddr, Device>,
     nas: Vec<Nas>,
+    /// Vouchers still good, by code, with the devices bound to them (a controller's own
+    /// RADIUS hotspot logs guests in with the code).
+    vouchers: HashMap<String, (Voucher, Vec<MacAddr>)>,
 }
 
 impl Directory {
@@ -221,7 +224,38 @@ impl Directory {
             by_id: HashMap::new(),
             devices: devices.into_iter().map(|d| (d.mac, d)).collect(),
             nas,
+            vouchers: HashMap::new(),
         }
+    }
+
+    /// Adds vouchers (those already over are left out) with their bound devices.
+    pub fn with_vouchers(
+        mut self,
+        vouchers: Vec<Voucher>,
+        devices: Vec<(String, MacAddr)>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Directory {
+        self.vouchers = vouchers
+            .into_iter()
+            .filter(|v| v.expires_at().is_none_or(|end| end > now))
+            .map(|v| (v.code.clone(), (v, Vec::new())))
+            .collect();
+        for (code, mac) in devices {
+            if let Some(v) = self.vouchers.get_mut(&code) {
+                v.1.push(mac);
+            }
+        }
+        self
+    }
+
+    /// A voucher by its code as a guest typed it (case, spaces and dash do not matter).
+    pub fn voucher(&self, code: &str) -> Option<(&Voucher, &[MacAddr])> {
+        if code.is_empty() || code.len() > 64 {
+            return None;
+        }
+        self.vouchers
+            .get(&frontdesk_core::store::normalise_voucher_code(code))
+            .map(|(v, m)| (v, m.as_slice()))
     }
 
     fn fill<'m>(&mut self, members: impl Iterator<Item = (&'m Member, &'m [u8; 16], &'m str)>) {
@@ -260,7 +294,11 @@ impl Directory {
             let (nt_hash, password) = secrets.get(&m.id)?;
             Some((m, nt_hash, password.as_str()))
         }));
-        Ok(dir)
+        Ok(dir.with_vouchers(
+            store.vouchers().await?,
+            store.voucher_devices_all().await?,
+            frontdesk_core::clock::now(),
+        ))
     }
 
     pub fn catalog(&self) -> &Catalog {

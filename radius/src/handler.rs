@@ -9,7 +9,7 @@ use crate::nas::{parse_called_station, profile, VlanStyle};
 use crate::packet::{self, Code, Packet};
 use chrono::{DateTime, Utc};
 use frontdesk_core::decide::{decide, Decision, Reason, Resource, Subject};
-use frontdesk_core::model::Nas;
+use frontdesk_core::model::{Nas, Voucher};
 use frontdesk_core::store::radius::{AccountingRecord, AcctStatus};
 use frontdesk_core::MacAddr;
 use md5::{Digest, Md5};
@@ -125,6 +125,8 @@ pub struct AuthEvent {
     /// Device limit with `disconnect_oldest`: the session to end for this one,
     /// (NAS id, Acct-Session-Id).
     pub evict: Option<(i64, String)>,
+    /// An accepted voucher login: its code (the server records the use and the device).
+    pub voucher: Option<String>,
 }
 
 /// What the server must do.
@@ -144,11 +146,18 @@ pub enum Outcome {
 }
 
 /// Live sessions, for the device limit (SPEC §4: distinct MACs with a live session).
+/// A voucher's first use and the devices bound to it.
+pub type VoucherUse = (DateTime<Utc>, Vec<MacAddr>);
+
 pub trait Sessions {
     fn devices_online(&self, member_id: &str) -> Vec<MacAddr>;
     /// The member's longest-running session of a device other than `except`:
     /// (NAS id, Acct-Session-Id).
     fn oldest(&self, _member_id: &str, _except: Option<MacAddr>) -> Option<(i64, String)> {
+        None
+    }
+    /// A voucher's use over RADIUS that the directory may not show yet.
+    fn voucher_use(&self, _code: &str) -> Option<VoucherUse> {
         None
     }
 }
@@ -361,6 +370,8 @@ struct Verdict<'a> {
     /// EAP: the identifier the final EAP-Success or EAP-Failure answers, and the MSK when the
     /// inner method succeeded (for the MS-MPPE keys).
     eap: Option<(u8, Option<Box<[u8; 64]>>)>,
+    /// A voucher code that logged in (the server records its use).
+    voucher: Option<String>,
 }
 
 fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Verdict<'a> {
@@ -371,6 +382,7 @@ fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Ve
         mschap: None,
         mschap_ident: None,
         eap: None,
+        voucher: None,
     }
 }
 
@@ -477,6 +489,7 @@ fn access(
                             mschap: None,
                             mschap_ident: None,
                             eap: None,
+                            voucher: None,
                         },
                     };
                     v.eap = Some((id, Some(Box::new(msk))));
@@ -517,10 +530,21 @@ fn access(
                         mschap: None,
                         mschap_ident: None,
                         eap: None,
+                        voucher: None,
                     }
                 }
             } else {
-                member_verdict(cred, &user_name, dir, resource, now)
+                match dir
+                    .member_by_username(&user_name)
+                    .is_none()
+                    .then(|| dir.voucher(&user_name))
+                    .flatten()
+                {
+                    Some((v, macs)) => {
+                        voucher_verdict(cred, v, macs, sessions, calling, dir, resource, now)
+                    }
+                    None => member_verdict(cred, &user_name, dir, resource, now),
+                }
             }
         }
     };
@@ -593,6 +617,7 @@ fn finish(
         member_id: verdict.member.map(|m| m.id.to_owned()),
         valid_until: decision.valid_until,
         evict,
+        voucher: verdict.voucher.clone().filter(|_| decision.allowed),
     };
 
     if !decision.allowed {
@@ -783,7 +808,81 @@ fn member_verdict<'a>(
         mschap,
         mschap_ident,
         eap: None,
+        voucher: None,
     }
+}
+
+/// A guest logging in with a voucher code through a controller's own RADIUS hotspot (PAP or
+/// CHAP; the code is the password, as typed or in capitals). The device limit and the
+/// validity count from the first use, wherever it happened (portal or RADIUS).
+#[allow(clippy::too_many_arguments)]
+fn voucher_verdict<'a>(
+    cred: Credential,
+    v: &Voucher,
+    macs: &[MacAddr],
+    sessions: &dyn Sessions,
+    calling: Option<MacAddr>,
+    dir: &'a Directory,
+    resource: Resource<'_>,
+    now: DateTime<Utc>,
+) -> Verdict<'a> {
+    let (method, ok) = match &cred {
+        Credential::Pap(p) => (
+            Method::Pap,
+            frontdesk_core::store::normalise_voucher_code(&String::from_utf8_lossy(p))
+                .as_bytes()
+                .ct_eq(v.code.as_bytes())
+                .into(),
+        ),
+        Credential::Chap {
+            id,
+            response,
+            challenge,
+        } => (
+            Method::Chap,
+            chap_ok(*id, v.code.as_bytes(), challenge, response)
+                || chap_ok(
+                    *id,
+                    v.code.to_ascii_lowercase().as_bytes(),
+                    challenge,
+                    response,
+                ),
+        ),
+        Credential::MsChapV2 { .. } => (Method::MsChapV2, false),
+        _ => (Method::Unknown, false),
+    };
+    if !ok {
+        return deny(method, None, Reason::BadPassword);
+    }
+    let (first, mut known) = (v.first_used_at, macs.to_vec());
+    let first = match sessions.voucher_use(&v.code) {
+        Some((t, m)) => {
+            known.extend(m);
+            Some(first.map_or(t, |f| f.min(t)))
+        }
+        None => first,
+    };
+    known.sort();
+    known.dedup();
+    let new_device = calling.is_none_or(|m| !known.contains(&m));
+    if new_device && known.len() >= v.devices as usize {
+        return deny(method, None, Reason::DeviceLimit);
+    }
+    let used = Voucher {
+        first_used_at: Some(first.unwrap_or(now)),
+        ..v.clone()
+    };
+    let mut verdict = Verdict {
+        method,
+        member: None,
+        decision: decide(dir.catalog(), Subject::Voucher(&used), resource, now),
+        mschap: None,
+        mschap_ident: None,
+        eap: None,
+        voucher: None,
+    };
+    verdict.voucher = Some(v.code.clone());
+    verdict
 }
 
 /// Seconds until `valid_until`, capped by `max_session`; unbounded sessions get up to 10 %

@@ -5,6 +5,7 @@
 
 use crate::directory::Directory;
 use crate::handler::{handle, AuthEvent, DropCause, HandlerConfig, Outcome, Port, Sessions};
+use chrono::{DateTime, Utc};
 use frontdesk_core::store::radius::{AccountingRecord, AcctStatus, AuthLogEntry};
 use frontdesk_core::store::Store;
 use frontdesk_core::MacAddr;
@@ -288,6 +289,9 @@ type LiveSession = (i64, String, Option<MacAddr>, Instant, Instant);
 pub struct OnlineSessions {
     by_member: RwLock<HashMap<String, Vec<LiveSession>>>,
     stale_after: Duration,
+    /// Vouchers used over RADIUS by this process: (first use, devices). The database learns
+    /// them a moment later; until the directory reloads, this is what RADIUS counts.
+    vouchers: Mutex<HashMap<String, crate::handler::VoucherUse>>,
 }
 
 impl OnlineSessions {
@@ -295,6 +299,15 @@ impl OnlineSessions {
         OnlineSessions {
             by_member: RwLock::default(),
             stale_after,
+            vouchers: Mutex::default(),
+        }
+    }
+
+    fn record_voucher(&self, code: &str, mac: Option<MacAddr>, at: DateTime<Utc>) {
+        let mut v = self.vouchers.lock().expect("vouchers lock");
+        let e = v.entry(code.to_string()).or_insert((at, Vec::new()));
+        if let Some(m) = mac.filter(|m| !e.1.contains(m)) {
+            e.1.push(m);
         }
     }
 
@@ -342,6 +355,14 @@ impl OnlineSessions {
 }
 
 impl Sessions for OnlineSessions {
+    fn voucher_use(&self, code: &str) -> Option<crate::handler::VoucherUse> {
+        self.vouchers
+            .lock()
+            .expect("vouchers lock")
+            .get(code)
+            .cloned()
+    }
+
     fn devices_online(&self, member_id: &str) -> Vec<MacAddr> {
         let m = self.by_member.read().expect("sessions lock");
         let mut macs: Vec<MacAddr> = m
@@ -392,6 +413,8 @@ pub struct Shared {
     buckets: Mutex<HashMap<i64, Bucket>>,
     accounting: mpsc::Sender<(Vec<AccountingRecord>, oneshot::Sender<bool>)>,
     auth_log: mpsc::Sender<AuthLogEntry>,
+    /// Voucher logins over RADIUS to record in the database (first use, device).
+    voucher_uses: mpsc::Sender<(String, MacAddr, DateTime<Utc>)>,
 }
 
 impl Shared {
@@ -574,6 +597,21 @@ pub async fn start(
     let (acct_tx, acct_rx) = mpsc::channel(4096);
     let (log_tx, log_rx) = mpsc::channel(65536);
     let (evict_tx, evict_rx) = mpsc::channel(1024);
+    let (voucher_tx, mut voucher_rx) = mpsc::channel::<(String, MacAddr, DateTime<Utc>)>(1024);
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let actor = frontdesk_core::store::Actor {
+                name: "radius".into(),
+                source: "radius".into(),
+            };
+            while let Some((code, mac, at)) = voucher_rx.recv().await {
+                if let Err(e) = store.redeem_voucher(&code, mac, at, &actor).await {
+                    warn!(voucher = %code, %mac, error = %e, "voucher use over RADIUS not recorded");
+                }
+            }
+        });
+    }
     let shared = Arc::new(Shared {
         directory: RwLock::new(Arc::new(directory)),
         alarm: Arc::default(),
@@ -591,6 +629,7 @@ pub async fn start(
         buckets: Mutex::default(),
         accounting: acct_tx,
         auth_log: log_tx,
+        voucher_uses: voucher_tx,
     });
     // Sessions that were online before a restart still count for device limits.
     if let Ok(rows) = store
@@ -761,6 +800,19 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                         info!(member = %member, nas = nas, session = %sid, "device limit: ending the member's oldest session for a new device");
                         if shared.evictions.try_send((*nas, sid.clone())).is_err() {
                             warn!(member = %member, session = %sid, "device limit: eviction queue full; the oldest session stays until its Session-Timeout");
+                        }
+                    }
+                    if let Some(code) = &ev.voucher {
+                        let now = frontdesk_core::clock::now();
+                        shared.sessions.record_voucher(code, ev.mac, now);
+                        if let Some(mac) = ev.mac {
+                            if shared
+                                .voucher_uses
+                                .try_send((code.clone(), mac, now))
+                                .is_err()
+                            {
+                                warn!(voucher = %code, "voucher use queue full; the database learns of this use at the next login");
+                            }
                         }
                     }
                     if let (true, Some(until)) = (ev.accepted, ev.valid_until) {

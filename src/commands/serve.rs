@@ -652,7 +652,13 @@ async fn load_directory(store: &Store, cache: Option<&Cache>) -> Result<Director
         None => Ok(Directory::load(store).await?),
         Some((writer, pki)) => {
             let snap = crate::offline::Snapshot::load(store).await?.with_pki(pki);
-            let directory = snap.directory()?;
+            // Vouchers are not cached: without the database the portal cannot redeem them
+            // either.
+            let directory = snap.directory()?.with_vouchers(
+                store.vouchers().await?,
+                store.voucher_devices_all().await?,
+                frontdesk_core::clock::now(),
+            );
             writer.save(snap);
             Ok(directory)
         }

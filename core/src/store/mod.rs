@@ -27,7 +27,7 @@ pub use audit::Audit;
 pub use feed::SqlChangeFeed;
 pub use import::{ImportRow, ImportSummary};
 pub use members::{MemberFilter, NewMember};
-pub use records::{NewNas, Resolved};
+pub use records::{normalise_voucher_code, NewNas, Resolved};
 /// The database driver's error, for callers that classify store errors.
 pub use sqlx::Error as SqlxError;
 

@@ -344,6 +344,18 @@ impl Store {
         Ok(rows.into_iter().map(voucher_from_row).collect())
     }
 
+    /// Every voucher's bound devices, (code, MAC): what RADIUS checks device limits against.
+    pub async fn voucher_devices_all(&self) -> Result<Vec<(String, MacAddr)>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT code, mac FROM voucher_devices ORDER BY code, first_at")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(c, m)| Some((c, m.parse().ok()?)))
+            .collect())
+    }
+
     pub async fn voucher(&self, code: &str) -> Result<Option<Voucher>> {
         let row: Option<VoucherRow> = sqlx::query_as(
             "SELECT code, plan_id, valid_secs, devices, sponsor_id, created_at, first_used_at FROM vouchers WHERE code = $1",
