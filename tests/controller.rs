@@ -76,6 +76,49 @@ impl Browser {
     }
 }
 
+/// `controller add` for the fake UniFi controller at `url`, site [`SITE`].
+fn add_unifi(env: &Env, url: &str) {
+    let secret = env.path("unifi.secret");
+    std::fs::write(&secret, USER.1).unwrap();
+    env.run(&[
+        "controller",
+        "add",
+        "--name",
+        "office-wifi",
+        "--kind",
+        "unifi",
+        "--url",
+        url,
+        "--site",
+        SITE,
+        "--username",
+        USER.0,
+        "--secret-file",
+        secret.to_str().unwrap(),
+    ])
+    .ok();
+}
+
+/// A voucher for the `lobby` plan.
+fn lobby_voucher(env: &Env, valid: &str, devices: &str) -> String {
+    env.run(&[
+        "--json",
+        "voucher",
+        "create",
+        "--plan",
+        "lobby",
+        "--valid",
+        valid,
+        "--devices",
+        devices,
+    ])
+    .ok()
+    .json()[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn csrf(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a form") + 19;
     html[at..at + html[at..].find('"').unwrap()].to_string()
@@ -143,40 +186,14 @@ async fn unifi_external_portal_authorizes_revokes_and_survives_the_controller() 
     .ok();
     let cfg = env.path("frontdesk.toml");
     std::fs::write(&cfg, "[portal]\nguest_plan = \"lobby\"\n").unwrap();
-    let secret = env.path("unifi.secret");
-    std::fs::write(&secret, format!("{}\n", USER.1)).unwrap();
-    env.run(&[
-        "controller",
-        "add",
-        "--name",
-        "office-wifi",
-        "--kind",
-        "unifi",
-        "--url",
-        &url,
-        "--site",
-        SITE,
-        "--username",
-        USER.0,
-        "--secret-file",
-        secret.to_str().unwrap(),
-    ])
-    .ok();
+    add_unifi(&env, &url);
     let t = env.run(&["controller", "test", "office-wifi"]).ok();
     assert!(
         t.stdout.contains("OK") && t.stdout.contains("UniFi OS") && t.stdout.contains("1 clients"),
         "{}",
         t.stdout
     );
-    let code = env
-        .run(&[
-            "--json", "voucher", "create", "--plan", "lobby", "--valid", "8h",
-        ])
-        .ok()
-        .json()[0]["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let code = lobby_voucher(&env, "8h", "1");
 
     // 10:30: the guest arrives; access until noon is 90 minutes.
     env.clock_offset_ms = Some(offset_to(10, 30, 0));
@@ -257,15 +274,7 @@ async fn unifi_external_portal_authorizes_revokes_and_survives_the_controller() 
     // The controller is down (answers 500): the guest gets a clear page, the console's
     // controller list shows the error, and Frontdesk keeps serving.
     env.clock_offset_ms = Some(offset_to(10, 45, 0));
-    let code2 = env
-        .run(&[
-            "--json", "voucher", "create", "--plan", "lobby", "--valid", "8h",
-        ])
-        .ok()
-        .json()[0]["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let code2 = lobby_voucher(&env, "8h", "1");
     let (server, base) = serve(&env, &cfg);
     fake.lock().unwrap().expire_sessions();
     fake.lock().unwrap().faults = vec![Fault::Status(500); 4];
@@ -391,16 +400,7 @@ async fn omada_and_meraki_external_portals() {
         "{}",
         t.stdout
     );
-    let voucher = || {
-        env.run(&[
-            "--json", "voucher", "create", "--plan", "lobby", "--valid", "8h",
-        ])
-        .ok()
-        .json()[0]["code"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let voucher = || lobby_voucher(&env, "8h", "1");
     let (code, code2) = (voucher(), voucher());
 
     env.clock_offset_ms = Some(offset_to(10, 30, 0));
@@ -544,34 +544,8 @@ async fn chromium_walks_the_unifi_redirect_to_online() {
     .ok();
     let cfg = env.path("frontdesk.toml");
     std::fs::write(&cfg, "[portal]\nguest_plan = \"lobby\"\n").unwrap();
-    let secret = env.path("unifi.secret");
-    std::fs::write(&secret, USER.1).unwrap();
-    env.run(&[
-        "controller",
-        "add",
-        "--name",
-        "office-wifi",
-        "--kind",
-        "unifi",
-        "--url",
-        &url,
-        "--site",
-        SITE,
-        "--username",
-        USER.0,
-        "--secret-file",
-        secret.to_str().unwrap(),
-    ])
-    .ok();
-    let code = env
-        .run(&[
-            "--json", "voucher", "create", "--plan", "lobby", "--valid", "2h",
-        ])
-        .ok()
-        .json()[0]["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    add_unifi(&env, &url);
+    let code = lobby_voucher(&env, "2h", "1");
     let mut cmd = ns.command(BIN);
     cmd.current_dir(env.dir.path())
         .env("STATE_DIRECTORY", env.dir.path())
@@ -693,25 +667,7 @@ async fn cancelled_members_session_on_a_unifi_ap_is_kicked_through_the_controlle
         "unifi",
     ])
     .ok();
-    let secret = env.path("unifi.secret");
-    std::fs::write(&secret, USER.1).unwrap();
-    env.run(&[
-        "controller",
-        "add",
-        "--name",
-        "office-wifi",
-        "--kind",
-        "unifi",
-        "--url",
-        &url,
-        "--site",
-        SITE,
-        "--username",
-        USER.0,
-        "--secret-file",
-        secret.to_str().unwrap(),
-    ])
-    .ok();
+    add_unifi(&env, &url);
     let m = env
         .run(&[
             "member",
@@ -803,24 +759,7 @@ async fn vouchers_log_in_through_the_controllers_radius_hotspot() {
         "plan", "add", "--name", "lobby", "--vlan", "30", "--wifi", "always",
     ])
     .ok();
-    let voucher = || {
-        env.run(&[
-            "--json",
-            "voucher",
-            "create",
-            "--plan",
-            "lobby",
-            "--valid",
-            "2h",
-            "--devices",
-            "1",
-        ])
-        .ok()
-        .json()[0]["code"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let voucher = || lobby_voucher(&env, "2h", "1");
     let (code, code2) = (voucher(), voucher());
     let server = env.serve("127.0.0.1:0");
     let (auth, _) = server.radius_ports();

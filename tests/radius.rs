@@ -1274,6 +1274,38 @@ impl CutProxy {
     }
 }
 
+/// The Acct-Session-Ids starting with `prefix` once the database holds `want` of them (after an
+/// outage), each asserted to be there exactly once.
+fn stored_once(env: &Env, prefix: &str, want: usize) -> Vec<String> {
+    let t = std::time::Instant::now();
+    let stored = loop {
+        let out = env.run(&["sessions", "--json", "--limit", "1000"]);
+        if out.code == 0 {
+            let ids: Vec<String> = out
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|s| s["acct_session_id"].as_str().map(String::from))
+                .filter(|s| s.starts_with(prefix))
+                .collect();
+            if ids.len() >= want || t.elapsed() > Duration::from_secs(20) {
+                break ids;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the database did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "exactly once: {stored:?}");
+    stored
+}
+
 /// PostgreSQL cut off while `serve` runs: RADIUS keeps authenticating from memory,
 /// accounting is acknowledged from the on-disk spool, and once the database answers again
 /// every acknowledged record is in it, exactly once.
@@ -1324,32 +1356,7 @@ async fn database_outage_spools_accounting_and_keeps_authenticating() {
         );
     }
     proxy.restore();
-    let t = std::time::Instant::now();
-    let stored = loop {
-        let out = r.env.run(&["sessions", "--json", "--limit", "1000"]);
-        if out.code == 0 {
-            let ids: Vec<String> = out
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|s| s["acct_session_id"].as_str().map(String::from))
-                .filter(|s| s.starts_with("out-"))
-                .collect();
-            if ids.len() >= 21 || t.elapsed() > Duration::from_secs(20) {
-                break ids;
-            }
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the database did not come back"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    let mut unique = stored.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), stored.len(), "exactly once: {stored:?}");
+    let stored = stored_once(&r.env, "out-", 21);
     assert_eq!(stored.len(), 21, "every acknowledged record: {stored:?}");
     assert!(
         r.server
@@ -1599,31 +1606,7 @@ async fn two_sites_ride_out_an_outage_and_start_from_the_offline_cache() {
             .is_some(),
         "site B finishes starting once the database answers"
     );
-    let t = std::time::Instant::now();
-    let stored = loop {
-        let out = r.env.run(&["sessions", "--json", "--limit", "1000"]);
-        if out.code == 0 {
-            let ids: Vec<String> = out
-                .json()
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|s| s["acct_session_id"].as_str().map(String::from))
-                .collect();
-            if ids.len() >= 18 || t.elapsed() > Duration::from_secs(20) {
-                break ids;
-            }
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the database did not come back"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    let mut unique = stored.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), stored.len(), "exactly once: {stored:?}");
+    let stored = stored_once(&r.env, "", 18);
     for site in ["lab", "annex", "annex-cold"] {
         for i in 1..=5 {
             let id = format!("{site}-{i}");
