@@ -85,7 +85,12 @@ impl Ctx {
 
     /// Opens an existing, initialised database with its key loaded.
     pub async fn open(&self) -> Result<Store> {
-        let mut store = Store::open(&self.db_url, OpenMode::Existing).await?;
+        self.open_within(std::time::Duration::from_secs(10)).await
+    }
+
+    /// `open`, waiting at most `timeout` for an unreachable database.
+    pub async fn open_within(&self, timeout: std::time::Duration) -> Result<Store> {
+        let mut store = Store::open_within(&self.db_url, OpenMode::Existing, timeout).await?;
         if let Some(site) = self.site() {
             store.select_site(&site);
         }

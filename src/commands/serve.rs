@@ -570,7 +570,24 @@ enum Start {
 }
 
 async fn open_or_cache(ctx: &Ctx) -> Result<Start> {
-    let e = match ctx.open().await {
+    let path = crate::offline::path(&ctx.config.state_dir());
+    // With a cache to fall back on, RADIUS should not wait long for a database that is gone
+    // (after a power cut the access points come back fast); without one, waiting is all
+    // there is.
+    let cached = ctx.backend() == store::Backend::Postgres && path.exists();
+    let opened = if cached {
+        match ctx.open_within(std::time::Duration::from_secs(3)).await {
+            // Reachable: open again with the usual patience for later waits.
+            Ok(quick) => {
+                quick.close().await;
+                ctx.open().await
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        ctx.open().await
+    };
+    let e = match opened {
         Ok(store) => return Ok(Start::Live(store)),
         Err(e) => e,
     };
@@ -580,7 +597,6 @@ async fn open_or_cache(ctx: &Ctx) -> Result<Start> {
     if !unreachable || ctx.backend() != store::Backend::Postgres {
         return Err(e);
     }
-    let path = crate::offline::path(&ctx.config.state_dir());
     if !path.exists() {
         return Err(e.context(format!(
             "the database is unreachable and there is no offline cache ({}) to start from: it is written by `serve` once it has reached the database",

@@ -116,6 +116,8 @@ pub struct Store {
     /// The site this process serves when several share one database (`site = "…"` in the
     /// configuration); `None`: the first site.
     site_name: Option<std::sync::Arc<str>>,
+    /// Made by [`Store::offline`]: the database was unreachable when it was made.
+    offline: bool,
 }
 
 /// The file behind a `sqlite:` URL.
@@ -153,6 +155,12 @@ pub fn redact_url(url: &str) -> String {
 
 impl Store {
     pub async fn open(url: &str, mode: OpenMode) -> Result<Store> {
+        Store::open_within(url, mode, Duration::from_secs(10)).await
+    }
+
+    /// `open`, giving up on an unreachable database after `timeout` (also the pool's wait for
+    /// a connection later).
+    pub async fn open_within(url: &str, mode: OpenMode, timeout: Duration) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
         let mut connect_url = url.to_string();
@@ -177,7 +185,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(&connect_url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -198,6 +206,7 @@ impl Store {
             url: url.to_string(),
             key: None,
             site_name: None,
+            offline: false,
         };
         if mode == OpenMode::Existing && !store.has_schema().await? {
             return Err(StoreError::NotInitialised(redact_url(url)));
@@ -237,6 +246,7 @@ impl Store {
             url: url.to_string(),
             key: Some(key),
             site_name: site.map(|s| std::sync::Arc::from(s.trim())),
+            offline: true,
         })
     }
 
@@ -295,6 +305,11 @@ impl Store {
                     | sqlx::Error::WorkerCrashed
             )
         )
+    }
+
+    /// Made without the database (start from the offline cache): reads would only wait.
+    pub fn is_offline(&self) -> bool {
+        self.offline
     }
 
     /// One round trip to the database (readiness checks).
