@@ -401,7 +401,7 @@ async fn omada_and_meraki_external_portals() {
         t.stdout
     );
     let voucher = || lobby_voucher(&env, "8h", "1");
-    let (code, code2) = (voucher(), voucher());
+    let (code, code2, code3) = (voucher(), voucher(), voucher());
 
     env.clock_offset_ms = Some(offset_to(10, 30, 0));
     let (server, base) = serve(&env, &cfg);
@@ -480,6 +480,32 @@ async fn omada_and_meraki_external_portals() {
             && grant[grant.rfind('=').unwrap() + 1..].parse::<i64>().unwrap() > 5000,
         "{grant}"
     );
+
+    // A controller that hangs: the guest gets a clear page after the 10 s timeout, and
+    // Frontdesk keeps serving.
+    fake.lock().unwrap().aimed.push((
+        format!("POST /{}/api/v2/hotspot/extPortal/auth", fake_omada::ID),
+        Fault::Slow,
+    ));
+    let s = Browser {
+        jar: env.path("slow-cookies.txt"),
+        base: base.clone(),
+    };
+    let (_, welcome) = s.go(
+        "/omada?clientMac=AA-BB-CC-DD-EE-04&apMac=F0-9F-C2-00-00-02&ssidName=Guests&radioId=0&site=Default",
+        None,
+    );
+    let (_, login) = s.go("/accept", Some(&[("csrf", &csrf(&welcome))]));
+    let asked = std::time::Instant::now();
+    let (status, page) = s.go("/login", Some(&[("csrf", &csrf(&login)), ("code", &code3)]));
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("We could not connect you"), "{page}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(s.go("/", None).0, 200, "still serving");
     drop(server);
 
     // Closing time: re-login after the session expired, then unauth.
