@@ -99,7 +99,8 @@ pub fn safe_grant_url(u: &str) -> Option<String> {
     let rest = u.strip_prefix("https://")?;
     let host = rest.split(['/', '?', '#']).next()?;
     let host = host.split(':').next()?.to_ascii_lowercase();
-    host.ends_with(".network-auth.com").then_some(u)
+    // No user-info tricks (`https://evil@…`): a plain Meraki splash host.
+    (!host.contains('@') && host.ends_with(".network-auth.com")).then_some(u)
 }
 
 /// Meraki's grant request: continue URL and seconds of access.
@@ -381,6 +382,7 @@ mod tests {
             "https://network-auth.com.evil.example/x",
             "https://evil.example/?x=.network-auth.com",
             "https://evil.example#.network-auth.com",
+            "https://evil.example@n1.network-auth.com/splash/grant",
             "javascript:alert(1)",
         ] {
             assert_eq!(safe_grant_url(bad), None, "{bad}");
