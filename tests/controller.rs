@@ -164,6 +164,9 @@ fn walk_in(b: &Browser, code: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unifi_external_portal_authorizes_revokes_and_survives_the_controller() {
+    if !require_tool("curl", "curl") {
+        return;
+    }
     let fake: fake_unifi_network::Shared = Arc::new(Mutex::new(UniFiNetwork::default()));
     fake.lock()
         .unwrap()
@@ -359,6 +362,9 @@ async fn controller_test_speaks_to_the_classic_controller_and_explains_refusals(
 /// with `duration`; any other grant host is refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn omada_and_meraki_external_portals() {
+    if !require_tool("curl", "curl") {
+        return;
+    }
     use frontdesk_bench::fake_omada::{self, Omada, OPERATOR};
     let fake: fake_omada::Shared = Arc::new(Mutex::new(Omada::default()));
     let url = fake_omada::start(fake.clone()).await;
