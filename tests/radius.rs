@@ -1591,6 +1591,17 @@ async fn two_sites_ride_out_an_outage_and_start_from_the_offline_cache() {
         )
         .code;
     assert_eq!(wrong.as_deref(), Some("Access-Reject"));
+    // `systemctl reload` while it waits for the database does not stop it.
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(b.child.id().to_string())
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        auth_at(b_auth).as_deref(),
+        Some("Access-Accept"),
+        "still up after SIGHUP"
+    );
     let _ = acct_at(b_acct, &start("annex-cold", 0));
     std::thread::sleep(Duration::from_secs(4));
     for i in 1..=5 {

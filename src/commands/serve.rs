@@ -304,6 +304,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     .await?;
     frontdesk_radius::directory::release_free_memory();
 
+    // A stray SIGHUP (`systemctl reload`, a closed terminal) must not stop RADIUS, also while
+    // it waits for the database below (signals then are handled once it is up).
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("SIGHUP handler")?;
     // Started from the offline cache: RADIUS answers while everything else waits for the
     // database (the console, portal, scheduler and door sync all need it).
     let store = match offline_since {
@@ -463,9 +467,6 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         super::backup::start_nightly(ctx, store.clone())?;
     }
     let mut feed = store.follow_changes().await?;
-    // A stray SIGHUP (`systemctl reload`, a closed terminal) must not stop RADIUS.
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("SIGHUP handler")?;
     info!(seq = feed.last_seq(), "following changes");
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
     crate::systemd::notify("READY=1\nSTATUS=serving");
