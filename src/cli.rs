@@ -77,6 +77,9 @@ pub enum Command {
     /// which plans open which door groups there.
     #[command(subcommand)]
     Door(DoorCommand),
+    /// Private Wi-Fi passphrases (identity PSK) for members and teams.
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
     /// Wi-Fi controllers (radius-only mode): the external captive portal authorizes and
     /// kicks guests through their API.
     #[command(subcommand)]
@@ -439,6 +442,37 @@ pub enum VoucherCommand {
         sponsor: Option<String>,
     },
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PassphraseCommand {
+    /// Issue a generated passphrase for a member or a team on a PPSK SSID; prints it and the
+    /// `WIFI:` string phones join with from a QR code.
+    Issue {
+        /// Member id or email.
+        #[arg(long, conflicts_with = "team", required_unless_present = "team")]
+        member: Option<String>,
+        /// Team name.
+        #[arg(long)]
+        team: Option<String>,
+        /// The SSID that carries private passphrases.
+        #[arg(long)]
+        ssid: String,
+        /// Last day it works (site's local date); default: as long as the owner has Wi-Fi.
+        #[arg(long)]
+        until: Option<String>,
+        /// Devices that may use it; default: no limit beyond the plan's.
+        #[arg(long)]
+        devices: Option<u32>,
+    },
+    /// Passphrases in force (`--all`: revoked ones too), without the secrets (shown once, at
+    /// issue; a lost one is revoked and issued again).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a passphrase by its number.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]

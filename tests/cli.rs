@@ -578,3 +578,99 @@ async fn postgres_backup_points_to_pg_dump() {
     assert!(r.stderr.contains("pg_dump"), "{}", r.stderr);
     env.cleanup().await;
 }
+
+/// `passphrase issue|list|revoke`: the secret is printed once with the `WIFI:` string for a
+/// QR code, never listed; revoked ones only with `--all`.
+async fn passphrases(env: &Env) {
+    env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+        .ok();
+    env.run(&[
+        "member",
+        "add",
+        "--name",
+        "Ada",
+        "--email",
+        "ada@example.com",
+        "--plan",
+        "full-time",
+    ])
+    .ok();
+    env.run(&["team", "add", "--name", "Acme", "--vlan", "101"])
+        .ok();
+    let p = env
+        .run(&[
+            "--json",
+            "passphrase",
+            "issue",
+            "--member",
+            "ada@example.com",
+            "--ssid",
+            "Devices",
+            "--devices",
+            "3",
+        ])
+        .ok()
+        .json();
+    let secret = p["passphrase"].as_str().unwrap().to_string();
+    assert_eq!(p["wifi_qr"], format!("WIFI:T:WPA;S:Devices;P:{secret};;"));
+    let t = env
+        .run(&[
+            "passphrase",
+            "issue",
+            "--team",
+            "acme",
+            "--ssid",
+            "Devices",
+            "--until",
+            "2030-01-31",
+        ])
+        .ok();
+    assert!(t.stdout.contains("WIFI:T:WPA;S:Devices;P:"), "{}", t.stdout);
+    let list = env.run(&["passphrase", "list"]).ok();
+    assert!(
+        list.stdout.contains("ada@example.com") && list.stdout.contains("Acme"),
+        "{}",
+        list.stdout
+    );
+    assert!(!list.stdout.contains(&secret), "never listed");
+    let json = env.run(&["--json", "passphrase", "list"]).ok().stdout;
+    assert!(!json.contains(&secret), "never listed: {json}");
+    let id = p["id"].as_i64().unwrap().to_string();
+    env.run(&["passphrase", "revoke", &id]).ok();
+    assert_eq!(
+        env.run(&["--json", "passphrase", "list"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        env.run(&["--json", "passphrase", "list", "--all"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let again = env.run(&["passphrase", "revoke", &id]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("already revoked"), "{}", again.stderr);
+    let bad = env.run(&[
+        "passphrase",
+        "issue",
+        "--team",
+        "nobody",
+        "--ssid",
+        "Devices",
+    ]);
+    assert!(bad.stderr.contains("no team"), "{}", bad.stderr);
+    assert_eq!(
+        env.run(&["passphrase", "issue", "--ssid", "Devices"]).code,
+        2,
+        "--member or --team is required"
+    );
+}
+both_databases!(passphrase_cli, passphrases);

@@ -158,6 +158,12 @@ pub fn nt_hash(password: &str) -> [u8; 16] {
 /// Letters and digits that cannot be confused when typed on a phone (no 0/o, 1/l/i).
 const READABLE: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
+/// A private Wi-Fi passphrase (WPA2-Personal, 8–63 printable ASCII): 16 readable characters
+/// in groups of four (about 79 bits), easy to type on a TV remote.
+pub fn generate_passphrase() -> String {
+    grouped(16, 4, READABLE)
+}
+
 /// A Wi-Fi password: 12 readable characters in groups of four (about 59 bits).
 pub fn generate_wifi_password() -> String {
     grouped(12, 4, READABLE)

@@ -8,6 +8,7 @@ pub(crate) mod doors;
 mod explain;
 pub mod firewall;
 mod members;
+mod passphrases;
 mod profile;
 mod records;
 mod serve;
@@ -161,6 +162,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(c) => api::token(&ctx, c, &actor).await,
         Command::Door(c) => doors::door(&ctx, c, &actor).await,
         Command::Controller(c) => controllers::controller(&ctx, c, &actor).await,
+        Command::Passphrase(c) => passphrases::passphrase(&ctx, c, &actor).await,
         Command::Sync(c) => doors::sync(&ctx, c).await,
         Command::Webhook(c) => api::webhook(&ctx, c, &actor).await,
         Command::Cert(c) => cert::run(&ctx, c).await,

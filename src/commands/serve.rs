@@ -501,7 +501,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     .collect();
                 // Doors first (a door system is a slow, rate-limited API): the changed members
                 // now, everyone after a plan, map, backend, hours or import change.
-                if batch.iter().any(|c| c.kind != "member" && c.kind != "device" && c.kind != "voucher") {
+                if batch.iter().any(|c| !matches!(c.kind.as_str(), "member" | "device" | "voucher" | "passphrase" | "controller")) {
                     let _ = doors.send(None);
                 } else if !members.is_empty() {
                     let _ = doors.send(Some(members.iter().cloned().collect()));

@@ -16,6 +16,7 @@ pub mod doors;
 mod feed;
 mod import;
 mod members;
+pub mod passphrases;
 pub mod portal;
 pub mod radius;
 mod records;

@@ -1674,3 +1674,103 @@ async fn controllers_with_sealed_secrets_and_health(store: &Store) {
     ));
 }
 both!(controllers, controllers_with_sealed_secrets_and_health);
+
+async fn passphrases_issue_list_revoke(store: &Store) {
+    use super::passphrases::Owner;
+    let s = ready(store).await;
+    let (ada, _) = s
+        .add_member(
+            &new_member("ada@example.com", "full-time"),
+            today(),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let team = s.add_team("Acme", 101, &actor()).await.unwrap();
+    let p = s
+        .issue_passphrase(
+            &Owner::Member("ada@example.com".into()),
+            "Frontdesk-Devices",
+            None,
+            Some(3),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.member_id.as_deref(), p.owner.as_str(), p.max_devices),
+        (Some(ada.id.as_str()), "ada@example.com", Some(3))
+    );
+    assert!(
+        (8..=63).contains(&p.secret.len()) && p.secret.bytes().all(|b| (0x20..0x7f).contains(&b)),
+        "WPA2 passphrase rules: {:?}",
+        p.secret
+    );
+    assert_eq!(
+        p.wifi_uri(),
+        format!("WIFI:T:WPA;S:Frontdesk-Devices;P:{};;", p.secret)
+    );
+    let until = today() + chrono::Duration::days(30);
+    let t = s
+        .issue_passphrase(
+            &Owner::Team(team.id),
+            "Frontdesk-Devices",
+            Some(until),
+            None,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((t.owner.as_str(), t.valid_until), ("Acme", Some(until)));
+    assert_ne!(t.secret, p.secret, "unique on the SSID");
+    let (stored,): (String,) = sqlx::query_as("SELECT secret_enc FROM passphrases WHERE id = $1")
+        .bind(p.id)
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert!(!stored.contains(&p.secret), "sealed at rest");
+    let audit: Vec<(String,)> = sqlx::query_as("SELECT COALESCE(after_summary, '') FROM audit")
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().all(|(a,)| !a.contains(&p.secret)),
+        "never in the audit log"
+    );
+    assert_eq!(s.passphrases(false).await.unwrap().len(), 2);
+    s.revoke_passphrase(p.id, &actor()).await.unwrap();
+    assert!(matches!(
+        s.revoke_passphrase(p.id, &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let live = s.passphrases(false).await.unwrap();
+    assert_eq!(live.iter().map(|p| p.id).collect::<Vec<_>>(), [t.id]);
+    assert!(s.passphrases(true).await.unwrap()[1].revoked_at.is_some());
+    for bad in ["", &"x".repeat(33)] {
+        assert!(matches!(
+            s.issue_passphrase(&Owner::Team(team.id), bad, None, None, &actor())
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        s.issue_passphrase(&Owner::Team(team.id), "x", None, Some(0), &actor())
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.set_member_status("ada@example.com", MemberStatus::Cancelled, &actor())
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.issue_passphrase(
+            &Owner::Member("ada@example.com".into()),
+            "x",
+            None,
+            None,
+            &actor()
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+both!(passphrases, passphrases_issue_list_revoke);

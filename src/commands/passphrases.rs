@@ -1,0 +1,90 @@
+//! `passphrase issue|list|revoke`: private Wi-Fi passphrases (identity PSK).
+
+use super::{parse_date_arg, Ctx};
+use crate::cli::PassphraseCommand;
+use crate::output::{json, kv, table};
+use anyhow::{Context, Result};
+use frontdesk_core::store::passphrases::Owner;
+use frontdesk_core::store::Actor;
+use serde_json::json;
+
+pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Result<()> {
+    let store = ctx.open().await?;
+    match cmd {
+        PassphraseCommand::Issue {
+            member,
+            team,
+            ssid,
+            until,
+            devices,
+        } => {
+            let owner = match (member, team) {
+                (Some(m), _) => Owner::Member(m),
+                (None, Some(t)) => {
+                    let team = store
+                        .teams()
+                        .await?
+                        .into_iter()
+                        .find(|x| x.name.eq_ignore_ascii_case(t.trim()))
+                        .with_context(|| format!("no team {t:?} (frontdesk team list)"))?;
+                    Owner::Team(team.id)
+                }
+                (None, None) => anyhow::bail!("give --member or --team"),
+            };
+            let until = until.as_deref().map(parse_date_arg).transpose()?;
+            let p = store
+                .issue_passphrase(&owner, &ssid, until, devices, actor)
+                .await?;
+            if ctx.json {
+                json(
+                    &json!({"id": p.id, "ssid": p.ssid, "owner": p.owner, "passphrase": p.secret,
+                    "wifi_qr": p.wifi_uri(), "valid_until": p.valid_until, "max_devices": p.max_devices}),
+                );
+            } else {
+                kv(&[
+                    ("id", p.id.to_string()),
+                    ("ssid", p.ssid.clone()),
+                    ("owner", p.owner.clone()),
+                    ("passphrase", p.secret.clone()),
+                    ("join (QR)", p.wifi_uri()),
+                ]);
+                println!("Give it to its owner only: it is not shown again (revoke and issue a new one if it is lost).");
+            }
+        }
+        PassphraseCommand::List { all } => {
+            let list = store.passphrases(all).await?;
+            if ctx.json {
+                json(&list);
+            } else {
+                table(
+                    &["ID", "SSID", "OWNER", "UNTIL", "DEVICES", "STATE"],
+                    &list
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.id.to_string(),
+                                p.ssid.clone(),
+                                p.owner.clone(),
+                                p.valid_until.map_or("-".into(), |d| d.to_string()),
+                                p.max_devices.map_or("-".into(), |d| d.to_string()),
+                                if p.revoked_at.is_some() {
+                                    "revoked"
+                                } else {
+                                    "active"
+                                }
+                                .into(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        PassphraseCommand::Revoke { id } => {
+            store.revoke_passphrase(id, actor).await?;
+            if !ctx.json {
+                println!("passphrase #{id} revoked");
+            }
+        }
+    }
+    Ok(())
+}
