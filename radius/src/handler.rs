@@ -534,16 +534,13 @@ fn access(
                     }
                 }
             } else {
-                match dir
-                    .member_by_username(&user_name)
-                    .is_none()
-                    .then(|| dir.voucher(&user_name))
-                    .flatten()
-                {
+                // One lookup: a member, else (the controller's RADIUS hotspot) a voucher.
+                let member = dir.member_by_username(&user_name);
+                match member.is_none().then(|| dir.voucher(&user_name)).flatten() {
                     Some((v, macs)) => {
                         voucher_verdict(cred, v, macs, sessions, calling, dir, resource, now)
                     }
-                    None => member_verdict(cred, &user_name, dir, resource, now),
+                    None => member_verdict(cred, member, &user_name, dir, resource, now),
                 }
             }
         }
@@ -738,6 +735,7 @@ fn add_mppe_keys(
 
 fn member_verdict<'a>(
     cred: Credential,
+    member: Option<MemberRef<'a>>,
     user_name: &str,
     dir: &'a Directory,
     resource: Resource<'_>,
@@ -753,7 +751,7 @@ fn member_verdict<'a>(
         Credential::MsChapV2 { ident, .. } => Some(*ident),
         _ => None,
     };
-    let Some(entry) = dir.member_by_username(user_name) else {
+    let Some(entry) = member else {
         let mut v = deny(
             method,
             None,
