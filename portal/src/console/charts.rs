@@ -107,10 +107,20 @@ impl Console {
             });
         }
         // A Wi-Fi controller whose API failed last (cleared by the next success).
-        let controllers = store.controllers().await?;
-        let tz = tz_of(store).await;
-        for k in controllers {
-            if let Some(e) = &k.last_error {
+        let failing: Vec<_> = store
+            .controllers()
+            .await?
+            .into_iter()
+            .filter(|k| k.last_error.is_some())
+            .collect();
+        // The site's zone only when there is something to show (a database read).
+        let tz = if failing.is_empty() {
+            None
+        } else {
+            Some(tz_of(store).await)
+        };
+        for k in &failing {
+            if let (Some(e), Some(tz)) = (&k.last_error, tz) {
                 out.push(Alert {
                     level: "bad",
                     text: format!(
