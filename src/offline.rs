@@ -15,11 +15,10 @@ use frontdesk_core::decide::Catalog;
 use frontdesk_core::model::{Device, Member, Nas, Plan, Site, Team};
 use frontdesk_core::schedule::{Calendar, Closure, OpeningHours};
 use frontdesk_core::secrets::SecretKey;
-use frontdesk_core::store::{MemberFilter, Store};
-use frontdesk_radius::directory::Directory;
+use frontdesk_core::store::Store;
+use frontdesk_radius::directory::{Directory, Parts};
 use frontdesk_radius::eap::pki::Pki;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -71,36 +70,14 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads what the RADIUS directory is built from (the same queries as `Directory::load`).
+    /// Reads what the RADIUS directory is built from (the same parts as `Directory::load`).
     pub async fn load(store: &Store) -> Result<Snapshot> {
-        let catalog = store.catalog().await?;
-        let mut secrets: HashMap<String, ([u8; 16], String)> = store
-            .wifi_secrets()
-            .await?
-            .into_iter()
-            .map(|s| (s.member_id, (s.nt_hash, s.password)))
-            .collect();
-        let members = store
-            .members(&MemberFilter::default())
-            .await?
-            .into_iter()
-            .filter_map(|member| {
-                let (nt_hash, password) = secrets.remove(&member.id)?;
-                Some(CachedMember {
-                    member,
-                    nt_hash,
-                    password,
-                })
-            })
-            .collect();
-        let nas = store
-            .nas_list()
-            .await?
-            .into_iter()
-            .map(|nas| CachedNas {
-                secret: nas.secret.clone(),
-                nas,
-            })
-            .collect();
+        let Parts {
+            catalog,
+            members,
+            devices,
+            nas,
+        } = Parts::load(store).await?;
         let Catalog { site, plans, teams } = catalog;
         Ok(Snapshot {
             format: FORMAT,
@@ -114,9 +91,22 @@ impl Snapshot {
             },
             plans,
             teams,
-            members,
-            devices: store.devices().await?,
-            nas,
+            members: members
+                .into_iter()
+                .map(|e| CachedMember {
+                    member: e.member,
+                    nt_hash: e.nt_hash,
+                    password: e.password,
+                })
+                .collect(),
+            devices,
+            nas: nas
+                .into_iter()
+                .map(|nas| CachedNas {
+                    secret: nas.secret.clone(),
+                    nas,
+                })
+                .collect(),
             pki: None,
         })
     }

@@ -184,6 +184,46 @@ pub struct Directory {
     vouchers: HashMap<String, (Voucher, Vec<MacAddr>)>,
 }
 
+/// What the index is built from, as the store holds it (the offline cache keeps a copy).
+pub struct Parts {
+    pub catalog: Catalog,
+    /// Members with Wi-Fi secrets (a member without any is left out).
+    pub members: Vec<MemberEntry>,
+    pub devices: Vec<Device>,
+    pub nas: Vec<Nas>,
+}
+
+impl Parts {
+    pub async fn load(store: &Store) -> Result<Parts, StoreError> {
+        let catalog = store.catalog().await?;
+        let mut secrets: HashMap<String, ([u8; 16], String)> = store
+            .wifi_secrets()
+            .await?
+            .into_iter()
+            .map(|s| (s.member_id, (s.nt_hash, s.password)))
+            .collect();
+        let members = store
+            .members(&MemberFilter::default())
+            .await?
+            .into_iter()
+            .filter_map(|member| {
+                let (nt_hash, password) = secrets.remove(&member.id)?;
+                Some(MemberEntry {
+                    member,
+                    nt_hash,
+                    password,
+                })
+            })
+            .collect();
+        Ok(Parts {
+            catalog,
+            members,
+            devices: store.devices().await?,
+            nas: store.nas_list().await?,
+        })
+    }
+}
+
 impl Directory {
     pub fn new(
         catalog: Catalog,
@@ -192,6 +232,7 @@ impl Directory {
         nas: Vec<Nas>,
     ) -> Directory {
         let mut dir = Directory::with(catalog, devices, nas);
+        dir.members.records.reserve_exact(members.len());
         dir.fill(
             members
                 .iter()
@@ -280,21 +321,15 @@ impl Directory {
     }
 
     pub async fn load(store: &Store) -> Result<Directory, StoreError> {
-        let catalog = store.catalog().await?;
-        let secrets: HashMap<String, ([u8; 16], String)> = store
-            .wifi_secrets()
-            .await?
-            .into_iter()
-            .map(|s| (s.member_id, (s.nt_hash, s.password)))
-            .collect();
-        let members = store.members(&MemberFilter::default()).await?;
-        let mut dir = Directory::with(catalog, store.devices().await?, store.nas_list().await?);
-        dir.members.records.reserve_exact(members.len());
-        dir.fill(members.iter().filter_map(|m| {
-            let (nt_hash, password) = secrets.get(&m.id)?;
-            Some((m, nt_hash, password.as_str()))
-        }));
-        Ok(dir.with_vouchers(
+        let p = Parts::load(store).await?;
+        Directory::new(p.catalog, p.members, p.devices, p.nas)
+            .with_stored_vouchers(store)
+            .await
+    }
+
+    /// Adds the store's vouchers (those still good) and their devices.
+    pub async fn with_stored_vouchers(self, store: &Store) -> Result<Directory, StoreError> {
+        Ok(self.with_vouchers(
             store.vouchers().await?,
             store.voucher_devices_all().await?,
             frontdesk_core::clock::now(),

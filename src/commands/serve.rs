@@ -671,11 +671,7 @@ async fn load_directory(store: &Store, cache: Option<&Cache>) -> Result<Director
             let snap = crate::offline::Snapshot::load(store).await?.with_pki(pki);
             // Vouchers are not cached: without the database the portal cannot redeem them
             // either.
-            let directory = snap.directory()?.with_vouchers(
-                store.vouchers().await?,
-                store.voucher_devices_all().await?,
-                frontdesk_core::clock::now(),
-            );
+            let directory = snap.directory()?.with_stored_vouchers(store).await?;
             writer.save(snap);
             Ok(directory)
         }
