@@ -446,15 +446,19 @@ pub enum VoucherCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum PassphraseCommand {
-    /// Issue a generated passphrase for a member or a team on a PPSK SSID; prints it and the
-    /// `WIFI:` string phones join with from a QR code.
+    /// Issue a generated passphrase for a member, a team, or a plan (a shared "join"
+    /// passphrase for devices nobody has bound) on a PPSK SSID; prints it and the `WIFI:`
+    /// string phones join with from a QR code.
     Issue {
         /// Member id or email.
-        #[arg(long, conflicts_with = "team", required_unless_present = "team")]
+        #[arg(long, conflicts_with_all = ["team", "plan"], required_unless_present_any = ["team", "plan"])]
         member: Option<String>,
         /// Team name.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "plan")]
         team: Option<String>,
+        /// Plan name: the SSID's join passphrase (lands unbound devices on that plan's VLAN).
+        #[arg(long)]
+        plan: Option<String>,
         /// The SSID that carries private passphrases.
         #[arg(long)]
         ssid: String,
@@ -471,7 +475,14 @@ pub enum PassphraseCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Revoke a passphrase by its number.
+    /// One passphrase with its secret, the `WIFI:` QR string and the devices seen with it.
+    Show { id: i64 },
+    /// Bind a device (MAC) to a passphrase before it first joins: MAC-bound access points
+    /// are then answered with this passphrase for it.
+    Bind { id: i64, mac: String },
+    /// Forget a device learned with a passphrase (frees a place under --devices).
+    Unbind { id: i64, mac: String },
+    /// Revoke a passphrase by its number: its devices are disconnected.
     Revoke { id: i64 },
 }
 

@@ -16,7 +16,7 @@ use frontdesk_core::model::{Device, Member, Nas, Plan, Site, Team};
 use frontdesk_core::schedule::{Calendar, Closure, OpeningHours};
 use frontdesk_core::secrets::SecretKey;
 use frontdesk_core::store::Store;
-use frontdesk_radius::directory::{Directory, Parts};
+use frontdesk_radius::directory::{Directory, Parts, PskEntry};
 use frontdesk_radius::eap::pki::Pki;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -66,6 +66,11 @@ pub struct Snapshot {
     devices: Vec<Device>,
     nas: Vec<CachedNas>,
     pki: Option<Pki>,
+    /// Private passphrases (identity PSK) and the devices learned with them.
+    #[serde(default)]
+    passphrases: Vec<PskEntry>,
+    #[serde(default)]
+    passphrase_devices: Vec<(i64, frontdesk_core::MacAddr)>,
 }
 
 impl Snapshot {
@@ -78,6 +83,8 @@ impl Snapshot {
             devices,
             nas,
         } = Parts::load(store).await?;
+        let (passphrases, passphrase_devices) =
+            frontdesk_radius::directory::load_passphrases(store).await?;
         let Catalog { site, plans, teams } = catalog;
         Ok(Snapshot {
             format: FORMAT,
@@ -108,6 +115,8 @@ impl Snapshot {
                 })
                 .collect(),
             pki: None,
+            passphrases,
+            passphrase_devices,
         })
     }
 
@@ -170,7 +179,8 @@ impl Snapshot {
             self.members
                 .iter()
                 .map(|m| (&m.member, &m.nt_hash, m.password.as_str())),
-        ))
+        )
+        .with_passphrases(self.passphrases.clone(), self.passphrase_devices.clone()))
     }
 
     /// Sealed file contents: magic ‖ nonce ‖ ChaCha20-Poly1305(JSON).
@@ -312,6 +322,17 @@ mod tests {
             devices: vec![],
             nas: vec![],
             pki: None,
+            passphrases: vec![PskEntry {
+                id: 1,
+                ssid: "Members-PSK".into(),
+                owner: frontdesk_radius::directory::PskOwner::Member("m1".into()),
+                secret: "private passphrase".into(),
+                pmk: [3; 32],
+                valid_until: None,
+                max_devices: None,
+                revoked: false,
+            }],
+            passphrase_devices: vec![(1, "02:00:00:00:00:07".parse().unwrap())],
         }
     }
 
@@ -326,6 +347,11 @@ mod tests {
         );
         assert_eq!(mode & 0o777, 0o600);
         let raw = std::fs::read(&path).unwrap();
+        assert!(
+            !raw.windows(b"private passphrase".len())
+                .any(|w| w == b"private passphrase"),
+            "a passphrase in the clear"
+        );
         assert!(
             !raw.windows(b"correct horse".len())
                 .any(|w| w == b"correct horse"),

@@ -28,6 +28,8 @@ pub enum Reason {
     SsidNotAllowed,
     /// No plan of the subject includes the requested door group.
     NotEntitled,
+    /// A private passphrase was revoked (or its last day passed).
+    PassphraseRevoked,
 }
 
 impl Reason {
@@ -49,6 +51,7 @@ impl Reason {
             Reason::VoucherExpired => "voucher-expired",
             Reason::SsidNotAllowed => "ssid-not-allowed",
             Reason::NotEntitled => "not-entitled",
+            Reason::PassphraseRevoked => "passphrase-revoked",
         }
     }
 }

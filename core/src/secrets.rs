@@ -261,3 +261,28 @@ mod tests {
         assert_eq!(generate_voucher_code().len(), 11);
     }
 }
+
+/// The WPA2-Personal pairwise master key of a passphrase on an SSID (IEEE 802.11i, H.4:
+/// PBKDF2-HMAC-SHA1, the SSID as salt, 4096 rounds, 32 bytes). About 5 ms: computed once,
+/// when a passphrase is issued, and kept sealed.
+pub fn wpa_pmk(passphrase: &str, ssid: &str) -> [u8; 32] {
+    let mut pmk = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha1::Sha1>(passphrase.as_bytes(), ssid.as_bytes(), 4096, &mut pmk);
+    pmk
+}
+
+#[cfg(test)]
+mod wpa_tests {
+    /// IEEE 802.11i-2004 Annex H.4.1 test vectors.
+    #[test]
+    fn pmk_matches_the_standards_vectors() {
+        assert_eq!(
+            hex::encode(super::wpa_pmk("password", "IEEE")),
+            "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e"
+        );
+        assert_eq!(
+            hex::encode(super::wpa_pmk("ThisIsAPassword", "ThisIsASSID")),
+            "0dc0d6eb90555ed6419756b9a15ec3e3209b63df707dd508d14581f8982721af"
+        );
+    }
+}

@@ -16,6 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 
+mod passphrases;
+pub use passphrases::{load as load_passphrases, Pick, PskEntry, PskOwner};
+
 /// A member as `Directory::new` takes it (tests and tools build these; `load` streams).
 pub struct MemberEntry {
     pub member: Member,
@@ -182,6 +185,8 @@ pub struct Directory {
     /// Vouchers still good, by code, with the devices bound to them (a controller's own
     /// RADIUS hotspot logs guests in with the code).
     vouchers: HashMap<String, (Voucher, Vec<MacAddr>)>,
+    /// Private passphrases (identity PSK).
+    passphrases: passphrases::Passphrases,
 }
 
 /// What the index is built from, as the store holds it (the offline cache keeps a copy).
@@ -266,6 +271,7 @@ impl Directory {
             devices: devices.into_iter().map(|d| (d.mac, d)).collect(),
             nas,
             vouchers: HashMap::new(),
+            passphrases: Default::default(),
         }
     }
 
@@ -324,6 +330,8 @@ impl Directory {
         let p = Parts::load(store).await?;
         Directory::new(p.catalog, p.members, p.devices, p.nas)
             .with_stored_vouchers(store)
+            .await?
+            .with_stored_passphrases(store)
             .await
     }
 

@@ -3,10 +3,12 @@
 
 use crate::attr::{self, vendor};
 use crate::auth::mschap;
+use crate::directory::Pick;
 use crate::directory::{Directory, MemberRef};
 use crate::eap::{self, EapServer, Step};
 use crate::nas::{parse_called_station, profile, VlanStyle};
 use crate::packet::{self, Code, Packet};
+use crate::psk;
 use chrono::{DateTime, Utc};
 use frontdesk_core::decide::{decide, Decision, Reason, Resource, Subject};
 use frontdesk_core::model::{Nas, Voucher};
@@ -89,6 +91,10 @@ pub enum Method {
     TtlsPap,
     TtlsMsChapV2,
     EapTls,
+    /// Identity PSK, MAC-bound: the answer carries the device's passphrase.
+    PskMac,
+    /// Identity PSK, unbound: the passphrase found from the forwarded 4-way handshake.
+    PskHandshake,
     Unknown,
 }
 
@@ -104,6 +110,8 @@ impl Method {
             Method::TtlsPap => "ttls-pap",
             Method::TtlsMsChapV2 => "ttls-mschapv2",
             Method::EapTls => "eap-tls",
+            Method::PskMac => "psk-mac",
+            Method::PskHandshake => "psk-handshake",
             Method::Unknown => "none",
         }
     }
@@ -127,6 +135,9 @@ pub struct AuthEvent {
     pub evict: Option<(i64, String)>,
     /// An accepted voucher login: its code (the server records the use and the device).
     pub voucher: Option<String>,
+    /// An accepted private-passphrase login: the passphrase's id (the server records the
+    /// device with it; the SSID's join passphrase binds nobody).
+    pub passphrase: Option<i64>,
 }
 
 /// What the server must do.
@@ -140,7 +151,7 @@ pub enum Outcome {
     Reply {
         nas_id: i64,
         bytes: Vec<u8>,
-        auth: Option<AuthEvent>,
+        auth: Option<Box<AuthEvent>>,
         accounting: Option<Box<AccountingRecord>>,
     },
 }
@@ -159,6 +170,19 @@ pub trait Sessions {
     /// A voucher's use over RADIUS that the directory may not show yet.
     fn voucher_use(&self, _code: &str) -> Option<VoucherUse> {
         None
+    }
+    /// Devices learned with a passphrase that the directory may not show yet.
+    fn psk_devices(&self, _passphrase_id: i64) -> Vec<MacAddr> {
+        Vec::new()
+    }
+    /// May this station's handshake be checked against every passphrase of an SSID now?
+    /// (Each full scan costs a few µs a passphrase: rate-limited per MAC and overall.)
+    fn psk_scan_allowed(&self, _station: MacAddr) -> bool {
+        true
+    }
+    /// Records a handshake's nonces; `true` if they were seen before (a replay).
+    fn psk_replayed(&self, _nonces: &[u8; 64]) -> bool {
+        false
     }
 }
 
@@ -258,7 +282,7 @@ fn reply(
     nas: &Nas,
     req: &Packet,
     resp: Packet,
-    auth: Option<AuthEvent>,
+    auth: Option<Box<AuthEvent>>,
     accounting: Option<Box<AccountingRecord>>,
 ) -> Outcome {
     match packet::encode_response(&resp, &req.authenticator, nas.secret.as_bytes()) {
@@ -372,6 +396,16 @@ struct Verdict<'a> {
     eap: Option<(u8, Option<Box<[u8; 64]>>)>,
     /// A voucher code that logged in (the server records its use).
     voucher: Option<String>,
+    /// A private passphrase that answered.
+    psk: Option<PskVerdict>,
+}
+
+#[derive(Clone, Copy)]
+struct PskVerdict {
+    /// Its place in the directory.
+    index: u32,
+    /// The handshake's dictionary when it came from unbound mode (the answer matches it).
+    shape: Option<psk::Shape>,
 }
 
 fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Verdict<'a> {
@@ -383,6 +417,7 @@ fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Ve
         mschap_ident: None,
         eap: None,
         voucher: None,
+        psk: None,
     }
 }
 
@@ -407,6 +442,19 @@ fn access(
     };
     let catalog = dir.catalog();
     let mut user_name = user_name;
+
+    // Identity PSK, unbound mode: the AP forwarded a 4-way handshake.
+    let called = req
+        .get_string(attr::CALLED_STATION_ID)
+        .map(|c| parse_called_station(&c))
+        .unwrap_or((None, None));
+    let station = calling.or_else(|| user_name.parse().ok());
+    if let Some(handshake) = psk::from_request(req, station, called) {
+        let (verdict, label) = psk_handshake(handshake, nas, dir, sessions, now);
+        return finish(
+            req, nas, dir, sessions, cfg, now, user_name, station, verdict, label,
+        );
+    }
 
     let verdict = match credential(req, secret) {
         None => deny(Method::Unknown, None, Reason::BadPassword),
@@ -490,6 +538,7 @@ fn access(
                             mschap_ident: None,
                             eap: None,
                             voucher: None,
+                            psk: None,
                         },
                     };
                     v.eap = Some((id, Some(Box::new(msk))));
@@ -498,17 +547,27 @@ fn access(
             }
         }
         Some(cred) => {
+            let service_call_check =
+                req.get_u32(attr::SERVICE_TYPE) == Some(attr::SERVICE_TYPE_CALL_CHECK);
+            let mab_ok = |mac| {
+                mab_password_ok(&cred, &user_name, mac)
+                    || (service_call_check && matches!(cred, Credential::None))
+            };
+            // Identity PSK, MAC-bound mode: a MAC-auth request on an SSID with passphrases.
+            let psk_ssid = ssid.as_deref().filter(|s| dir.psk_ssid(s));
             let mab_mac = user_name
                 .parse::<MacAddr>()
                 .ok()
-                .filter(|m| dir.device(m).is_some());
-            if let Some(mac) = mab_mac {
+                .filter(|m| psk_ssid.is_some() || dir.device(m).is_some());
+            if let (Some(mac), Some(s)) = (mab_mac, psk_ssid) {
+                if mab_ok(mac) {
+                    psk_for_mac(mac, s, dir, sessions, resource, now)
+                } else {
+                    deny(Method::PskMac, None, Reason::BadPassword)
+                }
+            } else if let Some(mac) = mab_mac {
                 let device = dir.device(&mac).expect("checked");
-                let service_call_check =
-                    req.get_u32(attr::SERVICE_TYPE) == Some(attr::SERVICE_TYPE_CALL_CHECK);
-                if !(mab_password_ok(&cred, &user_name, mac)
-                    || (service_call_check && matches!(cred, Credential::None)))
-                {
+                if !mab_ok(mac) {
                     deny(Method::Mab, None, Reason::BadPassword)
                 } else {
                     let owner = device
@@ -531,6 +590,7 @@ fn access(
                         mschap_ident: None,
                         eap: None,
                         voucher: None,
+                        psk: None,
                     }
                 }
             } else {
@@ -546,8 +606,14 @@ fn access(
         }
     };
 
+    // A passphrase device is learned by its MAC, from User-Name if the AP sends no
+    // Calling-Station-Id.
+    let mac = match verdict.psk {
+        Some(_) => calling.or_else(|| user_name.parse().ok()),
+        None => calling,
+    };
     finish(
-        req, nas, dir, sessions, cfg, now, user_name, calling, verdict, None,
+        req, nas, dir, sessions, cfg, now, user_name, mac, verdict, None,
     )
 }
 
@@ -577,7 +643,14 @@ fn finish(
     // Device limit: distinct MACs online, a roam of a known MAC is not a new device.
     let mut decision = verdict.decision.clone();
     let mut evict = None;
-    if decision.allowed && verdict.method != Method::Mab {
+    // MAC-authenticated devices and passphrase devices (limited by the passphrase's own
+    // device count) do not use up a member's plan device limit.
+    if decision.allowed
+        && !matches!(
+            verdict.method,
+            Method::Mab | Method::PskMac | Method::PskHandshake
+        )
+    {
         if let Some(entry) = verdict.member {
             let limit = decision
                 .plan
@@ -615,6 +688,11 @@ fn finish(
         valid_until: decision.valid_until,
         evict,
         voucher: verdict.voucher.clone().filter(|_| decision.allowed),
+        passphrase: verdict
+            .psk
+            .map(|p| dir.psk_entry(p.index))
+            .filter(|e| decision.allowed && !matches!(e.owner, crate::directory::PskOwner::Plan(_)))
+            .map(|e| e.id),
     };
 
     if !decision.allowed {
@@ -637,7 +715,7 @@ fn finish(
                 eap::encode(eap::CODE_FAILURE, id, None, &[]),
             );
         }
-        return reply(nas, req, resp, Some(event), None);
+        return reply(nas, req, resp, Some(Box::new(event)), None);
     }
 
     let prof = profile(nas.vendor);
@@ -681,6 +759,9 @@ fn finish(
     resp.add_u32(attr::TERMINATION_ACTION, attr::TERMINATION_RADIUS_REQUEST);
     resp.add_u32(attr::ACCT_INTERIM_INTERVAL, prof.acct_interim_interval);
     resp.add(attr::CLASS, class_token(decision.vlan).into_bytes());
+    if let Some(p) = verdict.psk {
+        add_passphrase(&mut resp, dir, p, prof, secret, &req.authenticator);
+    }
     if let Some((ident, success, send, recv)) = &verdict.mschap {
         let mut v = vec![*ident];
         v.extend(success.as_bytes());
@@ -712,7 +793,181 @@ fn finish(
             &req.authenticator,
         );
     }
-    reply(nas, req, resp, Some(event), None)
+    reply(nas, req, resp, Some(Box::new(event)), None)
+}
+
+/// The passphrase (or, for a Ruckus handshake, its PMK) in the attribute the AP reads
+/// (VENDORS.md "Identity / private PSK attributes").
+fn add_passphrase(
+    resp: &mut Packet,
+    dir: &Directory,
+    p: PskVerdict,
+    prof: &crate::nas::Profile,
+    secret: &[u8],
+    request_authenticator: &[u8; 16],
+) {
+    use crate::nas::PskAttribute;
+    let e = dir.psk_entry(p.index);
+    let salt = || rand::thread_rng().gen::<[u8; 2]>();
+    let style = match p.shape {
+        // Ruckus DPSK takes the PMK back (rlm_dpsk's Ruckus adapter: MS-MPPE-Recv-Key).
+        Some(psk::Shape::Ruckus) => {
+            let sealed = packet::salt_encrypt(&e.pmk, secret, request_authenticator, salt());
+            resp.add_vsa(vendor::MICROSOFT, vendor::ms::MPPE_RECV_KEY, &sealed);
+            return;
+        }
+        Some(psk::Shape::Eleven) if prof.psk != PskAttribute::CiscoAvPair => {
+            PskAttribute::TunnelPassword
+        }
+        _ => prof.psk,
+    };
+    let pass = e.secret.as_bytes();
+    match style {
+        PskAttribute::TunnelPassword => {
+            // RFC 2868 §3.5: Tag ‖ Salt ‖ encrypted(length ‖ password ‖ padding).
+            let mut v = vec![prof.tunnel_tag];
+            v.extend(packet::salt_encrypt(
+                pass,
+                secret,
+                request_authenticator,
+                salt(),
+            ));
+            resp.add(attr::TUNNEL_PASSWORD, v);
+        }
+        PskAttribute::CiscoAvPair => {
+            resp.add_vsa(vendor::CISCO, vendor::cisco::AVPAIR, b"psk-mode=ascii");
+            let mut v = b"psk=".to_vec();
+            v.extend(pass);
+            resp.add_vsa(vendor::CISCO, vendor::cisco::AVPAIR, &v);
+        }
+        PskAttribute::ArubaMpsk => {
+            let sealed = packet::salt_encrypt(pass, secret, request_authenticator, salt());
+            resp.add_vsa(vendor::ARUBA, vendor::aruba::MPSK_PASSPHRASE, &sealed);
+        }
+        PskAttribute::MikrotikPsk => {
+            resp.add_vsa(vendor::MIKROTIK, vendor::mikrotik::WIRELESS_PSK, pass);
+        }
+    }
+}
+
+/// MAC-bound mode: the passphrase for this device, and the decision for its owner.
+fn psk_for_mac<'a>(
+    mac: MacAddr,
+    ssid: &str,
+    dir: &'a Directory,
+    sessions: &dyn Sessions,
+    resource: Resource<'_>,
+    now: DateTime<Utc>,
+) -> Verdict<'a> {
+    let Some(pick) = dir.psk_for_mac(&mac, ssid) else {
+        // Nobody's device and no join passphrase: the operator binds it first
+        // (`frontdesk passphrase bind`), or registers it to its member.
+        return deny(Method::PskMac, None, Reason::UnknownUser);
+    };
+    let i = pick.index();
+    if !matches!(pick, Pick::Bound(_) | Pick::Join(_)) && over_device_limit(dir, sessions, i, mac) {
+        return deny(Method::PskMac, dir.psk_member(i), Reason::DeviceLimit);
+    }
+    psk_verdict(Method::PskMac, i, None, dir, resource, now)
+}
+
+/// Would binding `mac` exceed the passphrase's device count?
+fn over_device_limit(dir: &Directory, sessions: &dyn Sessions, i: u32, mac: MacAddr) -> bool {
+    let e = dir.psk_entry(i);
+    let Some(max) = e.max_devices else {
+        return false;
+    };
+    let learned = sessions.psk_devices(e.id);
+    if learned.contains(&mac) {
+        return false;
+    }
+    let extra = learned
+        .iter()
+        .filter(|m| !dir.psk_bound(m).contains(&i))
+        .count() as u32;
+    dir.psk_device_count(i) + extra >= max
+}
+
+fn psk_verdict<'a>(
+    method: Method,
+    i: u32,
+    shape: Option<psk::Shape>,
+    dir: &'a Directory,
+    resource: Resource<'_>,
+    now: DateTime<Utc>,
+) -> Verdict<'a> {
+    let mut v = deny(method, dir.psk_member(i), Reason::Ok);
+    v.decision = dir.psk_decide(i, resource, now);
+    v.psk = Some(PskVerdict { index: i, shape });
+    v
+}
+
+/// Unbound mode: find the passphrase whose PMK produces message 2's MIC: the ones this
+/// station used before first, then (rate-limited) every passphrase of the SSID.
+fn psk_handshake<'a>(
+    h: Result<psk::Handshake, psk::Bad>,
+    nas: &Nas,
+    dir: &'a Directory,
+    sessions: &dyn Sessions,
+    now: DateTime<Utc>,
+) -> (Verdict<'a>, Option<&'static str>) {
+    let method = Method::PskHandshake;
+    let h = match h {
+        Ok(h) => h,
+        Err(bad) => {
+            tracing::debug!(nas = %nas.name, error = %bad, "malformed identity-PSK handshake");
+            return (
+                deny(method, None, Reason::BadPassword),
+                Some("psk-malformed-handshake"),
+            );
+        }
+    };
+    let Some(ssid) = h.ssid.as_deref() else {
+        return (deny(method, None, Reason::UnknownUser), Some("psk-no-ssid"));
+    };
+    let check = psk::Check::new(&h);
+    let on_ssid = dir.psk_on(ssid);
+    let known: Vec<u32> = dir
+        .psk_bound(&h.station)
+        .iter()
+        .copied()
+        .filter(|i| on_ssid.contains(i))
+        .collect();
+    let mut found = known
+        .iter()
+        .copied()
+        .find(|&i| check.matches(dir.psk_keyed(i)));
+    if found.is_none() && !on_ssid.is_empty() {
+        if !sessions.psk_scan_allowed(h.station) {
+            return (
+                deny(method, None, Reason::BadPassword),
+                Some("psk-scan-rate-limited"),
+            );
+        }
+        found = on_ssid
+            .iter()
+            .copied()
+            .filter(|i| !known.contains(i))
+            .find(|&i| check.matches(dir.psk_keyed(i)));
+    }
+    let Some(i) = found else {
+        return (deny(method, None, Reason::BadPassword), None);
+    };
+    if sessions.psk_replayed(&check.nonces()) {
+        return (
+            deny(method, dir.psk_member(i), Reason::BadPassword),
+            Some("psk-replayed-handshake"),
+        );
+    }
+    let resource = Resource::Wifi { ssid: Some(ssid) };
+    let is_join = matches!(dir.psk_entry(i).owner, crate::directory::PskOwner::Plan(_));
+    if !is_join && !known.contains(&i) && over_device_limit(dir, sessions, i, h.station) {
+        return (deny(method, dir.psk_member(i), Reason::DeviceLimit), None);
+    }
+    (
+        psk_verdict(method, i, Some(h.shape), dir, resource, now),
+        None,
+    )
 }
 
 /// MS-MPPE-Send-Key and MS-MPPE-Recv-Key (RFC 2548 §2.4.2/2.4.3), salt-encrypted.
@@ -807,6 +1062,7 @@ fn member_verdict<'a>(
         mschap_ident,
         eap: None,
         voucher: None,
+        psk: None,
     }
 }
 
@@ -878,6 +1134,7 @@ fn voucher_verdict<'a>(
         mschap_ident: None,
         eap: None,
         voucher: None,
+        psk: None,
     };
     verdict.voucher = Some(v.code.clone());
     verdict

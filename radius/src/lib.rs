@@ -14,6 +14,7 @@ pub mod eap;
 pub mod handler;
 pub mod nas;
 pub mod packet;
+pub mod psk;
 pub mod server;
 pub mod spool;
 

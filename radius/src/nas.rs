@@ -31,6 +31,20 @@ pub enum CoaPath {
     ControllerApi,
 }
 
+/// Where a MAC-bound identity-PSK answer puts the passphrase (VENDORS.md "Identity / private
+/// PSK attributes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PskAttribute {
+    /// Tunnel-Password, salt-encrypted (RFC 2868 §3.5): Meraki iPSK, Omada PPSK.
+    TunnelPassword,
+    /// Cisco-AVPair `psk-mode=ascii` and `psk=<passphrase>` (Cisco 9800 iPSK).
+    CiscoAvPair,
+    /// Aruba-MPSK-Passphrase (Aruba VSA 44), salt-encrypted like Tunnel-Password.
+    ArubaMpsk,
+    /// Mikrotik-Wireless-PSK (MikroTik VSA 16).
+    MikrotikPsk,
+}
+
 #[derive(Debug)]
 pub struct Profile {
     pub vendor: Vendor,
@@ -46,10 +60,13 @@ pub struct Profile {
     pub session_timeout_max: u32,
     /// Acct-Interim-Interval to offer, seconds.
     pub acct_interim_interval: u32,
+    /// Where a private passphrase goes in an Access-Accept.
+    pub psk: PskAttribute,
     /// Where the facts come from.
     pub source: &'static str,
 }
 
+use PskAttribute::*;
 use SessionIdentifier::*;
 
 static PROFILES: [Profile; 8] = [
@@ -63,6 +80,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 60,
         session_timeout_max: 86_400,
         acct_interim_interval: 300,
+        psk: TunnelPassword,
         source: "RFC 2865, RFC 3580 §3.31 (VLAN), RFC 5176 (Disconnect), RFC 3580 §3.21 (Calling-Station-Id format)",
     },
     Profile {
@@ -75,6 +93,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 60,
         session_timeout_max: 86_400,
         acct_interim_interval: 300,
+        psk: TunnelPassword,
         source: "VENDORS.md UniFi row: Tunnel-* with 'RADIUS assigned VLAN'; CoA only on newer controllers, Calling-Station-Id AA-BB-CC-DD-EE-FF + NAS-Identifier, fallback kick-sta",
     },
     Profile {
@@ -87,6 +106,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 60,
         session_timeout_max: 86_400,
         acct_interim_interval: 300,
+        psk: TunnelPassword,
         source: "VENDORS.md Omada row: Tunnel-* with 'VLAN assignment: RADIUS'; RADIUS CoA not confirmed, use the controller API; MAC as User-Name and password",
     },
     Profile {
@@ -99,6 +119,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 60,
         session_timeout_max: 86_400,
         acct_interim_interval: 600,
+        psk: TunnelPassword,
         source: "VENDORS.md Meraki row: Tunnel-*; Disconnect 3799, CoA 1700, no Service-Type in CoA; MAB lowercase without delimiter (password = MAC: verify)",
     },
     Profile {
@@ -111,6 +132,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 60,
         session_timeout_max: 86_400,
         acct_interim_interval: 300,
+        psk: ArubaMpsk,
         source: "VENDORS.md Aruba Instant row: Tunnel-* or Aruba-User-Vlan; RFC 3576 via the virtual controller on 3799; MAC delimiter/case configurable, Disconnect must match",
     },
     Profile {
@@ -123,6 +145,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 120,
         session_timeout_max: 86_400,
         acct_interim_interval: 600,
+        psk: TunnelPassword,
         source: "VENDORS.md Ruckus row: Tunnel-* with Dynamic VLAN on the WLAN; Disconnect 3799 (SmartZone non-proxy MAB: northbound API); MAC format configurable (verify)",
     },
     Profile {
@@ -135,6 +158,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 60,
         session_timeout_max: 86_400,
         acct_interim_interval: 300,
+        psk: MikrotikPsk,
         source: "VENDORS.md MikroTik row: Mikrotik-Wireless-VLANID + VLANID-Type=0 (wireless), Tunnel-* (wired); '/radius incoming accept=yes' on 3799; CAPsMAN MAB XX:XX:XX:XX:XX:XX with empty password",
     },
     Profile {
@@ -147,6 +171,7 @@ static PROFILES: [Profile; 8] = [
         session_timeout_min: 300,
         session_timeout_max: 86_400,
         acct_interim_interval: 600,
+        psk: CiscoAvPair,
         source: "VENDORS.md Cisco row: Tunnel-* with AAA override; CoA 1700, Disconnect 3799; MAB lowercase bare, Service-Type=Call-Check; 802.1X Session-Timeout range 300-86400 (AireOS; verify 9800)",
     },
 ];

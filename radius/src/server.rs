@@ -292,7 +292,28 @@ pub struct OnlineSessions {
     /// Vouchers used over RADIUS by this process: (first use, devices). The database learns
     /// them a moment later; until the directory reloads, this is what RADIUS counts.
     vouchers: Mutex<HashMap<String, crate::handler::VoucherUse>>,
+    /// Devices learned with a passphrase by this process (the database learns them a moment
+    /// later; the directory after its next reload).
+    psk_devices: Mutex<HashMap<i64, Vec<MacAddr>>>,
+    psk_guard: Mutex<PskGuard>,
 }
+
+/// Unbound-mode limits: full scans per station and overall, and handshakes already used.
+#[derive(Default)]
+struct PskGuard {
+    last_scan: HashMap<MacAddr, Instant>,
+    tokens: f64,
+    refilled: Option<Instant>,
+    nonces: std::collections::HashSet<[u8; 64]>,
+    nonce_order: std::collections::VecDeque<([u8; 64], Instant)>,
+}
+
+/// A station may have its handshake checked against a whole SSID once per this interval.
+const PSK_SCAN_PER_STATION: Duration = Duration::from_secs(2);
+/// Full scans per second over all stations (burst: twice that).
+const PSK_SCANS_PER_SEC: f64 = 20.0;
+/// How long a handshake's nonces are remembered against replays.
+const PSK_NONCE_MEMORY: Duration = Duration::from_secs(600);
 
 impl OnlineSessions {
     pub fn new(stale_after: Duration) -> OnlineSessions {
@@ -300,6 +321,16 @@ impl OnlineSessions {
             by_member: RwLock::default(),
             stale_after,
             vouchers: Mutex::default(),
+            psk_devices: Mutex::default(),
+            psk_guard: Mutex::default(),
+        }
+    }
+
+    fn record_psk_device(&self, id: i64, mac: MacAddr) {
+        let mut d = self.psk_devices.lock().expect("psk lock");
+        let list = d.entry(id).or_default();
+        if !list.contains(&mac) {
+            list.push(mac);
         }
     }
 
@@ -355,6 +386,60 @@ impl OnlineSessions {
 }
 
 impl Sessions for OnlineSessions {
+    fn psk_devices(&self, passphrase_id: i64) -> Vec<MacAddr> {
+        self.psk_devices
+            .lock()
+            .expect("psk lock")
+            .get(&passphrase_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn psk_scan_allowed(&self, station: MacAddr) -> bool {
+        let now = Instant::now();
+        let mut g = self.psk_guard.lock().expect("psk lock");
+        if g.last_scan
+            .get(&station)
+            .is_some_and(|t| now.duration_since(*t) < PSK_SCAN_PER_STATION)
+        {
+            return false;
+        }
+        let since = g
+            .refilled
+            .map_or(Duration::from_secs(2), |t| now.duration_since(t));
+        g.tokens =
+            (g.tokens + since.as_secs_f64() * PSK_SCANS_PER_SEC).min(2.0 * PSK_SCANS_PER_SEC);
+        g.refilled = Some(now);
+        if g.tokens < 1.0 {
+            return false;
+        }
+        g.tokens -= 1.0;
+        if g.last_scan.len() > 100_000 {
+            g.last_scan
+                .retain(|_, t| now.duration_since(*t) < PSK_SCAN_PER_STATION);
+        }
+        g.last_scan.insert(station, now);
+        true
+    }
+
+    fn psk_replayed(&self, nonces: &[u8; 64]) -> bool {
+        let now = Instant::now();
+        let mut g = self.psk_guard.lock().expect("psk lock");
+        while g
+            .nonce_order
+            .front()
+            .is_some_and(|(_, t)| now.duration_since(*t) > PSK_NONCE_MEMORY)
+        {
+            let (n, _) = g.nonce_order.pop_front().expect("checked");
+            g.nonces.remove(&n);
+        }
+        if !g.nonces.insert(*nonces) {
+            return true;
+        }
+        g.nonce_order.push_back((*nonces, now));
+        false
+    }
+
     fn voucher_use(&self, code: &str) -> Option<crate::handler::VoucherUse> {
         self.vouchers
             .lock()
@@ -415,6 +500,8 @@ pub struct Shared {
     auth_log: mpsc::Sender<AuthLogEntry>,
     /// Voucher logins over RADIUS to record in the database (first use, device).
     voucher_uses: mpsc::Sender<(String, MacAddr, DateTime<Utc>)>,
+    /// Devices seen with a private passphrase, to record in the database.
+    passphrase_uses: mpsc::Sender<(i64, MacAddr, DateTime<Utc>)>,
 }
 
 impl Shared {
@@ -527,8 +614,37 @@ impl frontdesk_core::scheduler::Lookup for SessionLookup {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Option<frontdesk_core::Decision> {
         let dir = self.0.directory.read().expect("directory lock").clone();
+        if let Some(i) = s
+            .user_name
+            .parse::<MacAddr>()
+            .ok()
+            .and_then(|mac| psk_index_for(&dir, &self.0.sessions, mac))
+        {
+            return Some(dir.psk_decide(i, frontdesk_core::decide::Resource::WIFI, now));
+        }
         decide_user(&dir, catalog, &s.user_name, now)
     }
+}
+
+/// The passphrase a MAC-named session logged in with: one in force the device used (known to
+/// the directory, or learned since its last reload), else a revoked one it used (so that its
+/// session is ended).
+fn psk_index_for(dir: &Directory, sessions: &OnlineSessions, mac: MacAddr) -> Option<u32> {
+    let bound = dir.psk_bound(&mac);
+    let live = |i: &&u32| !dir.psk_entry(**i).revoked;
+    if let Some(&i) = bound.iter().find(live) {
+        return Some(i);
+    }
+    let learned = sessions
+        .psk_devices
+        .lock()
+        .expect("psk lock")
+        .iter()
+        .find(|(_, macs)| macs.contains(&mac))
+        .map(|(id, _)| *id);
+    learned
+        .and_then(|id| dir.psk_by_id(id))
+        .or_else(|| bound.first().copied())
 }
 
 /// The decision for whoever a RADIUS User-Name names: a MAC-authenticated device (as the
@@ -612,6 +728,17 @@ pub async fn start(
             }
         });
     }
+    let (psk_tx, mut psk_rx) = mpsc::channel::<(i64, MacAddr, DateTime<Utc>)>(1024);
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            while let Some((id, mac, at)) = psk_rx.recv().await {
+                if let Err(e) = store.record_passphrase_device(id, mac, at).await {
+                    warn!(passphrase = id, %mac, error = %e, "device seen with a passphrase not recorded");
+                }
+            }
+        });
+    }
     let shared = Arc::new(Shared {
         directory: RwLock::new(Arc::new(directory)),
         alarm: Arc::default(),
@@ -630,6 +757,7 @@ pub async fn start(
         accounting: acct_tx,
         auth_log: log_tx,
         voucher_uses: voucher_tx,
+        passphrase_uses: psk_tx,
     });
     // Sessions that were online before a restart still count for device limits (not waited
     // for long: a start from the offline cache has no database to ask).
@@ -820,6 +948,16 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                             {
                                 warn!(voucher = %code, "voucher use queue full; the database learns of this use at the next login");
                             }
+                        }
+                    }
+                    if let (Some(id), Some(mac)) = (ev.passphrase, ev.mac) {
+                        shared.sessions.record_psk_device(id, mac);
+                        if shared
+                            .passphrase_uses
+                            .try_send((id, mac, frontdesk_core::clock::now()))
+                            .is_err()
+                        {
+                            warn!(passphrase = id, "passphrase device queue full; the database learns of this device at its next login");
                         }
                     }
                     if let (true, Some(until)) = (ev.accepted, ev.valid_until) {

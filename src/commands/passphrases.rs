@@ -1,4 +1,4 @@
-//! `passphrase issue|list|revoke`: private Wi-Fi passphrases (identity PSK).
+//! `passphrase issue|list|show|bind|unbind|revoke`: private Wi-Fi passphrases (identity PSK).
 
 use super::{parse_date_arg, Ctx};
 use crate::cli::PassphraseCommand;
@@ -14,13 +14,15 @@ pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Res
         PassphraseCommand::Issue {
             member,
             team,
+            plan,
             ssid,
             until,
             devices,
         } => {
-            let owner = match (member, team) {
-                (Some(m), _) => Owner::Member(m),
-                (None, Some(t)) => {
+            let owner = match (member, team, plan) {
+                (Some(m), _, _) => Owner::Member(m),
+                (None, None, Some(p)) => Owner::Plan(store.plan(p.trim()).await?.id),
+                (None, Some(t), _) => {
                     let team = store
                         .teams()
                         .await?
@@ -29,7 +31,7 @@ pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Res
                         .with_context(|| format!("no team {t:?} (frontdesk team list)"))?;
                     Owner::Team(team.id)
                 }
-                (None, None) => anyhow::bail!("give --member or --team"),
+                (None, None, None) => anyhow::bail!("give --member, --team or --plan"),
             };
             let until = until.as_deref().map(parse_date_arg).transpose()?;
             let p = store
@@ -77,6 +79,59 @@ pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Res
                         })
                         .collect::<Vec<_>>(),
                 );
+            }
+        }
+        PassphraseCommand::Show { id } => {
+            let p = store.passphrase(id).await?;
+            let devices = store.passphrase_devices(id).await?;
+            if ctx.json {
+                json(
+                    &json!({"id": p.id, "ssid": p.ssid, "owner": p.owner, "passphrase": p.secret,
+                    "wifi_qr": p.wifi_uri(), "valid_until": p.valid_until, "max_devices": p.max_devices,
+                    "revoked_at": p.revoked_at, "devices": devices}),
+                );
+            } else {
+                kv(&[
+                    ("id", p.id.to_string()),
+                    ("ssid", p.ssid.clone()),
+                    ("owner", p.owner.clone()),
+                    ("passphrase", p.secret.clone()),
+                    ("join (QR)", p.wifi_uri()),
+                    (
+                        "state",
+                        p.revoked_at
+                            .map_or("active".into(), |t| format!("revoked {t}")),
+                    ),
+                    (
+                        "devices",
+                        format!(
+                            "{}{}",
+                            devices.len(),
+                            p.max_devices.map_or(String::new(), |m| format!(" of {m}"))
+                        ),
+                    ),
+                ]);
+                for d in devices {
+                    println!("  {}  first {}  last {}", d.mac, d.first_at, d.last_at);
+                }
+            }
+        }
+        PassphraseCommand::Bind { id, mac } => {
+            let mac = mac
+                .parse()
+                .with_context(|| format!("{mac:?} is not a MAC address"))?;
+            store.bind_passphrase_device(id, mac, actor).await?;
+            if !ctx.json {
+                println!("{mac} bound to passphrase #{id}");
+            }
+        }
+        PassphraseCommand::Unbind { id, mac } => {
+            let mac = mac
+                .parse()
+                .with_context(|| format!("{mac:?} is not a MAC address"))?;
+            store.unbind_passphrase_device(id, mac, actor).await?;
+            if !ctx.json {
+                println!("{mac} unbound from passphrase #{id}");
             }
         }
         PassphraseCommand::Revoke { id } => {

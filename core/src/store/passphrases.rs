@@ -1,6 +1,7 @@
 //! Private passphrases (identity PSK, issue 12): a WPA2-Personal passphrase per member or
-//! team on a PPSK SSID. The VLAN is not stored: the owner's plan or team gives it at login
-//! time, so a plan change or cancellation applies to the passphrase too.
+//! team on a PPSK SSID, or a plan's shared "join" passphrase. The VLAN is not stored: the
+//! owner's plan or team gives it at login time, so a plan change or cancellation applies to
+//! the passphrase too. Devices learned with a passphrase are kept (`passphrase_devices`).
 
 use super::{now_secs, ts, Actor, Audit, Result, Store, StoreError};
 use crate::model::MemberStatus;
@@ -14,6 +15,8 @@ pub enum Owner {
     Member(String),
     /// A team id.
     Team(i64),
+    /// A plan id: a shared "join" passphrase (devices nobody has bound land on its VLAN).
+    Plan(i64),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -22,11 +25,15 @@ pub struct Passphrase {
     pub ssid: String,
     pub member_id: Option<String>,
     pub team_id: Option<i64>,
-    /// The member's email or the team's name.
+    pub plan_id: Option<i64>,
+    /// The member's email, the team's name or `plan <name>`.
     pub owner: String,
     /// The passphrase itself (decrypted; never serialised).
     #[serde(skip)]
     pub secret: String,
+    /// PBKDF2(secret, SSID): what the 4-way handshake is keyed with (never serialised).
+    #[serde(skip)]
+    pub pmk: [u8; 32],
     /// Last local day it works (inclusive); `None`: as long as the owner has Wi-Fi.
     pub valid_until: Option<NaiveDate>,
     pub max_devices: Option<u32>,
@@ -49,23 +56,38 @@ impl Passphrase {
     }
 }
 
-type Row = (
-    i64,
-    String,
-    Option<String>,
-    Option<i64>,
-    String,
-    Option<String>,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    ssid: String,
+    member_id: Option<String>,
+    team_id: Option<i64>,
+    plan_id: Option<i64>,
+    secret_enc: String,
+    pmk_enc: Option<String>,
+    valid_until: Option<String>,
+    max_devices: Option<i64>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+    email: Option<String>,
+    team: Option<String>,
+    plan: Option<String>,
+}
 
-const SELECT: &str = "SELECT p.id, p.ssid, p.member_id, p.team_id, p.secret_enc, p.valid_until, \
-     p.max_devices, p.created_at, p.revoked_at, m.email, t.name FROM passphrases p \
-     LEFT JOIN members m ON m.id = p.member_id LEFT JOIN teams t ON t.id = p.team_id";
+const SELECT: &str = "SELECT p.id, p.ssid, p.member_id, p.team_id, p.plan_id, p.secret_enc, \
+     p.pmk_enc, p.valid_until, p.max_devices, p.created_at, p.revoked_at, m.email, \
+     t.name AS team, pl.name AS plan FROM passphrases p \
+     LEFT JOIN members m ON m.id = p.member_id LEFT JOIN teams t ON t.id = p.team_id \
+     LEFT JOIN plans pl ON pl.id = p.plan_id";
+
+/// A device seen with a passphrase.
+#[derive(Clone, Debug, Serialize)]
+pub struct PassphraseDevice {
+    pub passphrase_id: i64,
+    pub mac: crate::MacAddr,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+}
 
 impl Store {
     /// Issues a new generated passphrase for `owner` on `ssid` (8–63 printable ASCII as
@@ -89,7 +111,7 @@ impl Store {
                 "--devices: at least 1 (or leave it out for no limit)".into(),
             ));
         }
-        let (member_id, team_id, who) = match owner {
+        let (member_id, team_id, plan_id, who) = match owner {
             Owner::Member(key) => {
                 let m = self.member(key).await?;
                 if m.status == MemberStatus::Cancelled {
@@ -98,7 +120,7 @@ impl Store {
                         m.email
                     )));
                 }
-                (Some(m.id), None, m.email)
+                (Some(m.id), None, None, m.email)
             }
             Owner::Team(id) => {
                 let t = self
@@ -107,7 +129,16 @@ impl Store {
                     .into_iter()
                     .find(|t| t.id == *id)
                     .ok_or_else(|| StoreError::NotFound(format!("team #{id}")))?;
-                (None, Some(t.id), t.name)
+                (None, Some(t.id), None, t.name)
+            }
+            Owner::Plan(id) => {
+                let p = self
+                    .plans()
+                    .await?
+                    .into_iter()
+                    .find(|p| p.id == *id)
+                    .ok_or_else(|| StoreError::NotFound(format!("plan #{id}")))?;
+                (None, None, Some(p.id), format!("plan {}", p.name))
             }
         };
         let taken: Vec<String> = self
@@ -123,15 +154,25 @@ impl Store {
                 break s;
             }
         };
-        let enc = self.key()?.encrypt(secret.as_bytes());
+        let key = self.key()?;
+        let enc = key.encrypt(secret.as_bytes());
+        let pmk = {
+            let (s, ssid) = (secret.clone(), ssid.to_string());
+            tokio::task::spawn_blocking(move || crate::secrets::wpa_pmk(&s, &ssid))
+                .await
+                .map_err(|e| StoreError::Invalid(format!("deriving the PMK: {e}")))?
+        };
+        let pmk_enc = key.encrypt(&pmk);
         let mut tx = self.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO passphrases (ssid, member_id, team_id, secret_enc, valid_until, max_devices, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO passphrases (ssid, member_id, team_id, plan_id, secret_enc, pmk_enc, valid_until, max_devices, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(ssid)
         .bind(&member_id)
         .bind(team_id)
+        .bind(plan_id)
         .bind(enc)
+        .bind(pmk_enc)
         .bind(valid_until.map(|d| d.to_string()))
         .bind(max_devices.map(i64::from))
         .bind(now_secs())
@@ -171,22 +212,162 @@ impl Store {
     }
 
     fn passphrase_row(&self, r: Row) -> Result<Passphrase> {
-        let (id, ssid, member_id, team_id, enc, until, devices, created, revoked, email, team) = r;
+        let key = self.key()?;
+        let secret = key.decrypt_string(&r.secret_enc)?;
+        let id = r.id;
+        let pmk = match r.pmk_enc.as_deref().map(|p| key.decrypt(p)).transpose()? {
+            Some(p) => p
+                .try_into()
+                .map_err(|_| StoreError::Invalid(format!("passphrase #{id}: stored PMK")))?,
+            // Issued before the PMK was kept: derived here (~5 ms).
+            None => crate::secrets::wpa_pmk(&secret, &r.ssid),
+        };
         Ok(Passphrase {
             id,
-            ssid,
-            member_id,
-            team_id,
-            owner: email.or(team).unwrap_or_default(),
-            secret: self.key()?.decrypt_string(&enc)?,
-            valid_until: until
+            ssid: r.ssid,
+            member_id: r.member_id,
+            team_id: r.team_id,
+            plan_id: r.plan_id,
+            owner: r
+                .email
+                .or(r.team)
+                .or(r.plan.map(|p| format!("plan {p}")))
+                .unwrap_or_default(),
+            secret,
+            pmk,
+            valid_until: r
+                .valid_until
                 .map(|d| d.parse())
                 .transpose()
                 .map_err(|_| StoreError::Invalid(format!("passphrase #{id}: stored date")))?,
-            max_devices: devices.map(|d| d.clamp(0, i64::from(u32::MAX)) as u32),
-            created_at: ts(created),
-            revoked_at: revoked.map(ts),
+            max_devices: r
+                .max_devices
+                .map(|d| d.clamp(0, i64::from(u32::MAX)) as u32),
+            created_at: ts(r.created_at),
+            revoked_at: r.revoked_at.map(ts),
         })
+    }
+
+    /// Every device learned with a passphrase (the RADIUS index reads them all at once).
+    pub async fn passphrase_devices_all(&self) -> Result<Vec<PassphraseDevice>> {
+        self.passphrase_devices_where("", None).await
+    }
+
+    /// Devices learned with one passphrase, most recent first.
+    pub async fn passphrase_devices(&self, id: i64) -> Result<Vec<PassphraseDevice>> {
+        self.passphrase_devices_where(" WHERE passphrase_id = $1", Some(id))
+            .await
+    }
+
+    async fn passphrase_devices_where(
+        &self,
+        filter: &str,
+        id: Option<i64>,
+    ) -> Result<Vec<PassphraseDevice>> {
+        let q = format!(
+            "SELECT passphrase_id, mac, first_at, last_at FROM passphrase_devices{filter} ORDER BY last_at DESC"
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, i64, i64)>(&q);
+        if let Some(id) = id {
+            q = q.bind(id);
+        }
+        Ok(q.fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .filter_map(|(passphrase_id, mac, first, last)| {
+                Some(PassphraseDevice {
+                    passphrase_id,
+                    mac: mac.parse().ok()?,
+                    first_at: ts(first),
+                    last_at: ts(last),
+                })
+            })
+            .collect())
+    }
+
+    /// Records that `mac` joined with passphrase `id` (RADIUS learns this; an operator may
+    /// bind a device in advance). Not audited per sighting: the auth log has each login.
+    pub async fn record_passphrase_device(
+        &self,
+        id: i64,
+        mac: crate::MacAddr,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO passphrase_devices (passphrase_id, mac, first_at, last_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (passphrase_id, mac) DO UPDATE SET last_at = excluded.last_at",
+        )
+        .bind(id)
+        .bind(mac.to_string())
+        .bind(at.timestamp())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An operator binds a device to a passphrase ahead of its first join (MAC-bound mode
+    /// answers that MAC with this passphrase); audited, and the RADIUS index reloads.
+    pub async fn bind_passphrase_device(
+        &self,
+        id: i64,
+        mac: crate::MacAddr,
+        actor: &Actor,
+    ) -> Result<()> {
+        let p = self.passphrase(id).await?;
+        if p.revoked_at.is_some() {
+            return Err(StoreError::Invalid(format!("passphrase #{id} is revoked")));
+        }
+        let bound = self.passphrase_devices(id).await?;
+        if let Some(max) = p.max_devices {
+            if !bound.iter().any(|d| d.mac == mac) && bound.len() >= max as usize {
+                return Err(StoreError::Invalid(format!(
+                    "passphrase #{id} already has its {max} device(s); unbind one first"
+                )));
+            }
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO passphrase_devices (passphrase_id, mac, first_at, last_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (passphrase_id, mac) DO NOTHING",
+        )
+        .bind(id)
+        .bind(mac.to_string())
+        .bind(now_secs())
+        .execute(&mut *tx)
+        .await?;
+        self.finish(
+            tx,
+            actor,
+            Audit::new("passphrase.bind", "passphrase", format!("#{id}")).after(mac.to_string()),
+        )
+        .await
+    }
+
+    /// Forgets a device learned with a passphrase (it frees a place under `max_devices`).
+    pub async fn unbind_passphrase_device(
+        &self,
+        id: i64,
+        mac: crate::MacAddr,
+        actor: &Actor,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query("DELETE FROM passphrase_devices WHERE passphrase_id = $1 AND mac = $2")
+            .bind(id)
+            .bind(mac.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "device {mac} on passphrase #{id}"
+            )));
+        }
+        self.finish(
+            tx,
+            actor,
+            Audit::new("passphrase.unbind", "passphrase", format!("#{id}")).before(mac.to_string()),
+        )
+        .await
     }
 
     /// Revokes a passphrase: it stops working at the next login (RADIUS) and its devices'

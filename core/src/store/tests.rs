@@ -1737,15 +1737,76 @@ async fn passphrases_issue_list_revoke(store: &Store) {
         audit.iter().all(|(a,)| !a.contains(&p.secret)),
         "never in the audit log"
     );
+    // The PMK is derived at issue and kept sealed.
+    assert_eq!(
+        p.pmk,
+        crate::secrets::wpa_pmk(&p.secret, "Frontdesk-Devices")
+    );
+    assert_eq!(s.passphrase(p.id).await.unwrap().pmk, p.pmk);
+    // A plan's join passphrase.
+    let guest = s.plan("guest").await.unwrap();
+    let j = s
+        .issue_passphrase(
+            &Owner::Plan(guest.id),
+            "Frontdesk-Devices",
+            None,
+            None,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (j.plan_id, j.owner.as_str()),
+        (Some(guest.id), "plan guest")
+    );
+    // Devices: bound by an operator (audited, limited), learned by RADIUS (upserted).
+    let (m1, m2, m3): (crate::MacAddr, crate::MacAddr, crate::MacAddr) = (
+        "02:00:00:00:00:01".parse().unwrap(),
+        "02:00:00:00:00:02".parse().unwrap(),
+        "02:00:00:00:00:03".parse().unwrap(),
+    );
+    s.bind_passphrase_device(p.id, m1, &actor()).await.unwrap();
+    s.bind_passphrase_device(p.id, m1, &actor()).await.unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::minutes(5);
+    s.record_passphrase_device(p.id, m2, later).await.unwrap();
+    s.record_passphrase_device(p.id, m2, later).await.unwrap();
+    s.bind_passphrase_device(p.id, m3, &actor()).await.unwrap();
+    assert!(
+        matches!(
+            s.bind_passphrase_device(p.id, "02:00:00:00:00:04".parse().unwrap(), &actor())
+                .await,
+            Err(StoreError::Invalid(_))
+        ),
+        "over its 3 devices"
+    );
+    let devices = s.passphrase_devices(p.id).await.unwrap();
+    assert_eq!(devices.len(), 3);
+    assert_eq!(devices[0].mac, m2, "most recent first");
+    s.unbind_passphrase_device(p.id, m3, &actor())
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.unbind_passphrase_device(p.id, m3, &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.passphrase_devices_all().await.unwrap().len(), 2);
+    s.revoke_passphrase(j.id, &actor()).await.unwrap();
     assert_eq!(s.passphrases(false).await.unwrap().len(), 2);
     s.revoke_passphrase(p.id, &actor()).await.unwrap();
+    assert!(
+        matches!(
+            s.bind_passphrase_device(p.id, m3, &actor()).await,
+            Err(StoreError::Invalid(_))
+        ),
+        "revoked"
+    );
     assert!(matches!(
         s.revoke_passphrase(p.id, &actor()).await,
         Err(StoreError::NotFound(_))
     ));
     let live = s.passphrases(false).await.unwrap();
     assert_eq!(live.iter().map(|p| p.id).collect::<Vec<_>>(), [t.id]);
-    assert!(s.passphrases(true).await.unwrap()[1].revoked_at.is_some());
+    assert!(s.passphrases(true).await.unwrap()[2].revoked_at.is_some());
     for bad in ["", &"x".repeat(33)] {
         assert!(matches!(
             s.issue_passphrase(&Owner::Team(team.id), bad, None, None, &actor())

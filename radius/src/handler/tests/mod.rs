@@ -433,3 +433,5 @@ fn device_limit_rejects_or_ends_the_oldest_session() {
     assert_eq!(code, Code::AccessAccept);
     assert_eq!(ev.evict, Some((7, "old-1".to_string())));
 }
+
+mod psk;
