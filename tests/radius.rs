@@ -1721,3 +1721,144 @@ async fn sighup_applies_radius_settings_without_dropping_requests() {
     assert!(no.attr("Reply-Message").is_some(), "{}", no.out);
     r.env.cleanup().await;
 }
+
+/// Identity PSK end to end with radclient: MAC-bound mode hands a bound device its passphrase
+/// in Tunnel-Password (radclient decrypts it with the shared secret); unbound mode finds the
+/// passphrase from a real 4-way-handshake message 2 sent as Ruckus DPSK attributes (radclient
+/// encodes the TLV from its own dictionary) and answers with the PMK; revoking the passphrase
+/// ends the device's session with a Disconnect-Request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_passphrases_reach_the_access_point_and_revocation_disconnects() {
+    let Some(r) = Radius::start().await else {
+        return;
+    };
+    let nas = r.nas_listening();
+    r.add_member("psk@example.com", "full-time", &[]);
+    let issued = r
+        .env
+        .run(&[
+            "passphrase",
+            "issue",
+            "--member",
+            "psk@example.com",
+            "--ssid",
+            "Members-PSK",
+            "--devices",
+            "3",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let id = issued["id"].as_i64().unwrap().to_string();
+    let secret = issued["passphrase"].as_str().unwrap().to_string();
+    r.env
+        .run(&["passphrase", "bind", &id, "02:00:00:00:00:42"])
+        .ok();
+    r.settle();
+
+    // MAC-bound: the AP asks with the MAC, the answer carries the passphrase and the VLAN.
+    let mab = "User-Name=020000000042,User-Password=020000000042,\
+               Calling-Station-Id=02-00-00-00-00-42,Called-Station-Id=\"AA-BB-CC-DD-EE-FF:Members-PSK\"";
+    let a = r.auth(mab);
+    assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
+    assert_eq!(
+        a.attr("Tunnel-Password:0").as_deref(),
+        Some(secret.as_str()),
+        "{}",
+        a.out
+    );
+    assert_eq!(
+        a.attr("Tunnel-Private-Group-Id:0").as_deref(),
+        Some("10"),
+        "{}",
+        a.out
+    );
+    // An unknown device on that SSID without a join passphrase: refused.
+    let a = r.auth(
+        "User-Name=020000000043,User-Password=020000000043,\
+         Called-Station-Id=\"AA-BB-CC-DD-EE-FF:Members-PSK\"",
+    );
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
+
+    // Unbound: a station that never joined proves the passphrase in message 2.
+    let ap = [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+    let station = [0x3c, 0x22, 0xfb, 0x00, 0x00, 0x44];
+    let pmk = frontdesk_core::secrets::wpa_pmk(&secret, "Members-PSK");
+    let (anonce, snonce) = ([0x5a; 32], [0x6b; 32]);
+    let frame = frontdesk_radius::psk::station::message2(&pmk, ap, station, &anonce, &snonce);
+    let dpsk = |frame: &[u8]| {
+        format!(
+            "User-Name=3c22fb000044,Calling-Station-Id=3C-22-FB-00-00-44,\
+             Called-Station-Id=\"AA-BB-CC-DD-EE-FF:Members-PSK\",Ruckus-SSID=\"Members-PSK\",\
+             Ruckus-BSSID=0xaabbccddeeff,Ruckus-DPSK-Cipher=4,Ruckus-DPSK-Anonce=0x{},\
+             Ruckus-DPSK-EAPOL-Key-Frame=0x{}",
+            hex(&anonce),
+            hex(frame)
+        )
+    };
+    let a = r.auth(&dpsk(&frame));
+    assert_eq!(a.code.as_deref(), Some("Access-Accept"), "{}", a.out);
+    assert_eq!(
+        a.attr("MS-MPPE-Recv-Key").as_deref(),
+        Some(format!("0x{}", hex(&pmk)).as_str()),
+        "{}",
+        a.out
+    );
+    // The same handshake replayed under a new RADIUS identifier: refused.
+    let a = r.auth(&dpsk(&frame));
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
+    // A wrong passphrase and a malformed frame: refused, and the server keeps answering.
+    let wrong = frontdesk_core::secrets::wpa_pmk("not-the-passphrase", "Members-PSK");
+    let bad = frontdesk_radius::psk::station::message2(&wrong, ap, station, &[0x5c; 32], &snonce);
+    std::thread::sleep(Duration::from_millis(2100)); // one full scan per station per 2 s
+    let a = r.auth(&dpsk(&bad));
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
+    let a = r.auth(&dpsk(&frame[..60]));
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
+    // The station is now known with that passphrase.
+    r.settle();
+    let shown = r
+        .env
+        .run(&["passphrase", "show", &id, "--json"])
+        .ok()
+        .json();
+    let macs: Vec<&str> = shown["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mac"].as_str().unwrap())
+        .collect();
+    assert!(
+        macs.contains(&"3c:22:fb:00:00:44") && macs.contains(&"02:00:00:00:00:42"),
+        "{shown}"
+    );
+
+    // Revocation: the bound device's session is ended, and it is refused from then on.
+    let start = "Acct-Status-Type=Start,User-Name=020000000042,Acct-Session-Id=psk-1,\
+                 Calling-Station-Id=02-00-00-00-00-42";
+    assert_eq!(r.acct(start).code.as_deref(), Some("Accounting-Response"));
+    let t = std::time::Instant::now();
+    r.env.run(&["passphrase", "revoke", &id]).ok();
+    nas.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, from) = nas.recv_from(&mut buf).expect("a Disconnect-Request");
+    let p = frontdesk_radius::packet::Packet::decode(&buf[..n]).unwrap();
+    assert_eq!(
+        p.get_string(frontdesk_radius::attr::ACCT_SESSION_ID)
+            .as_deref(),
+        Some("psk-1")
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    disconnect_ack(&nas, &p, from);
+    let a = r.auth(mab);
+    assert_eq!(a.code.as_deref(), Some("Access-Reject"), "{}", a.out);
+    let audit = r.env.run(&["audit", "--json"]).ok().stdout;
+    assert!(
+        audit.contains("passphrase.revoke") && !audit.contains(&secret),
+        "{audit}"
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
