@@ -65,6 +65,20 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         "testing123",
     ])
     .ok();
+    let issued = env
+        .run(&[
+            "--json",
+            "passphrase",
+            "issue",
+            "--member",
+            "grace@example.com",
+            "--ssid",
+            "Members-PSK",
+        ])
+        .ok()
+        .json();
+    let grace_psk_id = issued["id"].as_i64().unwrap();
+    let grace_psk = issued["passphrase"].as_str().unwrap().to_string();
     let ns = Netns::new(&format!("fdcon{}", std::process::id()));
     let mut cmd = ns.command(BIN);
     cmd.current_dir(env.dir.path())
@@ -247,7 +261,46 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
             .click()
             .await
             .unwrap();
+        // A private passphrase for her devices: issued on the member page, shown once with
+        // the joining QR code, then listed (without the secret).
+        c.wait().for_element(Id("issue-passphrase")).await.unwrap();
+        for (field, value) in [("psk-ssid", "Members-PSK"), ("psk-devices", "2")] {
+            c.find(Id(field))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        c.find(Id("issue-passphrase"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let secret = c
+            .wait()
+            .for_element(Id("psk-secret"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(secret.len() >= 8, "{secret}");
+        assert!(c.find(Css(".qr svg")).await.is_ok(), "WIFI: QR code");
+        shot(&c, "console-17-passphrase").await;
+        c.find(fantoccini::Locator::LinkText("Back to the member"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         c.wait().for_element(Id("suspend")).await.unwrap();
+        let text = body_text(&c).await;
+        assert!(
+            text.contains("Members-PSK") && !text.contains(&secret),
+            "{text}"
+        );
         c.find(Id("suspend")).await.unwrap().click().await.unwrap();
         c.wait().for_element(Id("resume")).await.unwrap();
         let text = body_text(&c).await;
@@ -398,6 +451,27 @@ async fn owner_logs_in_with_two_factor_and_suspends_a_member() {
         );
         assert!(c.find(Css("svg.week")).await.is_ok(), "the week's hours");
         shot(&c, "me-2-home").await;
+        // Her private passphrase, with the code her TV's phone app scans.
+        assert!(text.contains("My private Wi-Fi passphrase"), "{text}");
+        c.find(Id(&format!("show-passphrase-{grace_psk_id}")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let shown = c
+            .wait()
+            .for_element(Id("psk-secret"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(shown, grace_psk);
+        assert!(c.find(Css(".qr svg")).await.is_ok(), "WIFI: QR code");
+        shot(&c, "me-4-passphrase").await;
+        c.goto("http://127.0.0.1:8080/me").await.unwrap();
+        c.wait().for_element(Id("rotate")).await.unwrap();
         c.find(Id("reveal")).await.unwrap().click().await.unwrap();
         let old = c
             .wait()

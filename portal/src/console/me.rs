@@ -48,6 +48,7 @@ page!(MeHomeT, "me/home.html" {
     requests: Vec<(String, String, String)>,
     can_sponsor: bool,
     has_password: bool,
+    passphrases: Vec<super::passphrases::Row>,
     notice: Option<String>,
     error: Option<String>,
 });
@@ -82,7 +83,7 @@ impl Console {
         .expect("cookie is ASCII")
     }
 
-    async fn me_page(&self, title: &str, who: Option<&Member>, csrf: String) -> Page {
+    pub(super) async fn me_page(&self, title: &str, who: Option<&Member>, csrf: String) -> Page {
         Page {
             site: self.site().await,
             title: title.into(),
@@ -122,7 +123,7 @@ async fn signed_in(c: &Console, headers: &HeaderMap) -> Result<(MemberSession, M
 }
 
 /// For changes: signed in, posting from our own page with the session's token.
-async fn signed_in_post(
+pub(super) async fn signed_in_post(
     c: &Console,
     headers: &HeaderMap,
     csrf: &str,
@@ -523,6 +524,10 @@ async fn home_page(
             return unavailable("self-service", e)
         }
     };
+    let passphrases = match super::passphrases::rows_for(store, &m).await {
+        Ok(p) => p,
+        Err(e) => return unavailable("self-service", e),
+    };
     let tz = catalog.site.tz();
     let when = |t: DateTime<Utc>| t.with_timezone(&tz).format("%a %d %b %H:%M").to_string();
     let d = frontdesk_core::decide(
@@ -585,6 +590,7 @@ async fn home_page(
             .collect(),
         can_sponsor: catalog.plan_by_name(&c.0.settings.guest_plan).is_some(),
         has_password: matches!(login, Some((_, Some(_)))),
+        passphrases,
         notice,
         error,
         m,

@@ -30,6 +30,7 @@ mod charts;
 mod manage;
 mod me;
 mod member_edit;
+mod passphrases;
 mod plans;
 mod presence;
 mod vouchers;
@@ -139,6 +140,7 @@ page!(MemberT, "console/member.html" {
     team_names: Vec<String>,
     current_plan: String,
     team: String,
+    passphrases: Vec<passphrases::Row>,
 });
 
 page!(SessionsT, "console/sessions.html" {
@@ -293,6 +295,15 @@ impl Console {
             .route("/members/{id}/end", post(manage::end_at))
             .route("/members/{id}/edit", post(member_edit::edit))
             .route("/members/{id}/devices", post(member_edit::device_add))
+            .route("/members/{id}/passphrases", post(passphrases::issue))
+            .route(
+                "/members/{id}/passphrases/{pid}/revoke",
+                post(passphrases::revoke),
+            )
+            .route(
+                "/members/{id}/passphrases/{pid}/show",
+                post(passphrases::reveal),
+            )
             .route(
                 "/members/{id}/devices/remove",
                 post(member_edit::device_remove),
@@ -331,6 +342,7 @@ impl Console {
             .route("/me/devices", post(me::device_add))
             .route("/me/devices/remove", post(me::device_remove))
             .route("/me/guests", post(me::guest_pass))
+            .route("/me/passphrase", post(passphrases::me_show))
             .layer(axum::middleware::map_response_with_state(
                 self.clone(),
                 security_headers,
@@ -1008,6 +1020,13 @@ async fn member_page(
         }
     };
     let now = clock::now();
+    let passphrases = match passphrases::rows_for(store, &m).await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(error = %e, "console: member page failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
     let (catalog, sessions, timeline, devices) = match (
         store.catalog().await,
         store
@@ -1070,6 +1089,7 @@ async fn member_page(
         None => "no plan".into(),
     };
     let page = MemberT {
+        passphrases,
         devices: devices
             .iter()
             .map(|d| {
