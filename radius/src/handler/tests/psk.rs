@@ -498,3 +498,66 @@ fn malformed_handshakes_are_rejected_without_panic() {
         assert_eq!(resp.code, Code::AccessReject, "case {n}");
     }
 }
+
+#[test]
+fn a_team_passphrase_lands_on_the_team_vlan_while_a_member_holds_a_plan() {
+    use frontdesk_core::model::Team;
+    let build = |status: MemberStatus| {
+        let mut plans = default_plans();
+        for (i, p) in plans.iter_mut().enumerate() {
+            p.id = i as i64 + 1;
+        }
+        let mut catalog = crate::testing::lab_catalog(plans);
+        catalog.teams = vec![Team {
+            id: 7,
+            name: "Acme".into(),
+            vlan: 77,
+        }];
+        let member = Member {
+            id: "t1".into(),
+            name: "Tess".into(),
+            email: "tess@acme.example".into(),
+            status,
+            team_id: Some(7),
+            wifi_username: "tess@acme.example".into(),
+            assignments: vec![Assignment {
+                plan_id: 5,
+                valid_from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                valid_until: None,
+            }],
+            created_at: Utc::now(),
+        };
+        let nas = directory().nas_clients().to_vec();
+        Directory::new(
+            catalog,
+            vec![MemberEntry {
+                member,
+                nt_hash: [0; 16],
+                password: String::new(),
+            }],
+            vec![],
+            nas,
+        )
+        .with_passphrases(
+            vec![entry(9, PskOwner::Team(7), "acme-team-passphrase", SSID)],
+            vec![(9, BOUND.parse().unwrap())],
+        )
+    };
+    let (req, raw) = mab(0, BOUND, SSID);
+    let out = run_with(&build(MemberStatus::Active), &NoSessions, "10.0.0.1", &raw);
+    assert!(event(&out).accepted, "{}", event(&out).reason);
+    let resp = answer(out);
+    assert_eq!(resp.get(attr::TUNNEL_PRIVATE_GROUP_ID), Some(&b"77"[..]));
+    assert_eq!(
+        passphrase_in(&resp, &req, Vendor::Generic),
+        b"acme-team-passphrase"
+    );
+    // Nobody on the team holds a plan any more (the only member is suspended): refused.
+    let out = run_with(
+        &build(MemberStatus::Suspended),
+        &NoSessions,
+        "10.0.0.1",
+        &raw,
+    );
+    assert!(!event(&out).accepted);
+}
