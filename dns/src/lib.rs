@@ -4,3 +4,5 @@
 
 pub mod blocklist;
 pub mod policy;
+pub mod resolver;
+pub mod wire;
