@@ -87,6 +87,9 @@ pub enum Command {
     /// Mirror entitlements into the door systems now, or show how the sync stands.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Protective DNS: blocklists per plan, exceptions, what a name resolves to for a plan.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Write a backup file (database + secrets key), mode 0600.
     Backup {
         path: PathBuf,
@@ -484,6 +487,67 @@ pub enum PassphraseCommand {
     Unbind { id: i64, mac: String },
     /// Revoke a passphrase by its number: its devices are disconnected.
     Revoke { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DnsCommand {
+    /// Blocklists (hosts files, domain lists, AdBlock `||domain^` lists).
+    #[command(subcommand)]
+    Blocklist(BlocklistCommand),
+    /// Exception requests from the block page (`--all`: decided ones too).
+    Requests {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Let a domain (and everything under it) through: for everyone, a plan or a member.
+    Allow {
+        domain: String,
+        #[arg(long, conflicts_with = "member")]
+        plan: Option<String>,
+        /// Member id or email.
+        #[arg(long)]
+        member: Option<String>,
+        /// Last day it holds (site's local date).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Approve a pending request (for the requester, or --plan / --everyone), or --deny it.
+    Approve {
+        id: i64,
+        #[arg(long, conflicts_with_all = ["everyone", "deny"])]
+        plan: Option<String>,
+        #[arg(long, conflicts_with = "deny")]
+        everyone: bool,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        deny: bool,
+    },
+    /// What a name gets for a plan (default: the policy for unmapped clients).
+    Test {
+        name: String,
+        #[arg(long)]
+        plan: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BlocklistCommand {
+    /// Add a list from a file (read now and at every reload) or an http(s) URL.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        source: String,
+        /// Plans it applies to: P1,P2 or all (default).
+        #[arg(long, default_value = "all")]
+        plans: String,
+    },
+    /// Lists with their source, plans and how many domains they hold.
+    List,
+    Remove {
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -203,6 +203,16 @@ pub struct DnsConfig {
     pub upstreams: Vec<String>,
     /// Policy for clients that map to no plan (default: the guest plan's).
     pub default_policy: Option<String>,
+    /// Blocked names answer with these addresses (the block page); without them, NXDOMAIN.
+    pub block_v4: Option<std::net::Ipv4Addr>,
+    pub block_v6: Option<std::net::Ipv6Addr>,
+    /// Answer blocked names with NXDOMAIN even when a block page address is set.
+    pub nxdomain: bool,
+    /// Client subnet → plan ("10.0.30.0/24" = "guest"): the VLAN of each tier. Clients with a
+    /// RADIUS session reporting their address are mapped to their member's plan first.
+    pub subnets: BTreeMap<String, String>,
+    /// Plans that opted out of filtering.
+    pub unfiltered: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -5,4 +5,5 @@
 pub mod blocklist;
 pub mod policy;
 pub mod resolver;
+pub mod server;
 pub mod wire;

@@ -4,6 +4,7 @@ mod api;
 mod backup;
 pub mod cert;
 mod controllers;
+pub(crate) mod dns;
 pub(crate) mod doors;
 mod explain;
 pub mod firewall;
@@ -164,6 +165,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Controller(c) => controllers::controller(&ctx, c, &actor).await,
         Command::Passphrase(c) => passphrases::passphrase(&ctx, c, &actor).await,
         Command::Sync(c) => doors::sync(&ctx, c).await,
+        Command::Dns(c) => dns::dns(&ctx, c, &actor).await,
         Command::Webhook(c) => api::webhook(&ctx, c, &actor).await,
         Command::Cert(c) => cert::run(&ctx, c).await,
         Command::Firewall(c) => firewall::run(&ctx, c).await,

@@ -466,6 +466,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     } else {
         super::backup::start_nightly(ctx, store.clone())?;
     }
+    let dns = super::dns::start(ctx, &store, args.dns.as_deref(), &args.dns_upstream).await?;
     let mut feed = store.follow_changes().await?;
     info!(seq = feed.last_seq(), "following changes");
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -487,8 +488,12 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                 if let Some(c) = controllers.as_ref().filter(|_| batch.iter().any(|c| c.kind == "controller")) {
                     c.reload().await;
                 }
+                // Blocklists and exceptions (and plans, which lists name) reach the resolver.
+                if let Some(d) = dns.as_ref().filter(|_| batch.iter().any(|c| matches!(c.kind.as_str(), "dns" | "plan"))) {
+                    super::dns::reload(ctx, &store, d).await;
+                }
                 // Operator accounts, API tokens and controllers change nobody's access.
-                if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token" | "member_login" | "controller")) {
+                if batch.iter().all(|c| matches!(c.kind.as_str(), "admin" | "api_token" | "member_login" | "controller" | "dns")) {
                     continue;
                 }
                 // Members changed one by one (suspend, cancel, set-plan): their sessions and
@@ -501,7 +506,7 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
                     .collect();
                 // Doors first (a door system is a slow, rate-limited API): the changed members
                 // now, everyone after a plan, map, backend, hours or import change.
-                if batch.iter().any(|c| !matches!(c.kind.as_str(), "member" | "device" | "voucher" | "passphrase" | "controller")) {
+                if batch.iter().any(|c| !matches!(c.kind.as_str(), "member" | "device" | "voucher" | "passphrase" | "controller" | "dns")) {
                     let _ = doors.send(None);
                 } else if !members.is_empty() {
                     let _ = doors.send(Some(members.iter().cloned().collect()));

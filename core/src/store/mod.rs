@@ -12,6 +12,7 @@ pub mod api;
 mod audit;
 pub mod console;
 pub mod controllers;
+pub mod dns;
 pub mod doors;
 mod feed;
 mod import;

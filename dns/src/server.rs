@@ -1,0 +1,256 @@
+//! The tokio layer around [`Resolver`]: UDP and TCP listeners, forwarding to the upstreams
+//! (UDP, TCP when the answer is truncated), nothing else.
+
+use crate::policy::Client;
+use crate::resolver::{Action, Outcome, Pending, Resolver};
+use crate::wire;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+
+/// Who a client address is: (plan, member).
+pub trait ClientMap: Send + Sync {
+    fn client(&self, ip: IpAddr) -> (Option<String>, Option<String>);
+}
+
+/// Nobody is known (every client gets the default policy).
+pub struct NoClients;
+
+impl ClientMap for NoClients {
+    fn client(&self, _: IpAddr) -> (Option<String>, Option<String>) {
+        (None, None)
+    }
+}
+
+/// Called for every answered query (the query log).
+pub type Observer = dyn Fn(IpAddr, &str, &Outcome, Option<&str>) + Send + Sync;
+
+pub struct Server {
+    pub resolver: Arc<Resolver>,
+    pub upstreams: Vec<SocketAddr>,
+    pub clients: Arc<dyn ClientMap>,
+    pub observer: Option<Arc<Observer>>,
+    /// Per upstream try.
+    pub timeout: Duration,
+    inflight: Semaphore,
+}
+
+/// Forwarded queries in flight at most (beyond: SERVFAIL at once).
+const INFLIGHT: usize = 4096;
+const TCP_IDLE: Duration = Duration::from_secs(10);
+const TCP_CONNECTIONS: usize = 256;
+
+impl Server {
+    pub fn new(
+        resolver: Arc<Resolver>,
+        upstreams: Vec<SocketAddr>,
+        clients: Arc<dyn ClientMap>,
+    ) -> Server {
+        Server {
+            resolver,
+            upstreams,
+            clients,
+            observer: None,
+            timeout: Duration::from_millis(1500),
+            inflight: Semaphore::new(INFLIGHT),
+        }
+    }
+
+    fn act(&self, bytes: &[u8], from: IpAddr, tcp: bool) -> (Action, Option<String>) {
+        let (plan, member) = self.clients.client(from);
+        let client = Client {
+            plan: plan.as_deref(),
+            member: member.as_deref(),
+        };
+        (
+            self.resolver.query(bytes, client, tcp, Instant::now()),
+            plan,
+        )
+    }
+
+    fn observe(&self, from: IpAddr, qname: &str, outcome: &Outcome, plan: Option<&str>) {
+        if let Some(o) = &self.observer {
+            o(from, qname, outcome, plan);
+        }
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn run(self: Arc<Self>, udp: UdpSocket, tcp: TcpListener) {
+        let udp = Arc::new(udp);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 0..workers {
+            tokio::spawn(self.clone().udp_loop(udp.clone()));
+        }
+        let conns = Arc::new(Semaphore::new(TCP_CONNECTIONS));
+        loop {
+            let (stream, peer) = match tcp.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "DNS: TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = conns.clone().try_acquire_owned() else {
+                continue; // over the connection limit: closed at once
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.tcp_conn(stream, peer.ip()).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn udp_loop(self: Arc<Self>, sock: Arc<UdpSocket>) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (n, from) = match sock.recv_from(&mut buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    debug!(error = %e, "DNS: UDP receive failed");
+                    continue;
+                }
+            };
+            match self.act(&buf[..n], from.ip(), false) {
+                (Action::Answer(bytes, outcome, qname), plan) => {
+                    self.observe(from.ip(), &qname, &outcome, plan.as_deref());
+                    let _ = sock.send_to(&bytes, from).await;
+                }
+                (Action::Forward { query, pending }, plan) => {
+                    let Ok(permit) = self.inflight.try_acquire() else {
+                        let _ = sock.send_to(&self.resolver.servfail(&pending), from).await;
+                        continue;
+                    };
+                    permit.forget();
+                    let (me, sock) = (self.clone(), sock.clone());
+                    tokio::spawn(async move {
+                        let answer = me.forward(&query, &pending).await;
+                        me.inflight.add_permits(1);
+                        let outcome = if answer.is_some() {
+                            Outcome::Forwarded
+                        } else {
+                            Outcome::ServFail
+                        };
+                        me.observe(from.ip(), &pending.qname, &outcome, plan.as_deref());
+                        let bytes = answer.unwrap_or_else(|| me.resolver.servfail(&pending));
+                        let _ = sock.send_to(&bytes, from).await;
+                    });
+                }
+                (Action::Drop, _) => {}
+            }
+        }
+    }
+
+    async fn tcp_conn(&self, mut s: TcpStream, from: IpAddr) {
+        for _ in 0..100 {
+            let mut len = [0u8; 2];
+            match tokio::time::timeout(TCP_IDLE, s.read_exact(&mut len)).await {
+                Ok(Ok(_)) => {}
+                _ => return,
+            }
+            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if !matches!(
+                tokio::time::timeout(TCP_IDLE, s.read_exact(&mut msg)).await,
+                Ok(Ok(_))
+            ) {
+                return;
+            }
+            let bytes = match self.act(&msg, from, true) {
+                (Action::Answer(bytes, outcome, qname), plan) => {
+                    self.observe(from, &qname, &outcome, plan.as_deref());
+                    bytes
+                }
+                (Action::Forward { query, pending }, plan) => {
+                    let answer = self.forward(&query, &pending).await;
+                    let outcome = if answer.is_some() {
+                        Outcome::Forwarded
+                    } else {
+                        Outcome::ServFail
+                    };
+                    self.observe(from, &pending.qname, &outcome, plan.as_deref());
+                    answer.unwrap_or_else(|| self.resolver.servfail(&pending))
+                }
+                (Action::Drop, _) => return,
+            };
+            let Ok(n) = u16::try_from(bytes.len()) else {
+                return;
+            };
+            let mut out = n.to_be_bytes().to_vec();
+            out.extend(bytes);
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Asks the upstreams in turn; over TCP when a UDP answer comes back truncated.
+    async fn forward(&self, query: &[u8], p: &Pending) -> Option<Vec<u8>> {
+        for &up in &self.upstreams {
+            let answer = match self.ask_udp(up, query, p).await {
+                Some(a) if wire::truncated(&a) => self.ask_tcp(up, query).await,
+                other => other,
+            };
+            if let Some(a) = answer {
+                if let Some(out) = self.resolver.upstream(p, &a, Instant::now()) {
+                    return Some(out);
+                }
+            }
+        }
+        None
+    }
+
+    async fn ask_udp(&self, up: SocketAddr, query: &[u8], p: &Pending) -> Option<Vec<u8>> {
+        let bind: SocketAddr = if up.is_ipv4() {
+            "0.0.0.0:0".parse().expect("literal")
+        } else {
+            "[::]:0".parse().expect("literal")
+        };
+        // A fresh socket per query: a random source port as well as a random ID.
+        let sock = UdpSocket::bind(bind).await.ok()?;
+        sock.connect(up).await.ok()?;
+        sock.send(query).await.ok()?;
+        let mut buf = vec![0u8; 65_535];
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            // Anything else on this port (a late or forged datagram) is skipped.
+            if wire::id(&buf[..n]) == Some(p.upstream_id) {
+                buf.truncate(n);
+                return Some(buf);
+            }
+        }
+    }
+
+    async fn ask_tcp(&self, up: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
+        let work = async {
+            let mut s = TcpStream::connect(up).await.ok()?;
+            let mut out = u16::try_from(query.len()).ok()?.to_be_bytes().to_vec();
+            out.extend(query);
+            s.write_all(&out).await.ok()?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await.ok()?;
+            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut msg).await.ok()?;
+            Some(msg)
+        };
+        tokio::time::timeout(self.timeout * 2, work).await.ok()?
+    }
+}
+
+/// Binds UDP and TCP on `addr` and serves.
+pub async fn listen(server: Arc<Server>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let udp = UdpSocket::bind(addr).await?;
+    let local = udp.local_addr()?;
+    let tcp = TcpListener::bind(local).await?;
+    info!(%local, upstreams = ?server.upstreams, "protective DNS listening (UDP and TCP)");
+    tokio::spawn(server.run(udp, tcp));
+    Ok(local)
+}

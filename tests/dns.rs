@@ -1,0 +1,316 @@
+//! Protective DNS end to end: `frontdesk serve --dns` on loopback, queried with `dig` (the real
+//! peer), forwarding to an upstream this test runs (hickory-proto answering fixed records and
+//! counting what reaches it). Guests (127.0.0.2 by `[dns] subnets`) and members (127.0.0.1)
+//! get different lists.
+
+mod common;
+use common::{listen_args, require_tool, Db, Env, Server};
+use hickory_proto::op::{Message, MessageType};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An upstream that answers every A query with 192.0.2.7 (TTL 300), `big.test` with 60
+/// addresses (too large for 512-byte UDP), and counts queries by name.
+fn upstream() -> (SocketAddr, Arc<Mutex<HashMap<String, usize>>>) {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = std::net::TcpListener::bind(addr).unwrap();
+    let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let answer = |q: &[u8], counts: &Mutex<HashMap<String, usize>>| -> Option<Vec<u8>> {
+        let req = Message::from_vec(q).ok()?;
+        let query = req.queries().first()?.clone();
+        let name = query.name().to_ascii().to_ascii_lowercase();
+        *counts.lock().unwrap().entry(name.clone()).or_default() += 1;
+        let mut m = Message::new();
+        m.set_id(req.id())
+            .set_message_type(MessageType::Response)
+            .set_recursion_available(true)
+            .add_query(query.clone());
+        let n = if name == "big.test." { 60 } else { 1 };
+        for i in 0..n {
+            m.add_answer(Record::from_rdata(
+                query.name().clone(),
+                300,
+                RData::A(A(Ipv4Addr::new(192, 0, 2, 7 + i as u8))),
+            ));
+        }
+        let mut bytes = m.to_vec().ok()?;
+        if bytes.len() > 512 && req.extensions().is_none() {
+            // UDP without EDNS: truncated, as a real server does.
+            let mut t = m.clone();
+            t.take_answers();
+            t.set_truncated(true);
+            bytes = t.to_vec().ok()?;
+        }
+        Some(bytes)
+    };
+    {
+        let counts = counts.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, from)) = udp.recv_from(&mut buf) {
+                if let Some(a) = answer(&buf[..n], &counts) {
+                    let _ = udp.send_to(&a, from);
+                }
+            }
+        });
+    }
+    {
+        let counts = counts.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut s in tcp.incoming().map_while(Result::ok) {
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).is_err() {
+                    continue;
+                }
+                let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+                if s.read_exact(&mut q).is_err() {
+                    continue;
+                }
+                let req = Message::from_vec(&q).unwrap();
+                let query = req.queries()[0].clone();
+                *counts
+                    .lock()
+                    .unwrap()
+                    .entry(format!(
+                        "tcp:{}",
+                        query.name().to_ascii().to_ascii_lowercase()
+                    ))
+                    .or_default() += 1;
+                let mut m = Message::new();
+                m.set_id(req.id())
+                    .set_message_type(MessageType::Response)
+                    .add_query(query.clone());
+                for i in 0..60u8 {
+                    m.add_answer(Record::from_rdata(
+                        query.name().clone(),
+                        300,
+                        RData::A(A(Ipv4Addr::new(192, 0, 2, 7 + i))),
+                    ));
+                }
+                let bytes = m.to_vec().unwrap();
+                let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+                out.extend(bytes);
+                let _ = s.write_all(&out);
+            }
+        });
+    }
+    let _ = answer;
+    (addr, counts)
+}
+
+struct Dig {
+    port: u16,
+}
+
+impl Dig {
+    /// `dig` from `source` for `name`: (status, answers as "name ttl addr" lines).
+    fn ask(&self, source: &str, name: &str, extra: &[&str]) -> (String, Vec<String>, String) {
+        let out = Command::new("dig")
+            .args([
+                "-b",
+                source,
+                "-p",
+                &self.port.to_string(),
+                "@127.0.0.1",
+                name,
+                "A",
+            ])
+            .args(["+tries=1", "+time=3", "+noall", "+answer", "+comments"])
+            .args(extra)
+            .output()
+            .expect("dig");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let status = text
+            .split("status: ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or("")
+            .to_string();
+        let answers = text
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() >= 5)
+            .map(|f| format!("{} {} {}", f[0], f[1], f[4]))
+            .collect();
+        (status, answers, text)
+    }
+}
+
+fn ttl(answer: &str) -> u32 {
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
+    if !require_tool("dig", "dnsutils") {
+        return;
+    }
+    let (up, counts) = upstream();
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+        .ok();
+    std::fs::write(
+        env.path("malware.hosts"),
+        "# test list\n0.0.0.0 malware.test\n",
+    )
+    .unwrap();
+    std::fs::write(env.path("strict.txt"), "! strict\n||games.test^\n").unwrap();
+    env.run(&[
+        "dns",
+        "blocklist",
+        "add",
+        "--name",
+        "malware",
+        "--source",
+        "malware.hosts",
+    ])
+    .ok();
+    env.run(&[
+        "dns",
+        "blocklist",
+        "add",
+        "--name",
+        "strict",
+        "--source",
+        "strict.txt",
+        "--plans",
+        "guest",
+    ])
+    .ok();
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(
+        &cfg,
+        "[dns]\nblock_v4 = \"10.99.0.1\"\n[dns.subnets]\n\"127.0.0.1/32\" = \"full-time\"\n\"127.0.0.2/32\" = \"guest\"\n",
+    )
+    .unwrap();
+    // `dns test` says what a plan gets, without a running resolver.
+    let t = env
+        .run(&["dns", "test", "www.games.test", "--plan", "guest"])
+        .ok();
+    assert!(t.stdout.contains("blocked by list strict"), "{}", t.stdout);
+    let t = env
+        .run(&["dns", "test", "www.games.test", "--plan", "full-time"])
+        .ok();
+    assert!(t.stdout.contains("resolves"), "{}", t.stdout);
+
+    let mut cmd = env.cmd();
+    cmd.arg("--config").arg(&cfg).arg("serve");
+    listen_args(&mut cmd, "127.0.0.1:0");
+    cmd.args(["--dns", "127.0.0.1:0", "--dns-upstream", &up.to_string()]);
+    let server = Server::start(cmd);
+    let line = server
+        .wait_for(&["protective DNS listening"], Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no DNS listener: {}", server.drain()));
+    let port: u16 = line
+        .split("local=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("port in {line}"));
+    assert!(server
+        .wait_for(&["following changes"], Duration::from_secs(10))
+        .is_some());
+    let dig = Dig { port };
+
+    // Allowed: resolved upstream, then cached with the TTL counting down.
+    let (status, a, text) = dig.ask("127.0.0.1", "www.example.test", &[]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert_eq!(a.len(), 1, "{text}");
+    assert!(a[0].ends_with("192.0.2.7") && ttl(&a[0]) == 300, "{a:?}");
+    std::thread::sleep(Duration::from_millis(2100));
+    let (_, a2, _) = dig.ask("127.0.0.1", "www.example.test", &[]);
+    assert!(
+        ttl(&a2[0]) <= 298,
+        "cached with the TTL counted down: {a2:?}"
+    );
+    assert_eq!(
+        counts.lock().unwrap()["www.example.test."],
+        1,
+        "the second answer came from the cache"
+    );
+
+    // Blocked everywhere: the block page's address; subdomains too.
+    for name in ["malware.test", "deep.sub.malware.test"] {
+        let (status, a, text) = dig.ask("127.0.0.1", name, &[]);
+        assert_eq!(status, "NOERROR", "{text}");
+        assert!(
+            a.len() == 1 && a[0].ends_with("10.99.0.1"),
+            "{name}: {text}"
+        );
+    }
+    assert!(
+        !counts.lock().unwrap().contains_key("malware.test."),
+        "never asked upstream"
+    );
+    // The strict list is the guests' (127.0.0.2), not the members' (127.0.0.1).
+    let (_, a, text) = dig.ask("127.0.0.2", "games.test", &[]);
+    assert!(a[0].ends_with("10.99.0.1"), "guest: {text}");
+    let (_, a, text) = dig.ask("127.0.0.1", "games.test", &[]);
+    assert!(a[0].ends_with("192.0.2.7"), "member: {text}");
+    // The DoH canary: NXDOMAIN on a filtered network.
+    let (status, _, text) = dig.ask("127.0.0.1", "use-application-dns.net", &[]);
+    assert_eq!(status, "NXDOMAIN", "{text}");
+
+    // An approved exception takes effect within a second.
+    let t = Instant::now();
+    env.run(&["dns", "allow", "games.test", "--plan", "guest"])
+        .ok();
+    loop {
+        let (_, a, _) = dig.ask("127.0.0.2", "games.test", &[]);
+        if a.first().is_some_and(|x| x.ends_with("192.0.2.7")) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "exception not in force after {:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A list's `@@` exception and an allowlisted subdomain pass; others under it stay blocked.
+    env.run(&["dns", "allow", "safe.malware.test"]).ok();
+    std::thread::sleep(Duration::from_millis(900));
+    let (_, a, _) = dig.ask("127.0.0.1", "safe.malware.test", &[]);
+    assert!(a[0].ends_with("192.0.2.7"), "{a:?}");
+    let (_, a, _) = dig.ask("127.0.0.1", "bad.malware.test", &[]);
+    assert!(a[0].ends_with("10.99.0.1"), "{a:?}");
+
+    // A large answer: truncated over UDP, dig retries over TCP and gets all 60.
+    let (status, a, text) = dig.ask("127.0.0.1", "big.test", &["+noedns"]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert_eq!(a.len(), 60, "{text}");
+
+    // Malformed datagrams: FORMERR or nothing, and the server keeps answering.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut loop_q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    loop_q.extend([0xc0, 0x0c, 0, 1, 0, 1]);
+    let mut huge = vec![
+        0x12, 0x35, 0x01, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ];
+    huge.extend([3, b'a', b'b', b'c', 0, 0, 1, 0, 1]);
+    for bad in [vec![0x12], vec![0u8; 11], loop_q, huge, vec![0xff; 600]] {
+        sock.send_to(&bad, ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 1024];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            assert!(
+                n >= 12 && buf[3] & 0x0f == 1,
+                "FORMERR expected: {:?}",
+                &buf[..n]
+            );
+        }
+    }
+    let (status, _, text) = dig.ask("127.0.0.1", "after.example.test", &[]);
+    assert_eq!(status, "NOERROR", "still answering: {text}");
+    drop(server);
+}
