@@ -1137,12 +1137,15 @@ async fn sigkill_under_accounting_load_loses_no_acknowledged_record() {
                 let Ok(p) = Packet::decode(&buf[..n]) else {
                     continue;
                 };
-                let entry = pending.lock().unwrap().get(&p.identifier).cloned();
-                // Counted only if it answers exactly the request under that identifier.
+                let mut pending = pending.lock().unwrap();
+                let entry = pending.get(&p.identifier).cloned();
+                // Counted only if it answers exactly the request under that identifier; the
+                // identifier is then free for the sender again.
                 if let Some((session, auth)) = entry {
                     if p.code == Code::AccountingResponse
                         && verify_response(&buf[..n], &auth, SECRET.as_bytes())
                     {
+                        pending.remove(&p.identifier);
                         acked.lock().unwrap().insert(session);
                     }
                 }
@@ -1165,6 +1168,15 @@ async fn sigkill_under_accounting_load_loses_no_acknowledged_record() {
         );
         let raw = encode_request(&req, SECRET.as_bytes()).unwrap();
         let auth: [u8; 16] = raw[4..20].try_into().unwrap();
+        // An identifier is reused only once its request was answered (or after 1 s): on a
+        // loaded machine a slow answer must not be mistaken for a lost one.
+        let waited = std::time::Instant::now();
+        while pending.lock().unwrap().contains_key(&id)
+            && waited.elapsed() < Duration::from_secs(1)
+            && !killed
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         pending.lock().unwrap().insert(id, (session, auth));
         let _ = sock.send(&raw);
         sent += 1;
