@@ -206,6 +206,14 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
     listen_args(&mut cmd, "127.0.0.1:0");
     cmd.args(["--dns", "127.0.0.1:0", "--dns-upstream", &up.to_string()]);
     let server = Server::start(cmd);
+    let portal_line = server
+        .wait_for(&["captive portal listening"], Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no portal: {}", server.drain()));
+    let portal = portal_line[portal_line.find("portal=").unwrap() + 7..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let line = server
         .wait_for(&["protective DNS listening"], Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no DNS listener: {}", server.drain()));
@@ -284,6 +292,64 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
     let (_, a, _) = dig.ask("127.0.0.1", "bad.malware.test", &[]);
     assert!(a[0].ends_with("10.99.0.1"), "{a:?}");
 
+    // The block page: the browser's request for a blocked name reaches the portal (the block
+    // address), which says which list blocked it and takes an exception request.
+    env.run(&[
+        "member",
+        "add",
+        "--name",
+        "Ada",
+        "--email",
+        "ada@example.com",
+        "--plan",
+        "full-time",
+    ])
+    .ok();
+    let (status, page) = http(&portal, "GET", "/some/page", "www.malware.test", "");
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("malware.test") && page.contains("malware"),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let form = format!(
+        "csrf={csrf}&host=www.malware.test&list=malware&email=ada%40example.com&reason=vendor+docs"
+    );
+    let (status, page) = http(&portal, "POST", "/dns/request", &portal, &form);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("went to the operators"), "{page}");
+    let pending = env.run(&["dns", "requests", "--json"]).ok().json();
+    assert_eq!(pending[0]["domain"], "www.malware.test", "{pending}");
+    assert_eq!(pending[0]["scope"], "member", "{pending}");
+    assert_eq!(pending[0]["reason"], "vendor docs", "{pending}");
+    let id = pending[0]["id"].as_i64().unwrap().to_string();
+    // Approved for the members' plan: resolves for them within a second.
+    env.run(&["dns", "approve", &id, "--plan", "full-time"])
+        .ok();
+    let t = Instant::now();
+    loop {
+        let (_, a, _) = dig.ask("127.0.0.1", "www.malware.test", &[]);
+        if a.first().is_some_and(|x| x.ends_with("192.0.2.7")) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "approval not in force"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = http(&portal, "GET", "/", "www.malware.test", "");
+    assert_ne!(status, 403, "no block page once allowed");
+    // A request for a name that is not blocked is the portal's business as before.
+    let (status, _) = http(&portal, "GET", "/", "www.example.test", "");
+    assert_ne!(status, 403);
+
     // A large answer: truncated over UDP, dig retries over TCP and gets all 60.
     let (status, a, text) = dig.ask("127.0.0.1", "big.test", &["+noedns"]);
     assert_eq!(status, "NOERROR", "{text}");
@@ -313,4 +379,24 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
     let (status, _, text) = dig.ask("127.0.0.1", "after.example.test", &[]);
     assert_eq!(status, "NOERROR", "still answering: {text}");
     drop(server);
+}
+
+/// A plain HTTP/1.1 request with a Host header: (status, body).
+fn http(addr: &str, method: &str, path: &str, host: &str, form: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out)
 }

@@ -85,3 +85,9 @@ pub struct Mail {
 pub trait Mailer: Send + Sync {
     async fn send(&self, mail: Mail) -> Result<(), ActError>;
 }
+
+/// What the protective DNS blocks for a client, for the portal's block page: `Some((list,
+/// listed domain))` when `host` is blocked for the client at `client`.
+pub trait DnsBlocks: Send + Sync {
+    fn blocked(&self, client: std::net::IpAddr, host: &str) -> Option<(String, String)>;
+}

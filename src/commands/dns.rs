@@ -376,6 +376,41 @@ impl Clients {
     }
 }
 
+/// The portal's view of what the resolver blocks (its block page): set once the resolver
+/// runs; answers "not blocked" until then or without protective DNS.
+#[derive(Default)]
+pub struct Blocks(
+    std::sync::OnceLock<(
+        std::sync::Arc<frontdesk_dns::resolver::Resolver>,
+        std::sync::Arc<Clients>,
+    )>,
+);
+
+impl frontdesk_core::ports::DnsBlocks for Blocks {
+    fn blocked(&self, client: std::net::IpAddr, host: &str) -> Option<(String, String)> {
+        use frontdesk_dns::server::ClientMap;
+        let (resolver, clients) = self.0.get()?;
+        let (plan, member) = clients.client(client);
+        let filter = resolver.filter();
+        match filter.check(
+            Client {
+                plan: plan.as_deref(),
+                member: member.as_deref(),
+            },
+            host,
+        ) {
+            Verdict::Block { list, domain } => Some((list.to_string(), domain)),
+            _ => None,
+        }
+    }
+}
+
+/// One per process: `serve` hands it to the portal before the resolver starts.
+pub fn blocks() -> std::sync::Arc<Blocks> {
+    static BLOCKS: std::sync::OnceLock<std::sync::Arc<Blocks>> = std::sync::OnceLock::new();
+    BLOCKS.get_or_init(Default::default).clone()
+}
+
 /// The running resolver, for reloads.
 pub struct Running {
     pub resolver: std::sync::Arc<frontdesk_dns::resolver::Resolver>,
@@ -449,6 +484,7 @@ pub async fn start(
             }
         });
     }
+    let _ = blocks().0.set((resolver.clone(), clients.clone()));
     let mut server = frontdesk_dns::server::Server::new(resolver.clone(), ups, clients);
     server.observer = Some(std::sync::Arc::new(|ip, qname, outcome, plan| {
         if let frontdesk_dns::resolver::Outcome::Blocked { list, domain } = outcome {

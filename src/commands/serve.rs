@@ -1011,6 +1011,7 @@ async fn start_portal(
         settings,
         random_key()?,
     )
+    .with_dns_blocks(super::dns::blocks())
     .router();
     let listener = tokio::net::TcpListener::bind(portal)
         .await

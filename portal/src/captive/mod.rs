@@ -5,6 +5,7 @@
 //! gateway mode, the controller's API in radius-only mode), and a [`ClientLocator`] says which
 //! device is behind a connection. The same pages serve both modes.
 
+mod blocked;
 pub mod handoff;
 mod member;
 mod pages;
@@ -102,6 +103,10 @@ struct Inner {
     by_mac: Limiter,
     by_ip: Limiter,
     sponsor_limit: Limiter,
+    /// Exception requests from the block page, per client address.
+    dns_limit: Limiter,
+    /// What the protective DNS blocks (the block page); `None` without it.
+    blocks: Option<Arc<dyn frontdesk_core::ports::DnsBlocks>>,
     actor: Actor,
 }
 
@@ -129,6 +134,8 @@ impl Portal {
                 settings.max_sponsor_requests_per_hour,
                 Duration::from_secs(3600),
             ),
+            dns_limit: Limiter::new(5, Duration::from_secs(3600)),
+            blocks: None,
             store,
             catalog,
             authorizer,
@@ -144,12 +151,21 @@ impl Portal {
         }))
     }
 
+    /// Serves the protective DNS block page for what `blocks` says is blocked.
+    pub fn with_dns_blocks(mut self, blocks: Arc<dyn frontdesk_core::ports::DnsBlocks>) -> Portal {
+        Arc::get_mut(&mut self.0)
+            .expect("set before the portal is shared")
+            .blocks = Some(blocks);
+        self
+    }
+
     pub fn router(&self) -> Router {
         let api = self.0.settings.api_path.clone();
         // The portal's own pages answer only under its own address: "/" of any other site
         // (redirected here before login) goes through `other`, like every foreign URL.
         let pages = Router::new()
             .route("/", get(index))
+            .route("/dns/request", post(blocked::request))
             .route("/aup", get(aup))
             .route("/accept", post(accept))
             .route("/login", post(login))
@@ -189,6 +205,10 @@ impl Portal {
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 handoff::scope,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                blocked::intercept,
             ))
             .with_state(self.clone())
     }

@@ -18,5 +18,6 @@ page!(StatusT, "status.html" { until: String, remaining: String, continue_url: O
 page!(ClosedT, "closed.html" { opens: Option<String> });
 page!(DeviceLimitT, "device_limit.html" { devices: u32 });
 page!(MessageT, "message.html" { is_error: bool, text: String, detail: Option<String> });
+page!(BlockedT, "blocked.html" { host: String, list: String, domain: String, action: String, csrf: String });
 page!(SponsorWaitT, "sponsor_wait.html" { heading: String, text: String, waiting: bool, failed: bool });
 page!(SponsorApproveT, "sponsor_approve.html" { guest: String, asked: String, device: String, until: Option<String>, closed: Option<String>, csrf: String });

@@ -45,6 +45,8 @@ page!(TokensT, "console/tokens.html" {
 page!(NetworkT, "console/network.html" {
     nas: Vec<NasLine>,
     controllers: Vec<ControllerLine>,
+    dns_requests: Vec<DnsRequestLine>,
+    can_edit: bool,
     log: Vec<LogLine>,
     f: LogQuery,
     is_owner: bool,
@@ -53,6 +55,16 @@ page!(NetworkT, "console/network.html" {
     refused: bool,
     new_secret: Option<String>,
 });
+
+pub struct DnsRequestLine {
+    pub id: i64,
+    pub domain: String,
+    pub who: String,
+    pub list: String,
+    pub reason: String,
+    pub asked: String,
+    pub is_member: bool,
+}
 
 /// What a change on a page led to: done, or refused with the reason.
 pub enum Notice {
@@ -584,8 +596,25 @@ async fn network_page(
             url: k.url,
         })
         .collect();
+    let dns_requests = store
+        .exceptions(Some("pending"))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| DnsRequestLine {
+            is_member: matches!(e.scope, frontdesk_core::store::dns::Scope::Member(_)),
+            id: e.id,
+            who: e.requester.clone().unwrap_or_else(|| "a visitor".into()),
+            list: e.list.clone().unwrap_or_default(),
+            reason: e.reason.clone(),
+            asked: local(e.created_at),
+            domain: e.domain,
+        })
+        .collect();
     let page = NetworkT {
         p: c.page("Network", Some(s)).await,
+        dns_requests,
+        can_edit: super::can_edit(s),
         controllers,
         is_owner: s.operator.role == Role::Owner,
         vendors: frontdesk_core::Vendor::ALL
@@ -884,4 +913,114 @@ pub(super) async fn join_code(
         ),
     };
     (qr_svg(&text), qr_kind)
+}
+
+#[derive(Deserialize)]
+pub struct DnsDecisionForm {
+    csrf: String,
+    /// approve | deny
+    decision: String,
+    /// member | plan | everyone
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    plan: String,
+    #[serde(default)]
+    until: String,
+}
+
+/// Approves (for the requester, a plan or everyone, until a date) or denies a DNS exception
+/// request; the requesting member is told by mail.
+pub async fn dns_decide(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<DnsDecisionForm>,
+) -> Response {
+    let s = match require_editor(
+        &c,
+        &headers,
+        &f.csrf,
+        "viewers cannot decide DNS exceptions",
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    use frontdesk_core::store::dns::Scope;
+    let store = &c.0.store;
+    let refuse = |msg: String| {
+        network_page(
+            &c,
+            &s,
+            LogQuery::default(),
+            Some(Notice::Refused(msg)),
+            None,
+        )
+    };
+    let request = match store.exception(id).await {
+        Ok(e) => e,
+        Err(e) => return refuse(e.to_string()).await,
+    };
+    let decision = match f.decision.as_str() {
+        "deny" => None,
+        "approve" => {
+            let until = match f.until.trim() {
+                "" => None,
+                d => match frontdesk_core::model::parse_date(d) {
+                    Ok(d) => Some(d),
+                    Err(e) => return refuse(e).await,
+                },
+            };
+            let scope = match f.scope.as_str() {
+                "plan" => Scope::Plan(f.plan.trim().to_string()),
+                "everyone" => Scope::Everyone,
+                _ => request.scope.clone(),
+            };
+            Some((scope, until))
+        }
+        other => return refuse(format!("unknown decision {other:?}")).await,
+    };
+    let e = match store.decide_exception(id, decision, &actor(&s)).await {
+        Ok(e) => e,
+        Err(e) => return refuse(e.to_string()).await,
+    };
+    info!(operator = %s.operator.email, request = id, domain = %e.domain, status = %e.status, "console: DNS exception decided");
+    if let (Some(member), Some(mailer)) = (e.requester.as_deref(), c.0.mailer.clone()) {
+        if let Ok(m) = store.member(member).await {
+            let site = c.site().await;
+            let text = if e.status == "approved" {
+                format!(
+                    "{} is open for you on the {site} network now{}.",
+                    e.domain,
+                    e.valid_until
+                        .map_or(String::new(), |d| format!(", until {d}"))
+                )
+            } else {
+                format!(
+                    "Your request for {} was declined. Ask at the front desk if you need it.",
+                    e.domain
+                )
+            };
+            let mail = frontdesk_core::ports::Mail {
+                to: m.email.clone(),
+                subject: format!("Your request for {}: {}", e.domain, e.status),
+                body: format!("Hello {},\n\n{text}\n", m.name),
+            };
+            tokio::spawn(async move {
+                if let Err(err) = mailer.send(mail).await {
+                    warn!(error = %err, "console: DNS decision mail not sent");
+                }
+            });
+        }
+    }
+    network_page(
+        &c,
+        &s,
+        LogQuery::default(),
+        Some(Notice::Done(format!("{}: {}.", e.domain, e.status))),
+        None,
+    )
+    .await
 }

@@ -312,6 +312,7 @@ impl Console {
             .route("/tokens/{id}/revoke", post(manage::token_revoke))
             .route("/network", get(manage::network))
             .route("/network/nas", post(manage::nas_add))
+            .route("/network/dns/{id}", post(manage::dns_decide))
             .route("/network/nas/{name}", post(manage::nas_edit))
             .route("/presence", get(presence::presence))
             .route("/vouchers", get(vouchers::vouchers).post(vouchers::create))
