@@ -76,3 +76,66 @@ pub fn radius(shared: &Shared, out: &mut String) {
         "frontdesk_radius_queue_depth{{queue=\"accounting\"}} {acct}\nfrontdesk_radius_queue_depth{{queue=\"auth_log\"}} {log}\n"
     ));
 }
+
+/// Protective DNS: queries, cache hits, forwards, blocks by list, errors, cache size.
+pub fn dns(out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(r) = crate::commands::dns::blocks().resolver() else {
+        return;
+    };
+    let st = &r.stats;
+    family(
+        out,
+        "frontdesk_dns_queries_total",
+        "counter",
+        "DNS queries by what became of them",
+    );
+    let queries = st.queries.load(Relaxed);
+    let (hits, fwd, blocked, errors) = (
+        st.cache_hits.load(Relaxed),
+        st.forwarded.load(Relaxed),
+        st.blocked.load(Relaxed),
+        st.errors.load(Relaxed),
+    );
+    for (what, n) in [
+        ("cached", hits),
+        ("forwarded", fwd),
+        ("blocked", blocked),
+        ("error", errors),
+        (
+            "other",
+            queries.saturating_sub(hits + fwd + blocked + errors),
+        ),
+    ] {
+        out.push_str(&format!(
+            "frontdesk_dns_queries_total{{result=\"{what}\"}} {n}\n"
+        ));
+    }
+    family(
+        out,
+        "frontdesk_dns_blocked_total",
+        "counter",
+        "DNS queries blocked, by list",
+    );
+    let mut lists: Vec<(String, u64)> = st
+        .by_list
+        .lock()
+        .expect("stats lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    lists.sort();
+    for (list, n) in lists {
+        out.push_str(&format!(
+            "frontdesk_dns_blocked_total{{list=\"{}\"}} {n}\n",
+            label(&list)
+        ));
+    }
+    family(
+        out,
+        "frontdesk_dns_cache_entries",
+        "gauge",
+        "answers cached",
+    );
+    out.push_str(&format!("frontdesk_dns_cache_entries {}\n", r.cache_len()));
+}

@@ -214,6 +214,14 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
         .next()
         .unwrap()
         .to_string();
+    let console_line = server
+        .wait_for(&["operator console listening"], Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no console: {}", server.drain()));
+    let console = console_line[console_line.find("addr=").unwrap() + 5..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let line = server
         .wait_for(&["protective DNS listening"], Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no DNS listener: {}", server.drain()));
@@ -378,6 +386,17 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
     }
     let (status, _, text) = dig.ask("127.0.0.1", "after.example.test", &[]);
     assert_eq!(status, "NOERROR", "still answering: {text}");
+
+    // Metrics: queries by result, blocks by list, the cache.
+    let (_, metrics) = http(&console, "GET", "/metrics", "localhost", "");
+    for needle in [
+        "frontdesk_dns_queries_total{result=\"cached\"}",
+        "frontdesk_dns_blocked_total{list=\"malware\"}",
+        "frontdesk_dns_blocked_total{list=\"strict\"}",
+        "frontdesk_dns_cache_entries",
+    ] {
+        assert!(metrics.contains(needle), "{needle} in {metrics}");
+    }
     drop(server);
 }
 

@@ -405,6 +405,13 @@ impl frontdesk_core::ports::DnsBlocks for Blocks {
     }
 }
 
+impl Blocks {
+    /// The running resolver (metrics read its counters).
+    pub fn resolver(&self) -> Option<std::sync::Arc<frontdesk_dns::resolver::Resolver>> {
+        self.0.get().map(|(r, _)| r.clone())
+    }
+}
+
 /// One per process: `serve` hands it to the portal before the resolver starts.
 pub fn blocks() -> std::sync::Arc<Blocks> {
     static BLOCKS: std::sync::OnceLock<std::sync::Arc<Blocks>> = std::sync::OnceLock::new();
@@ -485,6 +492,16 @@ pub async fn start(
         });
     }
     let _ = blocks().0.set((resolver.clone(), clients.clone()));
+    {
+        // Lists change at their source (a downloaded list is updated daily upstream).
+        let (cfg, store, resolver) = (cfg.clone(), store.clone(), resolver.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH).await;
+                reload_with(&cfg, &store, &resolver).await;
+            }
+        });
+    }
     let mut server = frontdesk_dns::server::Server::new(resolver.clone(), ups, clients);
     server.observer = Some(std::sync::Arc::new(|ip, qname, outcome, plan| {
         if let frontdesk_dns::resolver::Outcome::Blocked { list, domain } = outcome {
@@ -512,12 +529,22 @@ fn log_report(report: &[Loaded]) {
 
 /// Rebuilds the filter (lists, exceptions) and swaps it in; resolution never stops.
 pub async fn reload(ctx: &Ctx, store: &Store, running: &Running) {
-    let cfg = &ctx.config.dns;
+    reload_with(&ctx.config.dns, store, &running.resolver).await
+}
+
+async fn reload_with(
+    cfg: &crate::config::DnsConfig,
+    store: &Store,
+    resolver: &frontdesk_dns::resolver::Resolver,
+) {
     match load_filter(store, cfg.default_policy.clone(), cfg.unfiltered.clone()).await {
         Ok((filter, report)) => {
             log_report(&report);
-            running.resolver.set_filter(filter);
+            resolver.set_filter(filter);
         }
         Err(e) => tracing::warn!(error = %e, "DNS: filter not reloaded; keeping the previous one"),
     }
 }
+
+/// How often lists are read again from their sources (URL lists are downloaded then).
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);

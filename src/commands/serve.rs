@@ -419,7 +419,10 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let metrics: frontdesk_portal::health::Extra = {
         let radius = radius.clone();
-        Arc::new(move |out: &mut String| crate::metrics::radius(&radius, out))
+        Arc::new(move |out: &mut String| {
+            crate::metrics::radius(&radius, out);
+            crate::metrics::dns(out);
+        })
     };
     start_console(
         ctx,
