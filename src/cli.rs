@@ -472,8 +472,8 @@ pub enum PassphraseCommand {
         #[arg(long)]
         devices: Option<u32>,
     },
-    /// Passphrases in force (`--all`: revoked ones too), without the secrets (shown once, at
-    /// issue; a lost one is revoked and issued again).
+    /// Passphrases in force (`--all`: revoked ones too), without the secrets (`show ID` has
+    /// the secret and its QR string).
     List {
         #[arg(long)]
         all: bool,

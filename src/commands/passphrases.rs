@@ -38,19 +38,10 @@ pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Res
                 .issue_passphrase(&owner, &ssid, until, devices, actor)
                 .await?;
             if ctx.json {
-                json(
-                    &json!({"id": p.id, "ssid": p.ssid, "owner": p.owner, "passphrase": p.secret,
-                    "wifi_qr": p.wifi_uri(), "valid_until": p.valid_until, "max_devices": p.max_devices}),
-                );
+                json(&as_json(&p));
             } else {
-                kv(&[
-                    ("id", p.id.to_string()),
-                    ("ssid", p.ssid.clone()),
-                    ("owner", p.owner.clone()),
-                    ("passphrase", p.secret.clone()),
-                    ("join (QR)", p.wifi_uri()),
-                ]);
-                println!("Give it to its owner only: it is not shown again (revoke and issue a new one if it is lost).");
+                kv(&as_kv(&p));
+                println!("Give it to its owner only (it is on their /me page too; `frontdesk passphrase show {}` shows it again).", p.id);
             }
         }
         PassphraseCommand::List { all } => {
@@ -85,18 +76,13 @@ pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Res
             let p = store.passphrase(id).await?;
             let devices = store.passphrase_devices(id).await?;
             if ctx.json {
-                json(
-                    &json!({"id": p.id, "ssid": p.ssid, "owner": p.owner, "passphrase": p.secret,
-                    "wifi_qr": p.wifi_uri(), "valid_until": p.valid_until, "max_devices": p.max_devices,
-                    "revoked_at": p.revoked_at, "devices": devices}),
-                );
+                let mut j = as_json(&p);
+                j["revoked_at"] = json!(p.revoked_at);
+                j["devices"] = json!(devices);
+                json(&j);
             } else {
-                kv(&[
-                    ("id", p.id.to_string()),
-                    ("ssid", p.ssid.clone()),
-                    ("owner", p.owner.clone()),
-                    ("passphrase", p.secret.clone()),
-                    ("join (QR)", p.wifi_uri()),
+                let mut lines = as_kv(&p);
+                lines.extend([
                     (
                         "state",
                         p.revoked_at
@@ -111,6 +97,7 @@ pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Res
                         ),
                     ),
                 ]);
+                kv(&lines);
                 for d in devices {
                     println!("  {}  first {}  last {}", d.mac, d.first_at, d.last_at);
                 }
@@ -142,4 +129,19 @@ pub async fn passphrase(ctx: &Ctx, cmd: PassphraseCommand, actor: &Actor) -> Res
         }
     }
     Ok(())
+}
+
+fn as_json(p: &frontdesk_core::store::passphrases::Passphrase) -> serde_json::Value {
+    json!({"id": p.id, "ssid": p.ssid, "owner": p.owner, "passphrase": p.secret,
+        "wifi_qr": p.wifi_uri(), "valid_until": p.valid_until, "max_devices": p.max_devices})
+}
+
+fn as_kv(p: &frontdesk_core::store::passphrases::Passphrase) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", p.id.to_string()),
+        ("ssid", p.ssid.clone()),
+        ("owner", p.owner.clone()),
+        ("passphrase", p.secret.clone()),
+        ("join (QR)", p.wifi_uri()),
+    ]
 }
