@@ -2620,3 +2620,154 @@ async fn controller_health_on_network_page_and_dashboard() {
     let r = lab.req("GET", "/network", &[&owner], None, None).await;
     assert!(r.body.contains("<td>none</td>"), "{}", r.body);
 }
+
+/// Protective DNS exception requests on the Network page: listed with who asked and why;
+/// an owner approves one for the requester's plan until a date (the member is mailed), denies
+/// another; a viewer sees them but cannot decide; a request is decided once.
+#[tokio::test]
+async fn dns_exception_requests_are_decided_on_the_network_page() {
+    use frontdesk_core::store::dns::Scope;
+    let outbox = std::sync::Arc::new(Outbox::default());
+    let (lab, one_time) = lab_full(ConsoleSettings::default(), None, Some(outbox.clone())).await;
+    let today = chrono::Utc::now().date_naive();
+    let (m, _) = lab
+        .store
+        .add_member(
+            &NewMember {
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+                plan: "full-time".into(),
+                ..Default::default()
+            },
+            today,
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let asked = lab
+        .store
+        .request_exception(
+            "docs.vendor.example",
+            Some(&m.id),
+            "vendor <docs>",
+            Some("malware"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let other = lab
+        .store
+        .request_exception(
+            "games.example",
+            None,
+            "fun (from a visitor)",
+            Some("strict"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    let (_, viewer_once) = lab
+        .store
+        .add_admin("viewer@example.com", Role::Viewer, &actor())
+        .await
+        .unwrap();
+    let owner = ready_operator(&lab, "owner@example.com", &one_time).await;
+    let page = lab.req("GET", "/network", &[&owner], None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("docs.vendor.example") && page.body.contains("a visitor"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("vendor &#60;docs&#62;") && !page.body.contains("<docs>"),
+        "escaped: {}",
+        page.body
+    );
+    let until = (today + chrono::Duration::days(30)).to_string();
+    let form = format!(
+        "csrf={}&decision=approve&scope=plan&plan=full-time&until={until}",
+        page.csrf()
+    );
+    let r = lab
+        .req(
+            "POST",
+            &format!("/network/dns/{}", asked.id),
+            &[&owner],
+            None,
+            Some(form),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("docs.vendor.example: approved"),
+        "{}",
+        r.body
+    );
+    let e = lab.store.exception(asked.id).await.unwrap();
+    assert_eq!(
+        (e.status.as_str(), e.scope.clone()),
+        ("approved", Scope::Plan("full-time".into()))
+    );
+    assert_eq!(e.valid_until.map(|d| d.to_string()), Some(until));
+    let mails = outbox.wait_for(1).await;
+    assert_eq!(mails[0].to, "ada@example.com");
+    assert!(
+        mails[0]
+            .body
+            .contains("docs.vendor.example is open for you"),
+        "{}",
+        mails[0].body
+    );
+    // Decided once only.
+    let page = lab.req("GET", "/network", &[&owner], None, None).await;
+    let again = format!("csrf={}&decision=deny", page.csrf());
+    let r = lab
+        .req(
+            "POST",
+            &format!("/network/dns/{}", asked.id),
+            &[&owner],
+            None,
+            Some(again),
+        )
+        .await;
+    assert!(r.body.contains("already approved"), "{}", r.body);
+    // A viewer cannot decide.
+    let viewer = ready_operator(&lab, "viewer@example.com", &viewer_once).await;
+    let page = lab.req("GET", "/network", &[&viewer], None, None).await;
+    assert!(
+        page.body.contains("games.example") && !page.body.contains("approve-dns-"),
+        "{}",
+        page.body
+    );
+    let form = format!("csrf={}&decision=approve&scope=everyone", page.csrf());
+    let r = lab
+        .req(
+            "POST",
+            &format!("/network/dns/{}", other.id),
+            &[&viewer],
+            None,
+            Some(form),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(
+        lab.store.exception(other.id).await.unwrap().status,
+        "pending"
+    );
+    // The owner denies it.
+    let page = lab.req("GET", "/network", &[&owner], None, None).await;
+    let form = format!("csrf={}&decision=deny", page.csrf());
+    lab.req(
+        "POST",
+        &format!("/network/dns/{}", other.id),
+        &[&owner],
+        None,
+        Some(form),
+    )
+    .await;
+    assert_eq!(
+        lab.store.exception(other.id).await.unwrap().status,
+        "denied"
+    );
+}
