@@ -931,7 +931,7 @@ fn psk_handshake<'a>(
         .psk_bound(&h.station)
         .iter()
         .copied()
-        .filter(|i| on_ssid.contains(i))
+        .filter(|&i| dir.psk_in_force_on(i, ssid))
         .collect();
     let mut found = known
         .iter()

@@ -91,6 +91,8 @@ pub(super) struct Passphrases {
     by_ssid: HashMap<String, Vec<u32>>,
     /// Passphrases in force, by owner and SSID.
     by_owner: HashMap<(PskOwner, String), u32>,
+    /// Every passphrase, by its id.
+    by_id: HashMap<i64, u32>,
     /// Devices learned or bound, to every passphrase they used (revoked ones included).
     bound: HashMap<MacAddr, Vec<u32>>,
     /// How many devices each passphrase has.
@@ -131,7 +133,7 @@ impl Directory {
             device_count: vec![0; entries.len()],
             ..Passphrases::default()
         };
-        let by_id: HashMap<i64, u32> = entries
+        p.by_id = entries
             .iter()
             .enumerate()
             .map(|(i, e)| (e.id, i as u32))
@@ -145,7 +147,7 @@ impl Directory {
                 .insert((e.owner.clone(), e.ssid.clone()), i as u32);
         }
         for (id, mac) in devices {
-            if let Some(&i) = by_id.get(&id) {
+            if let Some(&i) = p.by_id.get(&id) {
                 p.bound.entry(mac).or_default().push(i);
                 p.device_count[i as usize] += 1;
             }
@@ -221,22 +223,24 @@ impl Directory {
     }
 
     pub fn psk_by_id(&self, id: i64) -> Option<u32> {
-        self.passphrases
-            .entries
-            .iter()
-            .position(|e| e.id == id)
-            .map(|i| i as u32)
+        self.passphrases.by_id.get(&id).copied()
+    }
+
+    /// Is passphrase `i` in force on `ssid`?
+    pub fn psk_in_force_on(&self, i: u32, ssid: &str) -> bool {
+        let e = self.psk_entry(i);
+        !e.revoked && e.ssid == ssid
     }
 
     /// MAC-bound mode: the passphrase to hand a device on `ssid`: one it used before, else
     /// its registered owner's (or the owner's team's), else the SSID's join passphrase.
     pub fn psk_for_mac(&self, mac: &MacAddr, ssid: &str) -> Option<Pick> {
         let p = &self.passphrases;
-        let live = |i: &&u32| {
-            let e = &p.entries[**i as usize];
-            !e.revoked && e.ssid == ssid
-        };
-        if let Some(&i) = self.psk_bound(mac).iter().find(live) {
+        if let Some(&i) = self
+            .psk_bound(mac)
+            .iter()
+            .find(|&&i| self.psk_in_force_on(i, ssid))
+        {
             return Some(Pick::Bound(i));
         }
         if let Some(member) = self
