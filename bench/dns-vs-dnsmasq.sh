@@ -6,7 +6,9 @@
 # not its savings).
 #   cached:   10,000 distinct names asked over and over (after a warm-up pass)
 #   uncached: 200,000 distinct names asked once each (every query goes upstream)
-# Usage: bench/dns-vs-dnsmasq.sh [SECONDS]      (run as root for the apt install)
+# dnsmasq and unbound log no queries here, so Frontdesk's query log is off too unless
+# FD_DNS_LOG=all (or blocked) is given: that measures the log's cost.
+# Usage: [FD_DNS_LOG=off|all|blocked] bench/dns-vs-dnsmasq.sh [SECONDS]   (root: apt install)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -49,7 +51,8 @@ echo "== Frontdesk on 127.0.0.1:$fd"
 export FRONTDESK_DATABASE_URL="sqlite:$work/fd.db" STATE_DIRECTORY="$work"
 "$bin" init --site Bench --timezone UTC >/dev/null
 "$bin" dns blocklist add --name big --source "$work/block.hosts" >/dev/null
-RUST_LOG=warn "$bin" serve --radius-auth 127.0.0.1:0 --radius-acct 127.0.0.1:0 --http 127.0.0.1:0 \
+printf '[dns]\nlog = "%s"\n' "${FD_DNS_LOG:-off}" > "$work/fd.toml"
+RUST_LOG=warn "$bin" --config "$work/fd.toml" serve --radius-auth 127.0.0.1:0 --radius-acct 127.0.0.1:0 --http 127.0.0.1:0 \
     --portal 127.0.0.1:0 --dns "127.0.0.1:$fd" --dns-upstream "127.0.0.1:$up" 2>"$work/fd.log" &
 pids+=($!)
 
@@ -73,6 +76,8 @@ server:
     module-config: "iterator"
     access-control: 127.0.0.0/8 allow
     domain-insecure: "bench.test"
+    # unbound answers .test itself by default (RFC 6761 local zone): forward it like any name.
+    local-zone: "test." nodefault
 forward-zone:
     name: "."
     forward-addr: 127.0.0.1@$up
@@ -92,7 +97,8 @@ run() { # name port file mode
     qps=$(echo "$out" | awk '/Queries per second/ {print $4}')
     lat=$(echo "$out" | awk '/Average Latency/ {print $4}')
     lost=$(echo "$out" | awk '/Queries lost/ {print $3}')
-    printf "%-10s %-9s %10s q/s  avg latency %8s s  lost %s\n" "$1" "$5" "$qps" "$lat" "$lost"
+    codes=$(echo "$out" | awk -F: '/Response codes/ {print $2}')
+    printf "%-10s %-9s %10s q/s  avg latency %8s s  lost %-6s codes %s\n" "$1" "$5" "$qps" "$lat" "$lost" "$codes"
 }
 
 for mode in cached uncached; do

@@ -523,6 +523,20 @@ pub enum DnsCommand {
         #[arg(long)]
         deny: bool,
     },
+    /// The query log, newest first ([dns] log, log_blocked_only, log_days).
+    Log {
+        /// Member id or email.
+        #[arg(long)]
+        member: Option<String>,
+        /// Client address.
+        #[arg(long)]
+        client: Option<String>,
+        /// Blocked queries only.
+        #[arg(long)]
+        blocked: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// What a name gets for a plan (default: the policy for unmapped clients).
     Test {
         name: String,

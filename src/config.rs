@@ -196,7 +196,7 @@ impl Default for PortalConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(default)]
 pub struct DnsConfig {
     pub listen: Option<String>,
@@ -213,6 +213,38 @@ pub struct DnsConfig {
     pub subnets: BTreeMap<String, String>,
     /// Plans that opted out of filtering.
     pub unfiltered: Vec<String>,
+    /// Query log: "all" answered queries, only "blocked" ones, or "off".
+    pub log: DnsLogMode,
+    /// Plans whose members' queries are logged only when blocked (privacy).
+    pub log_blocked_only: Vec<String>,
+    /// Days query-log lines are kept.
+    pub log_days: u32,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsLogMode {
+    All,
+    Blocked,
+    Off,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: None,
+            upstreams: Vec::new(),
+            default_policy: None,
+            block_v4: None,
+            block_v6: None,
+            nxdomain: false,
+            subnets: BTreeMap::new(),
+            unfiltered: Vec::new(),
+            log: DnsLogMode::All,
+            log_blocked_only: Vec::new(),
+            log_days: 7,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Clone)]

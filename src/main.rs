@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod dnslog;
 mod metrics;
 mod offline;
 mod output;

@@ -138,4 +138,17 @@ pub fn dns(out: &mut String) {
         "answers cached",
     );
     out.push_str(&format!("frontdesk_dns_cache_entries {}\n", r.cache_len()));
+    if let Some(log) = crate::dnslog::running() {
+        family(
+            out,
+            "frontdesk_dns_log_lines_total",
+            "counter",
+            "DNS query-log lines written to the database, or dropped (database behind or down)",
+        );
+        out.push_str(&format!(
+            "frontdesk_dns_log_lines_total{{result=\"written\"}} {}\nfrontdesk_dns_log_lines_total{{result=\"dropped\"}} {}\n",
+            log.written.load(Relaxed),
+            log.dropped.load(Relaxed)
+        ));
+    }
 }

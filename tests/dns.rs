@@ -17,11 +17,16 @@ use std::time::{Duration, Instant};
 /// An upstream that answers every A query with 192.0.2.7 (TTL 300), `big.test` with 60
 /// addresses (too large for 512-byte UDP), and counts queries by name.
 fn upstream() -> (SocketAddr, Arc<Mutex<HashMap<String, usize>>>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    upstream_on("127.0.0.1:0", [192, 0, 2, 7])
+}
+
+/// The same on `bind`, answering A queries with `first` (AAAA and others: no records).
+fn upstream_on(bind: &str, first: [u8; 4]) -> (SocketAddr, Arc<Mutex<HashMap<String, usize>>>) {
+    let udp = UdpSocket::bind(bind).unwrap();
     let addr = udp.local_addr().unwrap();
     let tcp = std::net::TcpListener::bind(addr).unwrap();
     let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let answer = |q: &[u8], counts: &Mutex<HashMap<String, usize>>| -> Option<Vec<u8>> {
+    let answer = move |q: &[u8], counts: &Mutex<HashMap<String, usize>>| -> Option<Vec<u8>> {
         let req = Message::from_vec(q).ok()?;
         let query = req.queries().first()?.clone();
         let name = query.name().to_ascii().to_ascii_lowercase();
@@ -31,12 +36,21 @@ fn upstream() -> (SocketAddr, Arc<Mutex<HashMap<String, usize>>>) {
             .set_message_type(MessageType::Response)
             .set_recursion_available(true)
             .add_query(query.clone());
-        let n = if name == "big.test." { 60 } else { 1 };
+        let n = match (name.as_str(), query.query_type()) {
+            (_, hickory_proto::rr::RecordType::A) if name == "big.test." => 60,
+            (_, hickory_proto::rr::RecordType::A) => 1,
+            _ => 0,
+        };
         for i in 0..n {
             m.add_answer(Record::from_rdata(
                 query.name().clone(),
                 300,
-                RData::A(A(Ipv4Addr::new(192, 0, 2, 7 + i as u8))),
+                RData::A(A(Ipv4Addr::new(
+                    first[0],
+                    first[1],
+                    first[2],
+                    first[3] + i as u8,
+                ))),
             ));
         }
         let mut bytes = m.to_vec().ok()?;
@@ -188,7 +202,7 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
     let cfg = env.path("frontdesk.toml");
     std::fs::write(
         &cfg,
-        "[dns]\nblock_v4 = \"10.99.0.1\"\n[dns.subnets]\n\"127.0.0.1/32\" = \"full-time\"\n\"127.0.0.2/32\" = \"guest\"\n",
+        "[dns]\nblock_v4 = \"10.99.0.1\"\nlog_blocked_only = [\"guest\"]\n[dns.subnets]\n\"127.0.0.1/32\" = \"full-time\"\n\"127.0.0.2/32\" = \"guest\"\n",
     )
     .unwrap();
     // `dns test` says what a plan gets, without a running resolver.
@@ -394,9 +408,59 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
         "frontdesk_dns_blocked_total{list=\"malware\"}",
         "frontdesk_dns_blocked_total{list=\"strict\"}",
         "frontdesk_dns_cache_entries",
+        "frontdesk_dns_log_lines_total{result=\"dropped\"} 0",
     ] {
         assert!(metrics.contains(needle), "{needle} in {metrics}");
     }
+
+    // The query log (written in batches within a second): every member query with what
+    // became of it; for guests (log_blocked_only) only what was blocked.
+    let t = Instant::now();
+    let log = loop {
+        let log = env
+            .run(&["dns", "log", "--limit", "1000", "--json"])
+            .ok()
+            .json();
+        let lines = log.as_array().unwrap().clone();
+        if lines.iter().any(|l| l["name"] == "after.example.test.") {
+            break lines;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "query log: {log}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let find = |client: &str, name: &str, result: &str| {
+        log.iter()
+            .any(|l| l["client"] == client && l["name"] == name && l["result"] == result)
+    };
+    assert!(
+        find("127.0.0.1", "www.example.test.", "forwarded"),
+        "{log:?}"
+    );
+    assert!(find("127.0.0.1", "www.example.test.", "cached"), "{log:?}");
+    assert!(find("127.0.0.1", "malware.test.", "blocked"), "{log:?}");
+    assert!(
+        find("127.0.0.1", "use-application-dns.net.", "canary"),
+        "{log:?}"
+    );
+    assert!(find("127.0.0.2", "games.test.", "blocked"), "{log:?}");
+    assert!(
+        log.iter()
+            .filter(|l| l["client"] == "127.0.0.2")
+            .all(|l| l["result"] == "blocked" && l["plan"] == "guest"),
+        "guests' queries logged only when blocked: {log:?}"
+    );
+    let blocked = log.iter().find(|l| l["name"] == "malware.test.").unwrap();
+    assert_eq!(blocked["list"], "malware");
+    assert_eq!(blocked["qtype"], 1);
+    let text = env
+        .run(&["dns", "log", "--blocked", "--client", "127.0.0.2"])
+        .ok();
+    assert!(
+        text.stdout.contains("games.test.") && text.stdout.contains("strict"),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("www.example.test"), "{}", text.stdout);
     drop(server);
 }
 
@@ -418,4 +482,310 @@ fn http(addr: &str, method: &str, path: &str, host: &str, form: &str) -> (u16, S
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (status, out)
+}
+
+/// The whole walk in headless Chromium (as root: everything inside a network namespace of its
+/// own, the browser's resolver being Frontdesk on 10.77.0.1:53). Ada, online with a RADIUS
+/// session that reported her address, opens a blocked site: the block page says which list;
+/// she asks for an exception; a manager approves it for her on the console's Network page (she
+/// gets a mail); the site then loads in her browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_page_request_console_approval_then_the_site_loads_in_chromium() {
+    use common::browser::{body_text, in_browser, shot};
+    use common::netns::Netns;
+    use common::{require_root, BIN};
+    if !require_root("protective DNS Chromium walk (network namespace, port 53)")
+        || !require_tool("chromedriver", "chromium-driver")
+        || !require_tool("radclient", "freeradius-utils")
+    {
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.run(&["init", "--site", "DNS Lab", "--timezone", "UTC"])
+        .ok();
+    env.run(&[
+        "member",
+        "add",
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@example.com",
+        "--plan",
+        "full-time",
+    ])
+    .ok();
+    env.run(&[
+        "nas",
+        "add",
+        "--name",
+        "ap",
+        "--address",
+        "127.0.0.1",
+        "--secret",
+        "testing123",
+    ])
+    .ok();
+    let manager = env
+        .run(&[
+            "--json",
+            "admin",
+            "add",
+            "--email",
+            "desk@example.com",
+            "--role",
+            "manager",
+        ])
+        .ok()
+        .json();
+    let one_time = manager["one_time_password"]
+        .as_str()
+        .or_else(|| manager["password"].as_str())
+        .expect("a one-time password")
+        .to_string();
+    std::fs::write(env.path("ads.txt"), "||vendor-docs.test^\n").unwrap();
+    env.run(&[
+        "dns",
+        "blocklist",
+        "add",
+        "--name",
+        "ads",
+        "--source",
+        "ads.txt",
+    ])
+    .ok();
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(&cfg, "[dns]\nblock_v4 = \"10.77.0.1\"\n").unwrap();
+
+    let ns = Netns::new(&format!("fddns{}", std::process::id()));
+    // Both addresses on the namespace's loopback (no dummy/veth needed; nothing can leave).
+    ns.ip(&["addr", "add", "10.77.0.1/32", "dev", "lo"]);
+    ns.ip(&["addr", "add", "10.77.0.2/32", "dev", "lo"]);
+    // The internet, as far as this namespace knows: an upstream resolver answering every name
+    // with 10.77.0.2, and the vendor's site there.
+    ns.run(|| {
+        upstream_on("10.77.0.2:53", [10, 77, 0, 2]);
+        let site = std::net::TcpListener::bind("10.77.0.2:80").unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for mut c in site.incoming().map_while(Result::ok) {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = c.read(&mut [0u8; 4096]);
+                let body = "<html><body><h1>Vendor docs</h1><p>Installation guide</p></body></html>";
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    });
+
+    let mut cmd = ns.command(BIN);
+    cmd.current_dir(env.dir.path())
+        .env("STATE_DIRECTORY", env.dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--database")
+        .arg(&env.url)
+        .args([
+            "serve",
+            "--radius-auth",
+            "127.0.0.1:0",
+            "--radius-acct",
+            "127.0.0.1:1813",
+            "--http",
+            "127.0.0.1:8080",
+            "--portal",
+            "10.77.0.1:80",
+            "--dns",
+            "10.77.0.1:53",
+            "--dns-upstream",
+            "10.77.0.2:53",
+        ]);
+    let server = Server::start(cmd);
+    server
+        .wait_for(&["protective DNS listening"], Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("no DNS listener: {}", server.drain()));
+    server
+        .wait_for(&["following changes"], Duration::from_secs(30))
+        .expect("serve is up");
+    // Ada's laptop is online: the access point's accounting reports its address.
+    let mut rc = ns
+        .command("radclient")
+        .args(["-r", "2", "-t", "1", "127.0.0.1:1813", "acct", "testing123"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("radclient");
+    std::io::Write::write_all(
+        &mut rc.stdin.take().unwrap(),
+        b"Acct-Status-Type=Start,User-Name=ada@example.com,Acct-Session-Id=ada-1,Calling-Station-Id=AA-00-00-00-00-01,Framed-IP-Address=10.77.0.1",
+    )
+    .unwrap();
+    let out = rc.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Accounting-Response"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The resolver learns addresses from sessions every few seconds.
+    std::thread::sleep(Duration::from_secs(6));
+
+    in_browser(&ns, 9530, "10.77.0.1", false, |c| async move {
+        use fantoccini::Locator::Id;
+        c.goto("http://www.vendor-docs.test/install").await.unwrap();
+        let text = body_text(&c).await;
+        assert!(
+            text.contains("www.vendor-docs.test is blocked here"),
+            "{text}"
+        );
+        assert_eq!(
+            c.find(Id("blocked-list"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            "ads"
+        );
+        shot(&c, "dns-1-blocked").await;
+        c.find(Id("email"))
+            .await
+            .unwrap()
+            .send_keys("ada@example.com")
+            .await
+            .unwrap();
+        c.find(Id("reason"))
+            .await
+            .unwrap()
+            .send_keys("The installation guide for our printers")
+            .await
+            .unwrap();
+        c.find(Id("request-exception"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let mut text = String::new();
+        for _ in 0..50 {
+            text = body_text(&c).await;
+            if text.contains("went to the operators") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(text.contains("went to the operators"), "{text}");
+        shot(&c, "dns-2-requested").await;
+        c
+    });
+    let pending = env.run(&["dns", "requests", "--json"]).ok().json();
+    assert_eq!(pending[0]["domain"], "www.vendor-docs.test", "{pending}");
+    assert_eq!(pending[0]["scope"], "member", "{pending}");
+    let id = pending[0]["id"].as_i64().unwrap();
+
+    in_browser(&ns, 9531, "10.77.0.1", true, move |c| async move {
+        use fantoccini::Locator::{Css, Id};
+        c.goto("http://127.0.0.1:8080/login").await.unwrap();
+        c.find(Id("email"))
+            .await
+            .unwrap()
+            .send_keys("desk@example.com")
+            .await
+            .unwrap();
+        c.find(Id("password"))
+            .await
+            .unwrap()
+            .send_keys(&one_time)
+            .await
+            .unwrap();
+        c.find(Id("login")).await.unwrap().click().await.unwrap();
+        if c.wait().for_element(Id("confirm")).await.is_err() {
+            panic!("not logged in: {}", body_text(&c).await);
+        }
+        let new = "a long and private passphrase";
+        for (field, value) in [
+            ("current", one_time.as_str()),
+            ("new", new),
+            ("confirm", new),
+        ] {
+            c.find(Id(field))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        c.find(Id("save")).await.unwrap().click().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.goto("http://127.0.0.1:8080/network").await.unwrap();
+        let approve = c
+            .wait()
+            .for_element(Id(&format!("approve-dns-{id}")))
+            .await
+            .unwrap_or_else(|_| panic!("no request on the Network page"));
+        let text = body_text(&c).await;
+        assert!(
+            text.contains("www.vendor-docs.test")
+                && text.contains("The installation guide for our printers"),
+            "{text}"
+        );
+        let form = c
+            .find(Css(&format!("form[action='/network/dns/{id}']")))
+            .await
+            .unwrap();
+        assert_eq!(
+            form.find(Css("select[name=scope]"))
+                .await
+                .unwrap()
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("member"),
+            "the requester is the default"
+        );
+        let recent = c
+            .find(Css("#dns-blocked"))
+            .await
+            .expect("recently blocked queries listed")
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            recent.contains("www.vendor-docs.test")
+                && recent.contains("ads")
+                && recent.contains("Ada Lovelace <ada@example.com>"),
+            "{recent}"
+        );
+        shot(&c, "console-18-dns-request").await;
+        approve.click().await.unwrap();
+        let mut text = String::new();
+        for _ in 0..50 {
+            text = body_text(&c).await;
+            if text.contains("www.vendor-docs.test: approved") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(text.contains("www.vendor-docs.test: approved"), "{text}");
+        c
+    });
+    let mail = std::fs::read_dir(env.dir.path().join("outbox"))
+        .expect("an outbox")
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains("www.vendor-docs.test"))
+        .expect("Ada got a mail about her request");
+    assert!(mail.contains("ada@example.com"), "{mail}");
+
+    // Within a second the resolver has the exception; a fresh browser loads the site.
+    std::thread::sleep(Duration::from_secs(1));
+    in_browser(&ns, 9532, "10.77.0.1", false, |c| async move {
+        c.goto("http://www.vendor-docs.test/install").await.unwrap();
+        let text = body_text(&c).await;
+        assert!(text.contains("Vendor docs"), "{text}");
+        shot(&c, "dns-3-allowed").await;
+        c
+    });
+    drop(server);
 }

@@ -6,4 +6,5 @@ pub mod blocklist;
 pub mod policy;
 pub mod resolver;
 pub mod server;
+pub mod upstream;
 pub mod wire;

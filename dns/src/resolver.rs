@@ -71,9 +71,25 @@ pub struct Pending {
     pub qname: String,
 }
 
+impl Pending {
+    pub fn asked(&self) -> Asked {
+        Asked {
+            name: self.qname.clone(),
+            qtype: self.key.qtype,
+        }
+    }
+}
+
+/// The question a query asked (for the query log): lower-case name and type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    pub name: String,
+    pub qtype: u16,
+}
+
 pub enum Action {
     /// Send these bytes to the client.
-    Answer(Vec<u8>, Outcome, String),
+    Answer(Vec<u8>, Outcome, Asked),
     /// Send `query` upstream, then call [`Resolver::upstream`] with the answer.
     Forward { query: Vec<u8>, pending: Pending },
     /// Nothing to send (not a query, or too short to answer).
@@ -96,6 +112,69 @@ struct Entry {
     question_end: usize,
     stored: Instant,
     lifetime: Duration,
+    /// Which insertion of the key this is (older places in the queue are stale).
+    generation: u64,
+    /// Served since it was stored or last given a second chance.
+    hit: bool,
+}
+
+/// The answer cache: a map, and the keys in insertion order for eviction. When full, the
+/// oldest entry goes, unless it was served since it was stored: then it gets a second chance
+/// at the back of the queue (CLOCK, an LRU approximation). Expired entries go first as they
+/// come up. Every operation is O(1) amortized; the previous "sweep the whole map when full"
+/// cost a 100,000-entry scan per insert once the cache had filled (it capped cache misses at
+/// ~9,000/s in the benchmark).
+#[derive(Default)]
+struct Cache {
+    map: HashMap<Key, Entry>,
+    order: std::collections::VecDeque<(Key, u64)>,
+    generation: u64,
+}
+
+impl Cache {
+    fn insert(&mut self, key: Key, mut e: Entry, cap: usize, now: Instant) {
+        if !self.map.contains_key(&key) {
+            self.evict(cap.max(1) - 1, now);
+        }
+        self.generation += 1;
+        e.generation = self.generation;
+        self.order.push_back((key.clone(), self.generation));
+        self.map.insert(key, e);
+        if self.order.len() > 2 * cap.max(16) {
+            // Re-inserted keys left stale places behind: drop them.
+            let map = &self.map;
+            self.order
+                .retain(|(k, g)| map.get(k).is_some_and(|e| e.generation == *g));
+        }
+    }
+
+    /// Makes room until at most `keep` entries remain.
+    fn evict(&mut self, keep: usize, now: Instant) {
+        let mut chances = 0;
+        while self.map.len() > keep {
+            let Some((key, generation)) = self.order.pop_front() else {
+                return;
+            };
+            let Some(e) = self.map.get_mut(&key) else {
+                continue;
+            };
+            if e.generation != generation {
+                continue;
+            }
+            let expired = now.duration_since(e.stored) >= e.lifetime;
+            if e.hit && !expired && chances < 64 {
+                chances += 1;
+                e.hit = false;
+                self.order.push_back((key, generation));
+                continue;
+            }
+            self.map.remove(&key);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
 }
 
 #[derive(Default)]
@@ -111,7 +190,7 @@ pub struct Stats {
 pub struct Resolver {
     config: Config,
     filter: RwLock<Arc<Filter>>,
-    cache: Mutex<HashMap<Key, Entry>>,
+    cache: Mutex<Cache>,
     pub stats: Stats,
 }
 
@@ -150,27 +229,32 @@ impl Resolver {
         }
         let msg = match Message::from_vec(bytes) {
             Ok(m) => m,
-            Err(_) => return self.error(id, ResponseCode::FormErr, Outcome::FormErr, ""),
+            Err(_) => return self.error(id, ResponseCode::FormErr, Outcome::FormErr, "", 0),
         };
         if msg.op_code() != OpCode::Query {
-            return self.error(id, ResponseCode::NotImp, Outcome::NotImp, "");
+            return self.error(id, ResponseCode::NotImp, Outcome::NotImp, "", 0);
         }
         let [q] = msg.queries() else {
-            return self.error(id, ResponseCode::FormErr, Outcome::FormErr, "");
+            return self.error(id, ResponseCode::FormErr, Outcome::FormErr, "", 0);
         };
         let qname = q.name().to_ascii().to_ascii_lowercase();
+        let qtype = u16::from(q.query_type());
+        let asked = || Asked {
+            name: qname.clone(),
+            qtype,
+        };
         if q.query_class() != DNSClass::IN {
-            return self.error(id, ResponseCode::Refused, Outcome::Refused, &qname);
+            return self.error(id, ResponseCode::Refused, Outcome::Refused, &qname, qtype);
         }
         if matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR) {
-            return self.error(id, ResponseCode::Refused, Outcome::Refused, &qname);
+            return self.error(id, ResponseCode::Refused, Outcome::Refused, &qname, qtype);
         }
         let filter = self.filter();
         match filter.check(client, &qname) {
             Verdict::Pass => {}
             Verdict::Canary => {
                 let bytes = self.local_answer(&msg, q, ResponseCode::NXDomain, None);
-                return Action::Answer(bytes, Outcome::Canary, qname);
+                return Action::Answer(bytes, Outcome::Canary, asked());
             }
             Verdict::Block { list, domain } => {
                 self.stats.blocked.fetch_add(1, Ordering::Relaxed);
@@ -197,7 +281,7 @@ impl Resolver {
                     };
                     self.local_answer(&msg, q, ResponseCode::NoError, rdata)
                 };
-                return Action::Answer(bytes, outcome, qname);
+                return Action::Answer(bytes, outcome, asked());
             }
         }
         let dnssec_ok = msg
@@ -213,18 +297,18 @@ impl Resolver {
         };
         let key = Key {
             name: qname.clone(),
-            qtype: u16::from(q.query_type()),
+            qtype,
             qclass: u16::from(q.query_class()),
             edns: msg.extensions().is_some(),
             dnssec_ok,
         };
         let question = match wire::question(bytes) {
             Some((name, _, _)) => name.to_vec(),
-            None => return self.error(id, ResponseCode::FormErr, Outcome::FormErr, &qname),
+            None => return self.error(id, ResponseCode::FormErr, Outcome::FormErr, &qname, qtype),
         };
         if let Some(answer) = self.cached(&key, id, &question, max_udp, now) {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Action::Answer(answer, Outcome::Cached, qname);
+            return Action::Answer(answer, Outcome::Cached, asked());
         }
         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
         let upstream_id: u16 = rand::random();
@@ -277,22 +361,21 @@ impl Resolver {
                         )
                     })
                     .collect();
-                let mut cache = self.cache.lock().expect("cache lock");
-                if cache.len() >= self.config.cache_entries {
-                    cache.retain(|_, e| now.duration_since(e.stored) < e.lifetime);
-                }
-                if cache.len() < self.config.cache_entries {
-                    cache.insert(
-                        p.key.clone(),
-                        Entry {
-                            bytes: answer.to_vec(),
-                            ttls,
-                            question_end: layout.question_end,
-                            stored: now,
-                            lifetime: Duration::from_secs(u64::from(ttl)),
-                        },
-                    );
-                }
+                let entry = Entry {
+                    bytes: answer.to_vec(),
+                    ttls,
+                    question_end: layout.question_end,
+                    stored: now,
+                    lifetime: Duration::from_secs(u64::from(ttl)),
+                    generation: 0,
+                    hit: false,
+                };
+                self.cache.lock().expect("cache lock").insert(
+                    p.key.clone(),
+                    entry,
+                    self.config.cache_entries,
+                    now,
+                );
             }
         }
         let mut out = answer.to_vec();
@@ -320,12 +403,13 @@ impl Resolver {
         max_udp: usize,
         now: Instant,
     ) -> Option<Vec<u8>> {
-        let cache = self.cache.lock().expect("cache lock");
-        let e = cache.get(key)?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        let e = cache.map.get_mut(key)?;
         let age = now.duration_since(e.stored);
         if age >= e.lifetime || e.question_end != wire::HEADER + question.len() + 4 {
             return None;
         }
+        e.hit = true;
         let mut out = e.bytes.clone();
         let question_end = e.question_end;
         let ttls = e.ttls.clone();
@@ -339,12 +423,26 @@ impl Resolver {
         Some(fit(out, question_end, max_udp))
     }
 
-    fn error(&self, id: u16, code: ResponseCode, outcome: Outcome, qname: &str) -> Action {
+    fn error(
+        &self,
+        id: u16,
+        code: ResponseCode,
+        outcome: Outcome,
+        qname: &str,
+        qtype: u16,
+    ) -> Action {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
         let mut m = Message::error_msg(id, OpCode::Query, code);
         m.set_recursion_available(true);
         match m.to_vec() {
-            Ok(bytes) => Action::Answer(bytes, outcome, qname.to_string()),
+            Ok(bytes) => Action::Answer(
+                bytes,
+                outcome,
+                Asked {
+                    name: qname.to_string(),
+                    qtype,
+                },
+            ),
             Err(_) => Action::Drop,
         }
     }

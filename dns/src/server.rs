@@ -2,7 +2,8 @@
 //! (UDP, TCP when the answer is truncated), nothing else.
 
 use crate::policy::Client;
-use crate::resolver::{Action, Outcome, Pending, Resolver};
+use crate::resolver::{Action, Asked, Outcome, Pending, Resolver};
+use crate::upstream::UdpPool;
 use crate::wire;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,12 +27,29 @@ impl ClientMap for NoClients {
     }
 }
 
+/// One answered query, as the query log and metrics see it.
+pub struct Seen<'a> {
+    pub client: IpAddr,
+    pub plan: Option<&'a str>,
+    pub member: Option<&'a str>,
+    pub asked: &'a Asked,
+    pub outcome: &'a Outcome,
+}
+
 /// Called for every answered query (the query log).
-pub type Observer = dyn Fn(IpAddr, &str, &Outcome, Option<&str>) + Send + Sync;
+pub type Observer = dyn Fn(Seen<'_>) + Send + Sync;
+
+/// Who asked: address, plan, member.
+struct Who {
+    ip: IpAddr,
+    plan: Option<String>,
+    member: Option<String>,
+}
 
 pub struct Server {
     pub resolver: Arc<Resolver>,
     pub upstreams: Vec<SocketAddr>,
+    pools: Vec<UdpPool>,
     pub clients: Arc<dyn ClientMap>,
     pub observer: Option<Arc<Observer>>,
     /// Per upstream try.
@@ -52,6 +70,7 @@ impl Server {
     ) -> Server {
         Server {
             resolver,
+            pools: upstreams.iter().map(|&u| UdpPool::new(u)).collect(),
             upstreams,
             clients,
             observer: None,
@@ -60,21 +79,25 @@ impl Server {
         }
     }
 
-    fn act(&self, bytes: &[u8], from: IpAddr, tcp: bool) -> (Action, Option<String>) {
-        let (plan, member) = self.clients.client(from);
+    fn act(&self, bytes: &[u8], ip: IpAddr, tcp: bool) -> (Action, Who) {
+        let (plan, member) = self.clients.client(ip);
         let client = Client {
             plan: plan.as_deref(),
             member: member.as_deref(),
         };
-        (
-            self.resolver.query(bytes, client, tcp, Instant::now()),
-            plan,
-        )
+        let action = self.resolver.query(bytes, client, tcp, Instant::now());
+        (action, Who { ip, plan, member })
     }
 
-    fn observe(&self, from: IpAddr, qname: &str, outcome: &Outcome, plan: Option<&str>) {
+    fn observe(&self, who: &Who, asked: &Asked, outcome: &Outcome) {
         if let Some(o) = &self.observer {
-            o(from, qname, outcome, plan);
+            o(Seen {
+                client: who.ip,
+                plan: who.plan.as_deref(),
+                member: who.member.as_deref(),
+                asked,
+                outcome,
+            });
         }
     }
 
@@ -117,11 +140,11 @@ impl Server {
                 }
             };
             match self.act(&buf[..n], from.ip(), false) {
-                (Action::Answer(bytes, outcome, qname), plan) => {
-                    self.observe(from.ip(), &qname, &outcome, plan.as_deref());
+                (Action::Answer(bytes, outcome, asked), who) => {
+                    self.observe(&who, &asked, &outcome);
                     let _ = sock.send_to(&bytes, from).await;
                 }
-                (Action::Forward { query, pending }, plan) => {
+                (Action::Forward { query, pending }, who) => {
                     let Ok(permit) = self.inflight.try_acquire() else {
                         let _ = sock.send_to(&self.resolver.servfail(&pending), from).await;
                         continue;
@@ -136,7 +159,7 @@ impl Server {
                         } else {
                             Outcome::ServFail
                         };
-                        me.observe(from.ip(), &pending.qname, &outcome, plan.as_deref());
+                        me.observe(&who, &pending.asked(), &outcome);
                         let bytes = answer.unwrap_or_else(|| me.resolver.servfail(&pending));
                         let _ = sock.send_to(&bytes, from).await;
                     });
@@ -161,18 +184,18 @@ impl Server {
                 return;
             }
             let bytes = match self.act(&msg, from, true) {
-                (Action::Answer(bytes, outcome, qname), plan) => {
-                    self.observe(from, &qname, &outcome, plan.as_deref());
+                (Action::Answer(bytes, outcome, asked), who) => {
+                    self.observe(&who, &asked, &outcome);
                     bytes
                 }
-                (Action::Forward { query, pending }, plan) => {
+                (Action::Forward { query, pending }, who) => {
                     let answer = self.forward(&query, &pending).await;
                     let outcome = if answer.is_some() {
                         Outcome::Forwarded
                     } else {
                         Outcome::ServFail
                     };
-                    self.observe(from, &pending.qname, &outcome, plan.as_deref());
+                    self.observe(&who, &pending.asked(), &outcome);
                     answer.unwrap_or_else(|| self.resolver.servfail(&pending))
                 }
                 (Action::Drop, _) => return,
@@ -190,8 +213,8 @@ impl Server {
 
     /// Asks the upstreams in turn; over TCP when a UDP answer comes back truncated.
     async fn forward(&self, query: &[u8], p: &Pending) -> Option<Vec<u8>> {
-        for &up in &self.upstreams {
-            let answer = match self.ask_udp(up, query, p).await {
+        for (&up, pool) in self.upstreams.iter().zip(&self.pools) {
+            let answer = match pool.ask(query, p.upstream_id, self.timeout).await {
                 Some(a) if wire::truncated(&a) => self.ask_tcp(up, query).await,
                 other => other,
             };
@@ -202,31 +225,6 @@ impl Server {
             }
         }
         None
-    }
-
-    async fn ask_udp(&self, up: SocketAddr, query: &[u8], p: &Pending) -> Option<Vec<u8>> {
-        let bind: SocketAddr = if up.is_ipv4() {
-            "0.0.0.0:0".parse().expect("literal")
-        } else {
-            "[::]:0".parse().expect("literal")
-        };
-        // A fresh socket per query: a random source port as well as a random ID.
-        let sock = UdpSocket::bind(bind).await.ok()?;
-        sock.connect(up).await.ok()?;
-        sock.send(query).await.ok()?;
-        let mut buf = vec![0u8; 65_535];
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
-                .await
-                .ok()?
-                .ok()?;
-            // Anything else on this port (a late or forged datagram) is skipped.
-            if wire::id(&buf[..n]) == Some(p.upstream_id) {
-                buf.truncate(n);
-                return Some(buf);
-            }
-        }
     }
 
     async fn ask_tcp(&self, up: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {

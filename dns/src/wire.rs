@@ -97,6 +97,11 @@ pub fn truncated(b: &[u8]) -> bool {
     b.get(2).is_some_and(|f| f & 0x02 != 0)
 }
 
+/// A record type's mnemonic ("A", "AAAA", "TYPE65534").
+pub fn type_name(qtype: u16) -> String {
+    hickory_proto::rr::RecordType::from(qtype).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

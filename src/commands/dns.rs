@@ -9,6 +9,8 @@ use frontdesk_core::store::dns::Scope;
 use frontdesk_core::store::{Actor, Store};
 use frontdesk_dns::blocklist::DomainSet;
 use frontdesk_dns::policy::{Client, Exceptions, Filter, List, Verdict};
+use frontdesk_dns::resolver::Outcome;
+use frontdesk_dns::server::Seen;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -272,6 +274,52 @@ pub async fn dns(ctx: &Ctx, cmd: DnsCommand, actor: &Actor) -> Result<()> {
                 println!("exception #{} for {}: {}", e.id, e.domain, e.status);
             }
         }
+        DnsCommand::Log {
+            member,
+            client,
+            blocked,
+            limit,
+        } => {
+            let member = match member {
+                Some(m) => Some(store.member(&m).await?),
+                None => None,
+            };
+            let lines = store
+                .dns_log(&frontdesk_core::store::dns::QueryLogFilter {
+                    client,
+                    member: member.as_ref().map(|m| m.id.clone()),
+                    blocked_only: blocked,
+                    limit: limit.clamp(1, 100_000),
+                })
+                .await?;
+            if ctx.json {
+                json(&lines);
+            } else {
+                let tz = store.catalog().await?.site.tz();
+                table(
+                    &[
+                        "TIME", "CLIENT", "PLAN", "MEMBER", "NAME", "TYPE", "RESULT", "LIST",
+                    ],
+                    &lines
+                        .iter()
+                        .map(|l| {
+                            vec![
+                                l.at.with_timezone(&tz)
+                                    .format("%Y-%m-%d %H:%M:%S")
+                                    .to_string(),
+                                l.client.clone(),
+                                l.plan.clone().unwrap_or_else(|| "-".into()),
+                                l.member.clone().unwrap_or_else(|| "-".into()),
+                                l.name.clone(),
+                                frontdesk_dns::wire::type_name(l.qtype),
+                                l.result.clone(),
+                                l.list.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
         DnsCommand::Test { name, plan } => {
             let (filter, report) =
                 load_filter(&store, ctx.config.dns.default_policy.clone(), Vec::new()).await?;
@@ -503,11 +551,16 @@ pub async fn start(
         });
     }
     let mut server = frontdesk_dns::server::Server::new(resolver.clone(), ups, clients);
-    server.observer = Some(std::sync::Arc::new(|ip, qname, outcome, plan| {
-        if let frontdesk_dns::resolver::Outcome::Blocked { list, domain } = outcome {
-            tracing::info!(client = %ip, name = %qname, %list, listed = %domain, plan = plan.unwrap_or("-"), "DNS blocked");
+    let log = crate::dnslog::QueryLog::start(cfg, store.clone());
+    server.observer = Some(std::sync::Arc::new(move |seen: Seen<'_>| {
+        let plan = seen.plan.unwrap_or("-");
+        if let Outcome::Blocked { list, domain } = seen.outcome {
+            tracing::info!(client = %seen.client, name = %seen.asked.name, %list, listed = %domain, plan, "DNS blocked");
         } else {
-            tracing::debug!(client = %ip, name = %qname, ?outcome, plan = plan.unwrap_or("-"), "DNS query");
+            tracing::debug!(client = %seen.client, name = %seen.asked.name, outcome = ?seen.outcome, plan, "DNS query");
+        }
+        if let Some(log) = &log {
+            log.observe(&seen);
         }
     }));
     frontdesk_dns::server::listen(std::sync::Arc::new(server), addr).await?;

@@ -372,3 +372,131 @@ impl Store {
         self.exception(id).await
     }
 }
+
+/// One line of the DNS query log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueryLogEntry {
+    pub at: DateTime<Utc>,
+    pub client: String,
+    pub plan: Option<String>,
+    /// Member id, when the client address maps to a member's session.
+    pub member: Option<String>,
+    pub name: String,
+    pub qtype: u16,
+    /// cached | forwarded | blocked | canary | formerr | notimp | refused | servfail
+    pub result: String,
+    /// The list that blocked it.
+    pub list: Option<String>,
+}
+
+/// Which log lines `dns_log` returns (newest first).
+#[derive(Clone, Debug, Default)]
+pub struct QueryLogFilter {
+    pub client: Option<String>,
+    pub member: Option<String>,
+    pub blocked_only: bool,
+    pub limit: i64,
+}
+
+type LogRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    String,
+    Option<String>,
+);
+
+impl Store {
+    /// Appends query-log lines with multi-row INSERTs (written at DNS rates, in batches).
+    pub async fn record_dns_log(&self, batch: &[QueryLogEntry]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for chunk in batch.chunks(250) {
+            let mut sql = String::from(
+                "INSERT INTO dns_log (at, client, plan, member, name, qtype, result, list) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let p: Vec<String> = (1..=8).map(|k| self.placeholder(i * 8 + k)).collect();
+                sql.push_str(&format!("({})", p.join(",")));
+            }
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.at.timestamp())
+                    .bind(&e.client)
+                    .bind(&e.plan)
+                    .bind(&e.member)
+                    .bind(&e.name)
+                    .bind(i64::from(e.qtype))
+                    .bind(&e.result)
+                    .bind(&e.list);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest query-log lines matching `f`, newest first.
+    pub async fn dns_log(&self, f: &QueryLogFilter) -> Result<Vec<QueryLogEntry>> {
+        let mut sql = String::from(
+            "SELECT at, client, plan, member, name, qtype, result, list FROM dns_log WHERE 1 = 1",
+        );
+        let mut n = 0;
+        if f.client.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND client = ${n}"));
+        }
+        if f.member.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND member = ${n}"));
+        }
+        if f.blocked_only {
+            sql.push_str(" AND result = 'blocked'");
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", n + 1));
+        let mut q = sqlx::query_as::<_, LogRow>(&sql);
+        if let Some(c) = &f.client {
+            q = q.bind(c);
+        }
+        if let Some(m) = &f.member {
+            q = q.bind(m);
+        }
+        let rows = q
+            .bind(if f.limit > 0 { f.limit } else { 100 })
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(at, client, plan, member, name, qtype, result, list)| QueryLogEntry {
+                    at: ts(at),
+                    client,
+                    plan,
+                    member,
+                    name,
+                    qtype: u16::try_from(qtype).unwrap_or(0),
+                    result,
+                    list,
+                },
+            )
+            .collect())
+    }
+
+    /// Deletes query-log lines older than `before`; how many went.
+    pub async fn prune_dns_log(&self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM dns_log WHERE at < $1")
+            .bind(before.timestamp())
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}

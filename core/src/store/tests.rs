@@ -1835,3 +1835,110 @@ async fn passphrases_issue_list_revoke(store: &Store) {
     ));
 }
 both!(passphrases, passphrases_issue_list_revoke);
+
+async fn dns_lists_exceptions_and_query_log(store: &Store) {
+    use crate::store::dns::{QueryLogEntry, QueryLogFilter, Scope};
+    let s = ready(store).await;
+    let (member, _) = s
+        .add_member(&new_member("ada@example.com", "flex"), today(), &actor())
+        .await
+        .unwrap();
+    let b = s
+        .add_blocklist("malware", "/lists/malware.txt", &["guest".into()], &actor())
+        .await
+        .unwrap();
+    assert_eq!(b.plans, ["guest"]);
+    assert!(matches!(
+        s.add_blocklist("malware", "/x", &[], &actor()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        s.add_blocklist("x", "/x", &["nope".into()], &actor()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // A request, approved for a plan until a date; decided once.
+    let r = s
+        .request_exception(
+            "docs.example",
+            Some(&member.id),
+            "work",
+            Some("malware"),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, "pending");
+    assert_eq!(r.scope, Scope::Member(member.id.clone()));
+    assert_eq!(s.exceptions(Some("pending")).await.unwrap().len(), 1);
+    let until = today() + chrono::Duration::days(7);
+    let d = s
+        .decide_exception(
+            r.id,
+            Some((Scope::Plan("flex".into()), Some(until))),
+            &actor(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (d.status.as_str(), d.valid_until),
+        ("approved", Some(until))
+    );
+    assert!(s.decide_exception(r.id, None, &actor()).await.is_err());
+    assert!(s.exceptions(Some("pending")).await.unwrap().is_empty());
+    s.remove_blocklist("malware", &actor()).await.unwrap();
+    assert!(s.blocklists().await.unwrap().is_empty());
+
+    // Query log: batches, filters, newest first, retention.
+    let old = Utc::now() - chrono::Duration::days(10);
+    let line = |i: i64, at: DateTime<Utc>, blocked: bool| QueryLogEntry {
+        at: ts(at.timestamp()),
+        client: format!("10.0.20.{}", i % 3),
+        plan: Some("flex".into()),
+        member: (i % 2 == 0).then(|| member.id.clone()),
+        name: format!("n{i}.example"),
+        qtype: 1,
+        result: if blocked { "blocked" } else { "forwarded" }.into(),
+        list: blocked.then(|| "malware".into()),
+    };
+    let mut batch: Vec<_> = (0..600).map(|i| line(i, Utc::now(), i % 5 == 0)).collect();
+    batch.extend((600..610).map(|i| line(i, old, false)));
+    s.record_dns_log(&batch).await.unwrap();
+    let all = s
+        .dns_log(&QueryLogFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 610);
+    assert_eq!(all[0].name, "n609.example");
+    assert_eq!(all[609], batch[0]);
+    let blocked = s
+        .dns_log(&QueryLogFilter {
+            blocked_only: true,
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(blocked.len(), 120);
+    let mine = s
+        .dns_log(&QueryLogFilter {
+            member: Some(member.id.clone()),
+            client: Some("10.0.20.0".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 5);
+    assert!(mine
+        .iter()
+        .all(|e| e.client == "10.0.20.0" && e.member.as_deref() == Some(&*member.id)));
+    let gone = s
+        .prune_dns_log(Utc::now() - chrono::Duration::days(7))
+        .await
+        .unwrap();
+    assert_eq!(gone, 10);
+}
+both!(dns, dns_lists_exceptions_and_query_log);

@@ -235,3 +235,46 @@ fn malformed_queries_get_formerr_or_nothing() {
         Action::Drop
     ));
 }
+
+#[test]
+fn a_full_cache_evicts_oldest_unused_first_in_constant_time() {
+    let key = |i: usize| Key {
+        name: format!("n{i}.example."),
+        qtype: 1,
+        qclass: 1,
+        edns: false,
+        dnssec_ok: false,
+    };
+    let entry = |now: Instant, secs: u64| Entry {
+        bytes: vec![],
+        ttls: vec![],
+        question_end: 0,
+        stored: now,
+        lifetime: Duration::from_secs(secs),
+        generation: 0,
+        hit: false,
+    };
+    let now = Instant::now();
+    let mut c = Cache::default();
+    for i in 0..100 {
+        c.insert(key(i), entry(now, 300), 100, now);
+    }
+    assert_eq!(c.len(), 100);
+    // n0 was served: it survives the next insert; n1, the oldest unused, goes.
+    c.map.get_mut(&key(0)).unwrap().hit = true;
+    c.insert(key(100), entry(now, 300), 100, now);
+    assert_eq!(c.len(), 100);
+    assert!(c.map.contains_key(&key(0)) && !c.map.contains_key(&key(1)));
+    // Re-inserting a key neither grows the cache nor leaves a live duplicate behind.
+    for _ in 0..1000 {
+        c.insert(key(50), entry(now, 300), 100, now);
+    }
+    assert_eq!(c.len(), 100);
+    assert!(c.order.len() <= 2 * 100);
+    // 200,000 distinct names through a 100-entry cache stay bounded.
+    for i in 0..200_000 {
+        c.insert(key(1000 + i), entry(now, 300), 100, now);
+    }
+    assert_eq!(c.len(), 100);
+    assert!(c.order.len() <= 2 * 100);
+}

@@ -39,11 +39,7 @@ pub async fn intercept(
         .unwrap_or("")
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    let ours = host.is_empty()
-        || p.base(&conn)
-            .to_ascii_lowercase()
-            .contains(&format!("//{host}"));
-    if ours || req.method() != Method::GET {
+    if p.is_ours(&conn, &host) || req.method() != Method::GET {
         return next.run(req).await;
     }
     match blocks.blocked(conn.peer.ip(), &host) {

@@ -266,6 +266,12 @@ impl Portal {
     fn base(&self, conn: &Conn) -> String {
         match &self.0.settings.public_url {
             Some(u) => u.trim_end_matches('/').to_string(),
+            // Browsers leave the default port out of the Host header and of URLs: so do we
+            // (a portal on port 80 whose own links said ":80" redirected to itself forever).
+            None if conn.local.port() == 80 => match conn.local.ip() {
+                std::net::IpAddr::V4(ip) => format!("http://{ip}"),
+                std::net::IpAddr::V6(ip) => format!("http://[{ip}]"),
+            },
             None => format!("http://{}", conn.local),
         }
     }
@@ -787,13 +793,18 @@ fn host_of(headers: &HeaderMap) -> String {
 }
 
 impl Portal {
-    /// Is `host` (the Host header) this portal's own address or public name?
-    fn is_ours(&self, conn: &Conn, host: &str) -> bool {
+    /// Is `host` (the Host header) this portal's own address or public name? The default
+    /// port may be given or left out.
+    pub(crate) fn is_ours(&self, conn: &Conn, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let base = self.base(conn).to_ascii_lowercase();
+        let bare = match base.split_once("://") {
+            Some(("https", _)) => host.strip_suffix(":443"),
+            _ => host.strip_suffix(":80"),
+        };
         host.is_empty()
-            || self
-                .base(conn)
-                .to_ascii_lowercase()
-                .ends_with(&format!("//{host}"))
+            || base.ends_with(&format!("//{host}"))
+            || bare.is_some_and(|b| base.ends_with(&format!("//{b}")))
     }
 }
 
@@ -811,11 +822,7 @@ async fn other(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let ours = host.is_empty()
-        || p.base(&conn)
-            .to_ascii_lowercase()
-            .ends_with(&format!("//{host}"));
-    if ours {
+    if p.is_ours(&conn, &host) {
         return p.message(
             StatusCode::NOT_FOUND,
             "Page not found",

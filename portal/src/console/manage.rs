@@ -46,6 +46,7 @@ page!(NetworkT, "console/network.html" {
     nas: Vec<NasLine>,
     controllers: Vec<ControllerLine>,
     dns_requests: Vec<DnsRequestLine>,
+    dns_blocked: Vec<DnsBlockedLine>,
     can_edit: bool,
     log: Vec<LogLine>,
     f: LogQuery,
@@ -64,6 +65,15 @@ pub struct DnsRequestLine {
     pub reason: String,
     pub asked: String,
     pub is_member: bool,
+}
+
+/// A recently blocked query (from the DNS query log).
+pub struct DnsBlockedLine {
+    pub at: String,
+    pub client: String,
+    pub who: String,
+    pub name: String,
+    pub list: String,
 }
 
 /// What a change on a page led to: done, or refused with the reason.
@@ -596,24 +606,64 @@ async fn network_page(
             url: k.url,
         })
         .collect();
-    let dns_requests = store
-        .exceptions(Some("pending"))
+    // Member ids in the DNS tables, shown as "Name <email>".
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    let pending = store.exceptions(Some("pending")).await.unwrap_or_default();
+    let blocked = store
+        .dns_log(&frontdesk_core::store::dns::QueryLogFilter {
+            blocked_only: true,
+            limit: 20,
+            ..Default::default()
+        })
         .await
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let ids = pending
+        .iter()
+        .filter_map(|e| e.requester.clone())
+        .chain(blocked.iter().filter_map(|l| l.member.clone()));
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
+            let shown = match store.member(slot.key()).await {
+                Ok(m) => format!("{} <{}>", m.name, m.email),
+                Err(_) => slot.key().clone(),
+            };
+            slot.insert(shown);
+        }
+    }
+    let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_string());
+    let dns_requests = pending
         .into_iter()
         .map(|e| DnsRequestLine {
             is_member: matches!(e.scope, frontdesk_core::store::dns::Scope::Member(_)),
             id: e.id,
-            who: e.requester.clone().unwrap_or_else(|| "a visitor".into()),
+            who: e
+                .requester
+                .as_deref()
+                .map_or_else(|| "a visitor".into(), name_of),
             list: e.list.clone().unwrap_or_default(),
             reason: e.reason.clone(),
             asked: local(e.created_at),
             domain: e.domain,
         })
         .collect();
+    let dns_blocked = blocked
+        .into_iter()
+        .map(|l| DnsBlockedLine {
+            at: local(l.at),
+            client: l.client,
+            who: match (&l.member, &l.plan) {
+                (Some(m), _) => name_of(m),
+                (None, Some(p)) => format!("plan {p}"),
+                (None, None) => "-".into(),
+            },
+            name: l.name.trim_end_matches('.').to_string(),
+            list: l.list.unwrap_or_default(),
+        })
+        .collect();
     let page = NetworkT {
         p: c.page("Network", Some(s)).await,
         dns_requests,
+        dns_blocked,
         can_edit: super::can_edit(s),
         controllers,
         is_owner: s.operator.role == Role::Owner,
