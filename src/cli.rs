@@ -207,8 +207,10 @@ pub struct ServeArgs {
     /// Captive portal listener.
     #[arg(long, value_name = "ADDR")]
     pub portal: Option<String>,
+    /// Protective DNS listener (UDP and TCP), e.g. 10.0.30.1:53.
     #[arg(long, value_name = "ADDR")]
     pub dns: Option<String>,
+    /// Upstream resolver (repeatable): ADDR[:PORT], or tls://ADDR[:PORT]#NAME for DNS over TLS.
     #[arg(long, value_name = "ADDR")]
     pub dns_upstream: Vec<String>,
 }

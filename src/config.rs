@@ -219,6 +219,9 @@ pub struct DnsConfig {
     pub log_blocked_only: Vec<String>,
     /// Days query-log lines are kept.
     pub log_days: u32,
+    /// CA certificates (PEM) DNS-over-TLS upstreams are checked against; default: the
+    /// system's roots.
+    pub tls_ca: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +246,7 @@ impl Default for DnsConfig {
             log: DnsLogMode::All,
             log_blocked_only: Vec::new(),
             log_days: 7,
+            tls_ca: None,
         }
     }
 }

@@ -789,3 +789,111 @@ async fn block_page_request_console_approval_then_the_site_loads_in_chromium() {
     });
     drop(server);
 }
+
+/// DNS over TLS to a real DoT server: unbound serving TLS on loopback with a certificate for
+/// `dot.test` from a CA made here. `serve --dns-upstream tls://127.0.0.1:PORT#dot.test` with
+/// `[dns] tls_ca` resolves through it; with a name the certificate does not carry, nothing
+/// resolves (SERVFAIL), never a fallback to plain DNS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_over_tls_upstream_is_unbound() {
+    if !require_tool("dig", "dnsutils") || !require_tool("unbound", "unbound") {
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+        .ok();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["dot.test".into()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(env.path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(env.path("dot.pem"), leaf.pem()).unwrap();
+    std::fs::write(env.path("dot.key"), key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1@{port}\n  tls-port: {port}\n  tls-service-key: \"{key}\"\n  tls-service-pem: \"{pem}\"\n  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n  local-zone: \"dot.example.\" static\n  local-data: \"www.dot.example. 300 IN A 192.0.2.53\"\n",
+        key = env.path("dot.key").display(),
+        pem = env.path("dot.pem").display(),
+        dir = env.dir.path().display(),
+    );
+    std::fs::write(env.path("unbound.conf"), conf).unwrap();
+    let mut unbound = Command::new("unbound")
+        .args(["-d", "-c"])
+        .arg(env.path("unbound.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unbound");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "unbound did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cfg = env.path("frontdesk.toml");
+    std::fs::write(
+        &cfg,
+        format!("[dns]\ntls_ca = \"{}\"\n", env.path("ca.pem").display()),
+    )
+    .unwrap();
+    let start = |name: &str| {
+        let mut cmd = env.cmd();
+        cmd.arg("--config").arg(&cfg).arg("serve");
+        listen_args(&mut cmd, "127.0.0.1:0");
+        cmd.args([
+            "--dns",
+            "127.0.0.1:0",
+            "--dns-upstream",
+            &format!("tls://127.0.0.1:{port}#{name}"),
+        ]);
+        let server = Server::start(cmd);
+        let line = server
+            .wait_for(&["protective DNS listening"], Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no DNS listener: {}", server.drain()));
+        assert!(
+            line.contains(&format!("tls://127.0.0.1:{port}#{name}")),
+            "{line}"
+        );
+        let dns_port: u16 = line
+            .split("local=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        (server, Dig { port: dns_port })
+    };
+    let (server, dig) = start("dot.test");
+    let (status, a, text) = dig.ask("127.0.0.1", "www.dot.example", &[]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(a.len() == 1 && a[0].ends_with("192.0.2.53"), "{text}");
+    // Several names at once over the one connection.
+    for i in 0..5 {
+        let (status, _, text) = dig.ask("127.0.0.1", &format!("n{i}.dot.example"), &[]);
+        assert_eq!(status, "NXDOMAIN", "{text}");
+    }
+    drop(server);
+    let (server, dig) = start("wrong.test");
+    let (status, a, text) = dig.ask("127.0.0.1", "www.dot.example", &["+time=5"]);
+    assert_eq!(status, "SERVFAIL", "{text}");
+    assert!(a.is_empty());
+    let log = server.drain();
+    assert!(
+        log.contains("DNS-over-TLS upstream: no connection"),
+        "{log}"
+    );
+    drop(server);
+    let _ = unbound.kill();
+    let _ = unbound.wait();
+}

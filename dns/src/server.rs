@@ -46,10 +46,30 @@ struct Who {
     member: Option<String>,
 }
 
+/// Where misses go: plain DNS (UDP, TCP when truncated) or DNS over TLS.
+pub enum Upstream {
+    Plain(SocketAddr, UdpPool),
+    Tls(Arc<crate::dot::DotUpstream>),
+}
+
+impl Upstream {
+    pub fn plain(addr: SocketAddr) -> Upstream {
+        Upstream::Plain(addr, UdpPool::new(addr))
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::Plain(a, _) => write!(f, "{a}"),
+            Upstream::Tls(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
 pub struct Server {
     pub resolver: Arc<Resolver>,
-    pub upstreams: Vec<SocketAddr>,
-    pools: Vec<UdpPool>,
+    pub upstreams: Vec<Upstream>,
     pub clients: Arc<dyn ClientMap>,
     pub observer: Option<Arc<Observer>>,
     /// Per upstream try.
@@ -65,12 +85,11 @@ const TCP_CONNECTIONS: usize = 256;
 impl Server {
     pub fn new(
         resolver: Arc<Resolver>,
-        upstreams: Vec<SocketAddr>,
+        upstreams: Vec<Upstream>,
         clients: Arc<dyn ClientMap>,
     ) -> Server {
         Server {
             resolver,
-            pools: upstreams.iter().map(|&u| UdpPool::new(u)).collect(),
             upstreams,
             clients,
             observer: None,
@@ -213,10 +232,16 @@ impl Server {
 
     /// Asks the upstreams in turn; over TCP when a UDP answer comes back truncated.
     async fn forward(&self, query: &[u8], p: &Pending) -> Option<Vec<u8>> {
-        for (&up, pool) in self.upstreams.iter().zip(&self.pools) {
-            let answer = match pool.ask(query, p.upstream_id, self.timeout).await {
-                Some(a) if wire::truncated(&a) => self.ask_tcp(up, query).await,
-                other => other,
+        for up in &self.upstreams {
+            let answer = match up {
+                Upstream::Plain(addr, pool) => {
+                    match pool.ask(query, p.upstream_id, self.timeout).await {
+                        Some(a) if wire::truncated(&a) => self.ask_tcp(*addr, query).await,
+                        other => other,
+                    }
+                }
+                // TCP underneath: never truncated; a first query may include the handshake.
+                Upstream::Tls(t) => t.ask(query, p.upstream_id, self.timeout * 2).await,
             };
             if let Some(a) = answer {
                 if let Some(out) = self.resolver.upstream(p, &a, Instant::now()) {

@@ -23,8 +23,11 @@ pub const SOCKETS: usize = 32;
 pub const USES: u32 = 2_000;
 /// And at the latest after this long.
 pub const LIFETIME: Duration = Duration::from_secs(60);
-/// A query unanswered this long is sent once more.
-pub const RETRY: Duration = Duration::from_millis(400);
+/// A query unanswered this long is sent again (then after twice as long again), within the
+/// caller's timeout.
+pub const RETRY: Duration = Duration::from_millis(300);
+const RETRIES: usize = 2;
+const RECV_BUFFER: usize = 1 << 20;
 
 type Waiting = Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>;
 
@@ -72,16 +75,21 @@ impl UdpPool {
                 return None;
             }
             // No answer within RETRY (a datagram lost, or dropped by a busy upstream): the
-            // same query once more on the same port, then wait out the rest of the timeout.
+            // same query again on the same port, at most RETRIES times, within the timeout.
             let deadline = tokio::time::Instant::now() + timeout;
             let mut rx = rx;
-            if timeout > RETRY {
-                match tokio::time::timeout(RETRY, &mut rx).await {
+            let mut wait = RETRY;
+            for _ in 0..RETRIES {
+                if tokio::time::Instant::now() + wait >= deadline {
+                    break;
+                }
+                match tokio::time::timeout(wait, &mut rx).await {
                     Ok(answer) => return answer.ok(),
                     Err(_) => {
                         let _ = slot.sock.send(query).await;
                     }
                 }
+                wait *= 2;
             }
             let answer = tokio::time::timeout_at(deadline, rx).await;
             if answer.is_err() {
@@ -127,7 +135,18 @@ impl UdpPool {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         // Port 0: the kernel picks a random ephemeral port (Linux randomises the choice).
-        let sock = UdpSocket::bind(bind).await.ok()?;
+        // A larger receive buffer than the default: a socket carries a 32nd of the answers,
+        // and a burst must not overflow it while the receive task waits for a thread.
+        let raw = socket2::Socket::new(
+            socket2::Domain::for_address(bind),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .ok()?;
+        let _ = raw.set_recv_buffer_size(RECV_BUFFER);
+        raw.set_nonblocking(true).ok()?;
+        raw.bind(&bind.into()).ok()?;
+        let sock = UdpSocket::from_std(raw.into()).ok()?;
         sock.connect(self.up).await.ok()?;
         let slot = Slot {
             sock: Arc::new(sock),

@@ -471,6 +471,43 @@ pub struct Running {
     pub resolver: std::sync::Arc<frontdesk_dns::resolver::Resolver>,
 }
 
+/// An upstream: `ADDR[:PORT]` (plain DNS, port 53) or `tls://ADDR[:PORT][#NAME]` (DNS over
+/// TLS, port 853; the certificate must carry NAME, else the address). `tls_ca`: a PEM file
+/// of CAs for DoT upstreams (default: the system's roots).
+pub fn parse_upstream(u: &str, tls_ca: Option<&str>) -> Result<frontdesk_dns::server::Upstream> {
+    let addr = |a: &str, port: u16| {
+        a.parse::<std::net::SocketAddr>()
+            .or_else(|_| {
+                a.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| (ip, port).into())
+            })
+            .with_context(|| format!("upstream {u:?}: an IP address, optionally with port"))
+    };
+    match u.strip_prefix("tls://") {
+        None => Ok(frontdesk_dns::server::Upstream::plain(addr(u, 53)?)),
+        Some(rest) => {
+            let (a, name) = rest.split_once('#').unwrap_or((rest, ""));
+            let sa = addr(a, 853)?;
+            let name = if name.is_empty() {
+                sa.ip().to_string()
+            } else {
+                name.to_string()
+            };
+            let pem = tls_ca
+                .map(|p| std::fs::read(p).with_context(|| format!("[dns] tls_ca {p}")))
+                .transpose()?;
+            let roots = frontdesk_dns::dot::roots(pem.as_deref()).map_err(anyhow::Error::msg)?;
+            let dot = frontdesk_dns::dot::DotUpstream::new(sa, &name, roots)
+                .map_err(|e| anyhow::anyhow!("upstream {u:?}: {e}"))?;
+            Ok(frontdesk_dns::server::Upstream::Tls(std::sync::Arc::new(
+                dot,
+            )))
+        }
+    }
+}
+
 /// Starts protective DNS when `--dns` or `[dns] listen` is given.
 pub async fn start(
     ctx: &Ctx,
@@ -495,11 +532,7 @@ pub async fn start(
     }
     let ups = ups
         .iter()
-        .map(|u| {
-            u.parse::<std::net::SocketAddr>()
-                .or_else(|_| u.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
-                .with_context(|| format!("upstream {u:?}: an address, optionally with port"))
-        })
+        .map(|u| parse_upstream(u, cfg.tls_ca.as_deref()))
         .collect::<Result<Vec<_>>>()?;
     let subnets = cfg
         .subnets
