@@ -217,6 +217,41 @@ impl Resolver {
         self.cache.lock().expect("cache lock").len()
     }
 
+    /// The cache-hit path without a full parse: a plain query (see [`wire::simple_query`])
+    /// that the filter lets through and the cache holds. Anything else (`None`) takes the
+    /// full path, which decides exactly as before.
+    fn fast_hit(
+        &self,
+        bytes: &[u8],
+        client: Client<'_>,
+        tcp: bool,
+        now: Instant,
+    ) -> Option<Action> {
+        let q = wire::simple_query(bytes)?;
+        if !matches!(self.filter().check(client, &q.name), Verdict::Pass) {
+            return None;
+        }
+        let key = Key {
+            name: q.name,
+            qtype: q.qtype,
+            qclass: 1,
+            edns: q.edns,
+            dnssec_ok: q.dnssec_ok,
+        };
+        let max_udp = if tcp { usize::MAX } else { q.max_udp };
+        let question = &bytes[wire::HEADER..q.question_end - 4];
+        let answer = self.cached(&key, q.id, question, max_udp, now)?;
+        self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(Action::Answer(
+            answer,
+            Outcome::Cached,
+            Asked {
+                name: key.name,
+                qtype: q.qtype,
+            },
+        ))
+    }
+
     /// One query from a client.
     pub fn query(&self, bytes: &[u8], client: Client<'_>, tcp: bool, now: Instant) -> Action {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
@@ -226,6 +261,9 @@ impl Resolver {
         // Responses are never answered (no reflection loops).
         if bytes[2] & 0x80 != 0 {
             return Action::Drop;
+        }
+        if let Some(answer) = self.fast_hit(bytes, client, tcp, now) {
+            return answer;
         }
         let msg = match Message::from_vec(bytes) {
             Ok(m) => m,

@@ -97,6 +97,94 @@ pub fn truncated(b: &[u8]) -> bool {
     b.get(2).is_some_and(|f| f & 0x02 != 0)
 }
 
+/// A plain query, read without a full parse (the cache-hit path): one question with an
+/// uncompressed name of ordinary hostname characters, class IN, no answer or authority
+/// records, and at most an EDNS version 0 OPT record that ends the message exactly.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Simple {
+    pub id: u16,
+    /// Lower-case, dotted, with the trailing dot (as hickory's `to_ascii` writes it).
+    pub name: String,
+    pub qtype: u16,
+    pub edns: bool,
+    pub dnssec_ok: bool,
+    /// Largest UDP answer the client takes (512 without EDNS).
+    pub max_udp: usize,
+    pub question_end: usize,
+}
+
+/// `None`: anything unusual; the caller takes the full parse, which decides.
+pub fn simple_query(b: &[u8]) -> Option<Simple> {
+    // QR = 0, opcode QUERY; one question, no answers or authority; at most one additional.
+    if b.len() < HEADER || b[2] & 0xf8 != 0 || u16_at(b, 4)? != 1 || u16_at(b, 6)? != 0 {
+        return None;
+    }
+    let additional = u16_at(b, 10)?;
+    if u16_at(b, 8)? != 0 || additional > 1 {
+        return None;
+    }
+    let mut name = String::with_capacity(64);
+    let mut i = HEADER;
+    loop {
+        let len = usize::from(*b.get(i)?);
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len > 63 {
+            return None; // compression or reserved bits: not in a plain question
+        }
+        for &c in b.get(i + 1..i + 1 + len)? {
+            match c {
+                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => name.push(c as char),
+                b'A'..=b'Z' => name.push(c.to_ascii_lowercase() as char),
+                _ => return None,
+            }
+        }
+        name.push('.');
+        i += 1 + len;
+        if name.len() > 253 {
+            return None;
+        }
+    }
+    if name.is_empty() {
+        return None;
+    }
+    let qtype = u16_at(b, i)?;
+    if u16_at(b, i + 2)? != 1 || matches!(qtype, 251 | 252) {
+        return None; // class IN only; IXFR/AXFR refused by the full path
+    }
+    let question_end = i + 4;
+    let mut out = Simple {
+        id: u16_at(b, 0)?,
+        name,
+        qtype,
+        edns: false,
+        dnssec_ok: false,
+        max_udp: 512,
+        question_end,
+    };
+    if additional == 0 {
+        return (question_end == b.len()).then_some(out);
+    }
+    // The OPT record: root name, type 41, class = payload size, TTL = ext-rcode, version,
+    // flags; its options are not looked at.
+    let o = question_end;
+    if *b.get(o)? != 0 || u16_at(b, o + 1)? != OPT || *b.get(o + 5)? != 0 {
+        return None;
+    }
+    let version = *b.get(o + 6)?;
+    let flags = u16_at(b, o + 7)?;
+    let rdlen = usize::from(u16_at(b, o + 9)?);
+    if version != 0 || o + 11 + rdlen != b.len() {
+        return None;
+    }
+    out.edns = true;
+    out.dnssec_ok = flags & 0x8000 != 0;
+    out.max_udp = usize::from(u16_at(b, o + 3)?).clamp(512, 4096);
+    Some(out)
+}
+
 /// A record type's mnemonic ("A", "AAAA", "TYPE65534").
 pub fn type_name(qtype: u16) -> String {
     hickory_proto::rr::RecordType::from(qtype).to_string()

@@ -278,3 +278,92 @@ fn a_full_cache_evicts_oldest_unused_first_in_constant_time() {
     assert_eq!(c.len(), 100);
     assert!(c.order.len() <= 2 * 100);
 }
+
+/// The fast path reads plain queries exactly as the full parse does, and leaves everything
+/// else to it.
+#[test]
+fn simple_queries_read_like_the_full_parse() {
+    for (name, t, edns) in [
+        ("WwW.Example.COM.", RecordType::A, false),
+        ("www.example.com.", RecordType::AAAA, true),
+        ("_sip._tcp.example.org.", RecordType::SRV, true),
+        ("a-b.c.", RecordType::TXT, false),
+    ] {
+        let bytes = query(name, t, edns);
+        let s = wire::simple_query(&bytes).unwrap_or_else(|| panic!("{name}"));
+        let m = Message::from_vec(&bytes).unwrap();
+        let q = &m.queries()[0];
+        assert_eq!(s.name, q.name().to_ascii().to_ascii_lowercase());
+        assert_eq!(s.qtype, u16::from(q.query_type()));
+        assert_eq!(s.edns, m.extensions().is_some());
+        assert_eq!(s.id, m.id());
+        if edns {
+            assert_eq!(s.max_udp, 1232);
+        }
+    }
+    let plain = query("example.com.", RecordType::A, true);
+    let mut cases = vec![
+        query(".", RecordType::NS, false),             // the root
+        query("a\\.b.example.", RecordType::A, false), // a dot inside a label
+        query("example.com.", RecordType::AXFR, false),
+        plain[..plain.len() - 1].to_vec(), // OPT cut short
+    ];
+    let mut extra = plain.clone();
+    extra.push(0); // a byte after the OPT record
+    cases.push(extra);
+    let mut response = plain.clone();
+    response[2] |= 0x80;
+    cases.push(response);
+    let mut two = plain.clone();
+    two[5] = 2;
+    cases.push(two);
+    for (i, c) in cases.iter().enumerate() {
+        assert!(wire::simple_query(c).is_none(), "case {i}");
+    }
+}
+
+/// A cache hit through the fast path is the same answer the full path gives, blocked names
+/// never come from the cache, and the fast path serves hits for a plan only when that plan
+/// may resolve the name.
+#[test]
+fn cache_hits_through_the_fast_path() {
+    let r = resolver();
+    let now = Instant::now();
+    let q = query("www.example.com.", RecordType::A, true);
+    let (fwd, pending) = forward(&r, &q, now);
+    r.upstream(
+        &pending,
+        &upstream_answer(&fwd, pending.upstream_id, 2, 300),
+        now,
+    )
+    .unwrap();
+    let mut again = query("WWW.example.com.", RecordType::A, true);
+    again[..2].copy_from_slice(&[0x11, 0x22]);
+    match r.query(
+        &again,
+        Client::default(),
+        false,
+        now + Duration::from_secs(3),
+    ) {
+        Action::Answer(bytes, Outcome::Cached, asked) => {
+            let m = Message::from_vec(&bytes).unwrap();
+            assert_eq!(m.id(), 0x1122);
+            assert_eq!(m.queries()[0].name().to_ascii(), "WWW.example.com.");
+            assert_eq!(m.answers().len(), 2);
+            assert!(m.answers().iter().all(|a| a.ttl() == 297));
+            assert_eq!(asked.name, "www.example.com.");
+        }
+        _ => panic!("not a cache hit"),
+    }
+    // Without EDNS it is another cache entry (no OPT record in the answer): forwarded.
+    let no_edns = query("www.example.com.", RecordType::A, false);
+    assert!(matches!(
+        r.query(&no_edns, Client::default(), false, now),
+        Action::Forward { .. }
+    ));
+    let blocked = query("blocked.example.", RecordType::A, true);
+    assert!(matches!(
+        r.query(&blocked, Client::default(), false, now),
+        Action::Answer(_, Outcome::Blocked { .. }, _)
+    ));
+}
