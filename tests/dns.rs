@@ -491,7 +491,7 @@ fn http(addr: &str, method: &str, path: &str, host: &str, form: &str) -> (u16, S
 /// gets a mail); the site then loads in her browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_page_request_console_approval_then_the_site_loads_in_chromium() {
-    use common::browser::{body_text, in_browser, shot};
+    use common::browser::{body_text, click, fill, in_browser, shot, wait_text};
     use common::netns::Netns;
     use common::{require_root, BIN};
     if !require_root("protective DNS Chromium walk (network namespace, port 53)")
@@ -649,33 +649,10 @@ async fn block_page_request_console_approval_then_the_site_loads_in_chromium() {
             "ads"
         );
         shot(&c, "dns-1-blocked").await;
-        c.find(Id("email"))
-            .await
-            .unwrap()
-            .send_keys("ada@example.com")
-            .await
-            .unwrap();
-        c.find(Id("reason"))
-            .await
-            .unwrap()
-            .send_keys("The installation guide for our printers")
-            .await
-            .unwrap();
-        c.find(Id("request-exception"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let mut text = String::new();
-        for _ in 0..50 {
-            text = body_text(&c).await;
-            if text.contains("went to the operators") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(text.contains("went to the operators"), "{text}");
+        fill(&c, "email", "ada@example.com").await;
+        fill(&c, "reason", "The installation guide for our printers").await;
+        click(&c, "request-exception").await;
+        wait_text(&c, "went to the operators").await;
         shot(&c, "dns-2-requested").await;
         c
     });
@@ -687,19 +664,9 @@ async fn block_page_request_console_approval_then_the_site_loads_in_chromium() {
     in_browser(&ns, 9531, "10.77.0.1", true, move |c| async move {
         use fantoccini::Locator::{Css, Id};
         c.goto("http://127.0.0.1:8080/login").await.unwrap();
-        c.find(Id("email"))
-            .await
-            .unwrap()
-            .send_keys("desk@example.com")
-            .await
-            .unwrap();
-        c.find(Id("password"))
-            .await
-            .unwrap()
-            .send_keys(&one_time)
-            .await
-            .unwrap();
-        c.find(Id("login")).await.unwrap().click().await.unwrap();
+        fill(&c, "email", "desk@example.com").await;
+        fill(&c, "password", &one_time).await;
+        click(&c, "login").await;
         if c.wait().for_element(Id("confirm")).await.is_err() {
             panic!("not logged in: {}", body_text(&c).await);
         }
@@ -709,14 +676,9 @@ async fn block_page_request_console_approval_then_the_site_loads_in_chromium() {
             ("new", new),
             ("confirm", new),
         ] {
-            c.find(Id(field))
-                .await
-                .unwrap()
-                .send_keys(value)
-                .await
-                .unwrap();
+            fill(&c, field, value).await;
         }
-        c.find(Id("save")).await.unwrap().click().await.unwrap();
+        click(&c, "save").await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         c.goto("http://127.0.0.1:8080/network").await.unwrap();
         let approve = c
@@ -760,15 +722,7 @@ async fn block_page_request_console_approval_then_the_site_loads_in_chromium() {
         );
         shot(&c, "console-18-dns-request").await;
         approve.click().await.unwrap();
-        let mut text = String::new();
-        for _ in 0..50 {
-            text = body_text(&c).await;
-            if text.contains("www.vendor-docs.test: approved") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(text.contains("www.vendor-docs.test: approved"), "{text}");
+        wait_text(&c, "www.vendor-docs.test: approved").await;
         c
     });
     let mail = std::fs::read_dir(env.dir.path().join("outbox"))

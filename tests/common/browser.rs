@@ -141,3 +141,36 @@ pub async fn body_text(c: &fantoccini::Client) -> String {
     }
     panic!("no page text: {last:?}");
 }
+
+/// Types `value` into the element with id `id`.
+pub async fn fill(c: &fantoccini::Client, id: &str, value: &str) {
+    c.find(fantoccini::Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .send_keys(value)
+        .await
+        .unwrap_or_else(|e| panic!("typing into #{id}: {e}"));
+}
+
+/// Clicks the element with id `id`.
+pub async fn click(c: &fantoccini::Client, id: &str) {
+    c.find(fantoccini::Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking #{id}: {e}"));
+}
+
+/// Waits (up to 5 s) until the page's text contains `needle`; returns the text.
+pub async fn wait_text(c: &fantoccini::Client, needle: &str) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = body_text(c).await;
+        if text.contains(needle) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{needle:?} not on the page: {text}");
+}
