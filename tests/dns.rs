@@ -199,6 +199,20 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
         "guest",
     ])
     .ok();
+    // A list whose file disappears after it was added: the resolver runs without it, and
+    // `dns blocklist list` says why.
+    std::fs::write(env.path("gone.txt"), "gone.test\n").unwrap();
+    env.run(&[
+        "dns",
+        "blocklist",
+        "add",
+        "--name",
+        "gone",
+        "--source",
+        "gone.txt",
+    ])
+    .ok();
+    std::fs::remove_file(env.path("gone.txt")).unwrap();
     let cfg = env.path("frontdesk.toml");
     std::fs::write(
         &cfg,
@@ -250,6 +264,29 @@ async fn lists_per_plan_cache_exceptions_and_malformed_queries() {
         .wait_for(&["following changes"], Duration::from_secs(10))
         .is_some());
     let dig = Dig { port };
+    let lists = env.run(&["dns", "blocklist", "list", "--json"]).ok().json();
+    let list = |n: &str| {
+        lists
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(list("malware")["domains"], 1, "{lists}");
+    assert!(list("malware")["load_error"].is_null(), "{lists}");
+    assert!(
+        list("gone")["load_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("gone.txt")),
+        "{lists}"
+    );
+    let text = env.run(&["dns", "blocklist", "list"]).ok().stdout;
+    assert!(
+        text.contains("PROBLEM") && text.contains("gone.txt"),
+        "{text}"
+    );
 
     // Allowed: resolved upstream, then cached with the TTL counting down.
     let (status, a, text) = dig.ask("127.0.0.1", "www.example.test", &[]);

@@ -50,6 +50,12 @@ pub async fn load_filter(
         match read_source(&b.source).await {
             Ok(text) => {
                 let parsed = tokio::task::spawn_blocking(move || DomainSet::parse(&text)).await?;
+                if let Err(e) = store
+                    .record_blocklist_load(&b.name, Some(parsed.block.len()), None)
+                    .await
+                {
+                    tracing::debug!(error = %e, list = %b.name, "DNS: list load not recorded");
+                }
                 report.push(Loaded {
                     name: b.name.clone(),
                     domains: parsed.block.len(),
@@ -63,12 +69,18 @@ pub async fn load_filter(
                     plans: b.plans,
                 });
             }
-            Err(e) => report.push(Loaded {
-                name: b.name,
-                domains: 0,
-                skipped: 0,
-                error: Some(format!("{e:#}")),
-            }),
+            Err(e) => {
+                let error = format!("{e:#}");
+                let _ = store
+                    .record_blocklist_load(&b.name, None, Some(&error))
+                    .await;
+                report.push(Loaded {
+                    name: b.name,
+                    domains: 0,
+                    skipped: 0,
+                    error: Some(error),
+                })
+            }
         }
     }
     let catalog = store.catalog().await?;
@@ -133,6 +145,9 @@ pub async fn dns(ctx: &Ctx, cmd: DnsCommand, actor: &Actor) -> Result<()> {
             let b = store
                 .add_blocklist(&name, &source, &plans_arg(&plans), actor)
                 .await?;
+            store
+                .record_blocklist_load(&b.name, Some(parsed.block.len()), None)
+                .await?;
             if ctx.json {
                 json(
                     &json!({"name": b.name, "source": b.source, "plans": b.plans,
@@ -156,26 +171,18 @@ pub async fn dns(ctx: &Ctx, cmd: DnsCommand, actor: &Actor) -> Result<()> {
             }
         }
         DnsCommand::Blocklist(BlocklistCommand::List) => {
+            // As the last load found them (the resolver re-reads lists daily and on changes):
+            // no list is downloaded or parsed here.
             let lists = store.blocklists().await?;
-            let mut rows = Vec::new();
-            for b in &lists {
-                let count = match read_source(&b.source).await {
-                    Ok(t) => DomainSet::parse(&t).block.len().to_string(),
-                    Err(e) => format!("unreadable: {e:#}"),
-                };
-                rows.push((b, count));
-            }
             if ctx.json {
-                json(&rows
-                    .iter()
-                    .map(|(b, c)| json!({"name": b.name, "source": b.source, "plans": b.plans, "domains": c}))
-                    .collect::<Vec<_>>());
+                json(&lists);
             } else {
+                let tz = store.catalog().await?.site.tz();
                 table(
-                    &["NAME", "PLANS", "DOMAINS", "SOURCE"],
-                    &rows
+                    &["NAME", "PLANS", "DOMAINS", "LOADED", "PROBLEM", "SOURCE"],
+                    &lists
                         .iter()
-                        .map(|(b, c)| {
+                        .map(|b| {
                             vec![
                                 b.name.clone(),
                                 if b.plans.is_empty() {
@@ -183,7 +190,11 @@ pub async fn dns(ctx: &Ctx, cmd: DnsCommand, actor: &Actor) -> Result<()> {
                                 } else {
                                     b.plans.join(",")
                                 },
-                                c.clone(),
+                                b.domains.map_or("-".into(), |n| n.to_string()),
+                                b.loaded_at.map_or("not yet".into(), |t| {
+                                    t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()
+                                }),
+                                b.load_error.clone().unwrap_or_default(),
                                 b.source.clone(),
                             ]
                         })

@@ -14,3 +14,9 @@ CREATE TABLE dns_log (
 );
 CREATE INDEX dns_log_at ON dns_log(at);
 CREATE INDEX dns_log_member ON dns_log(member, id);
+
+-- What the last load of each list found (written by the resolver's reloads and `dns blocklist
+-- add`), so `dns blocklist list` need not download and parse every list again.
+ALTER TABLE dns_blocklists ADD COLUMN domains BIGINT;
+ALTER TABLE dns_blocklists ADD COLUMN loaded_at BIGINT;
+ALTER TABLE dns_blocklists ADD COLUMN load_error TEXT;

@@ -15,6 +15,11 @@ pub struct Blocklist {
     /// Plans it applies to; empty = every plan.
     pub plans: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Domains found by the last load (`None`: not loaded yet).
+    pub domains: Option<i64>,
+    pub loaded_at: Option<DateTime<Utc>>,
+    /// Why the last load failed (the resolver then runs without the list).
+    pub load_error: Option<String>,
 }
 
 /// Who an exception is for.
@@ -121,25 +126,62 @@ impl Store {
     }
 
     pub async fn blocklists(&self) -> Result<Vec<Blocklist>> {
-        let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, name, source, plans, created_at FROM dns_blocklists ORDER BY name",
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, name, source, plans, created_at, domains, loaded_at, load_error FROM dns_blocklists ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, name, source, plans, created)| Blocklist {
-                id,
-                name,
-                source,
-                plans: plans
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                created_at: ts(created),
-            })
+            .map(
+                |(id, name, source, plans, created, domains, loaded, error)| Blocklist {
+                    domains,
+                    loaded_at: loaded.map(ts),
+                    load_error: error,
+                    id,
+                    name,
+                    source,
+                    plans: plans
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    created_at: ts(created),
+                },
+            )
             .collect())
+    }
+
+    /// Records what loading a list found: its domain count, or why it failed (the count of
+    /// the last good load is kept then).
+    pub async fn record_blocklist_load(
+        &self,
+        name: &str,
+        domains: Option<usize>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let q = match domains {
+            Some(n) => sqlx::query(
+                "UPDATE dns_blocklists SET domains = $1, loaded_at = $2, load_error = NULL WHERE name = $3",
+            )
+            .bind(i64::try_from(n).unwrap_or(i64::MAX)),
+            None => sqlx::query(
+                "UPDATE dns_blocklists SET load_error = $1, loaded_at = $2 WHERE name = $3",
+            )
+            .bind(error.unwrap_or("failed").to_string()),
+        };
+        q.bind(now_secs()).bind(name).execute(&self.pool).await?;
+        Ok(())
     }
 
     pub async fn remove_blocklist(&self, name: &str, actor: &Actor) -> Result<()> {

@@ -1885,6 +1885,22 @@ async fn dns_lists_exceptions_and_query_log(store: &Store) {
     );
     assert!(s.decide_exception(r.id, None, &actor()).await.is_err());
     assert!(s.exceptions(Some("pending")).await.unwrap().is_empty());
+    assert_eq!(s.blocklists().await.unwrap()[0].domains, None);
+    s.record_blocklist_load("malware", Some(1234), None)
+        .await
+        .unwrap();
+    s.record_blocklist_load("malware", None, Some("HTTP 404"))
+        .await
+        .unwrap();
+    let b = &s.blocklists().await.unwrap()[0];
+    assert_eq!(b.domains, Some(1234), "the last good count is kept");
+    assert_eq!(b.load_error.as_deref(), Some("HTTP 404"));
+    assert!(b.loaded_at.is_some());
+    s.record_blocklist_load("malware", Some(1300), None)
+        .await
+        .unwrap();
+    let b = &s.blocklists().await.unwrap()[0];
+    assert_eq!((b.domains, b.load_error.as_deref()), (Some(1300), None));
     s.remove_blocklist("malware", &actor()).await.unwrap();
     assert!(s.blocklists().await.unwrap().is_empty());
 
