@@ -48,10 +48,22 @@ fn systemd_unit_verifies_and_scores_ok() {
         .arg(&path)
         .output()
         .unwrap();
+    // Only our unit's findings count: verify also loads other installed units and reports
+    // theirs (e.g. Debian's freeradius.service "uses MemoryLimit=" once FreeRADIUS is installed
+    // for the benchmark).
+    let stderr = String::from_utf8_lossy(&v.stderr);
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("/lib/systemd/")
+                && !l.starts_with("/usr/lib/systemd/")
+                && !l.starts_with("/etc/systemd/")
+        })
+        .collect();
     assert!(
-        v.status.success() && v.stderr.is_empty(),
-        "systemd-analyze verify: {}",
-        String::from_utf8_lossy(&v.stderr)
+        v.status.success() && ours.is_empty(),
+        "systemd-analyze verify: {stderr}"
     );
     let gateway = exposure(&path);
     // The radius-only drop-in, applied as systemd would (a later [Service] section).

@@ -403,10 +403,14 @@ async fn vouchers_sessions_and_explain() {
     assert_eq!(e["reason"], "suspended");
     assert_eq!(e["subject"]["kind"], "member");
     assert_eq!(e["timezone"], "Europe/Berlin");
+    // 03:00 tomorrow (a date in the test's past would fall before Ada's membership began).
+    let night = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT03:00")
+        .to_string();
     let (s, e) = lab
         .call(
             "GET",
-            "/api/v1/explain?user=ada@example.com&at=2026-11-28T03:00",
+            &format!("/api/v1/explain?user=ada@example.com&at={night}"),
             Some(&t),
             None,
         )

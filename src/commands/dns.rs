@@ -598,8 +598,11 @@ pub async fn start(
     let log = crate::dnslog::QueryLog::start(cfg, store.clone());
     server.observer = Some(std::sync::Arc::new(move |seen: Seen<'_>| {
         let plan = seen.plan.unwrap_or("-");
+        // Per-query lines are debug only: the query log (with its privacy settings) and the
+        // metrics carry them; an INFO line per blocked query would put every client's blocked
+        // names in the journal whatever `[dns] log` says, at flood rates.
         if let Outcome::Blocked { list, domain } = seen.outcome {
-            tracing::info!(client = %seen.client, name = %seen.asked.name, %list, listed = %domain, plan, "DNS blocked");
+            tracing::debug!(client = %seen.client, name = %seen.asked.name, %list, listed = %domain, plan, "DNS blocked");
         } else {
             tracing::debug!(client = %seen.client, name = %seen.asked.name, outcome = ?seen.outcome, plan, "DNS query");
         }
