@@ -5,18 +5,16 @@
 //! file for a private resolver. A connection the server closed (idle timeout) is opened again
 //! on the next query; a query caught by the closing is tried again on the new one (three tries in all).
 
+use crate::upstream::Waiting;
 use rustls::pki_types::ServerName;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
-
-type Waiting = Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>;
 
 struct Conn {
     tx: mpsc::Sender<Vec<u8>>,
@@ -97,23 +95,17 @@ impl DotUpstream {
             let conn = tokio::time::timeout_at(deadline, self.connection())
                 .await
                 .ok()??;
-            let (tx, rx) = oneshot::channel();
-            {
-                let mut w = conn.waiting.lock().expect("waiting lock");
-                if w.contains_key(&id) {
-                    return None; // the same random ID in flight already: SERVFAIL, rare
-                }
-                w.insert(id, tx);
-            }
+            // The same random ID in flight already: SERVFAIL, rare.
+            let rx = conn.waiting.register(id)?;
             if conn.dead.load(Ordering::Relaxed) {
                 // Ended between the check and now: its reader no longer answers anyone.
-                conn.waiting.lock().expect("waiting lock").remove(&id);
+                conn.waiting.forget(id);
                 continue;
             }
             let mut framed = u16::try_from(query.len()).ok()?.to_be_bytes().to_vec();
             framed.extend_from_slice(query);
             if conn.tx.send(framed).await.is_err() {
-                conn.waiting.lock().expect("waiting lock").remove(&id);
+                conn.waiting.forget(id);
                 continue;
             }
             match tokio::time::timeout_at(deadline, rx).await {
@@ -121,7 +113,7 @@ impl DotUpstream {
                 // The connection ended under this query: once more on a new one.
                 Ok(Err(_)) => continue,
                 Err(_) => {
-                    conn.waiting.lock().expect("waiting lock").remove(&id);
+                    conn.waiting.forget(id);
                     return None;
                 }
             }
@@ -186,15 +178,11 @@ impl DotUpstream {
                     if msg.len() < 12 || rd.read_exact(&mut msg).await.is_err() {
                         break;
                     }
-                    let id = u16::from_be_bytes([msg[0], msg[1]]);
-                    let tx = waiting.lock().expect("waiting lock").remove(&id);
-                    if let Some(tx) = tx {
-                        let _ = tx.send(msg);
-                    }
+                    waiting.deliver(msg);
                 }
                 dead.store(true, Ordering::Relaxed);
                 // Queries still waiting learn at once that this connection is gone.
-                waiting.lock().expect("waiting lock").clear();
+                waiting.clear();
             });
         }
         Ok(Conn { tx, waiting, dead })

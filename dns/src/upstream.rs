@@ -29,7 +29,47 @@ pub const RETRY: Duration = Duration::from_millis(300);
 const RETRIES: usize = 2;
 const RECV_BUFFER: usize = 1 << 20;
 
-type Waiting = Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>;
+/// Queries in flight on one socket or connection, by ID: an answer goes to the query that
+/// waits for its ID; anything else (late, duplicate, forged) is dropped. Shared by the UDP
+/// pool and DNS over TLS.
+#[derive(Default)]
+pub(crate) struct Waiting(Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>);
+
+impl Waiting {
+    /// Registers `id`; `None` when a query with that ID is already waiting here.
+    pub(crate) fn register(&self, id: u16) -> Option<oneshot::Receiver<Vec<u8>>> {
+        let mut w = self.0.lock().expect("waiting lock");
+        if w.contains_key(&id) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        w.insert(id, tx);
+        Some(rx)
+    }
+
+    /// Stops waiting for `id` (timed out, or never sent).
+    pub(crate) fn forget(&self, id: u16) {
+        self.0.lock().expect("waiting lock").remove(&id);
+    }
+
+    /// Hands an answer (at least a header) to the query waiting for its ID.
+    pub(crate) fn deliver(&self, msg: Vec<u8>) {
+        let id = u16::from_be_bytes([msg[0], msg[1]]);
+        let tx = self.0.lock().expect("waiting lock").remove(&id);
+        if let Some(tx) = tx {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Fails every waiting query at once (the connection is gone).
+    pub(crate) fn clear(&self) {
+        self.0.lock().expect("waiting lock").clear();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.lock().expect("waiting lock").is_empty()
+    }
+}
 
 struct Slot {
     sock: Arc<UdpSocket>,
@@ -61,16 +101,11 @@ impl UdpPool {
         // A few tries to find a socket where this ID is not already waiting.
         for _ in 0..4 {
             let slot = self.slot().await?;
-            let (tx, rx) = oneshot::channel();
-            {
-                let mut w = slot.waiting.lock().expect("waiting lock");
-                if w.contains_key(&id) {
-                    continue;
-                }
-                w.insert(id, tx);
-            }
+            let Some(rx) = slot.waiting.register(id) else {
+                continue;
+            };
             if slot.sock.send(query).await.is_err() {
-                slot.waiting.lock().expect("waiting lock").remove(&id);
+                slot.waiting.forget(id);
                 slot.retired.store(true, Ordering::Relaxed);
                 return None;
             }
@@ -93,7 +128,7 @@ impl UdpPool {
             }
             let answer = tokio::time::timeout_at(deadline, rx).await;
             if answer.is_err() {
-                slot.waiting.lock().expect("waiting lock").remove(&id);
+                slot.waiting.forget(id);
             }
             return answer.ok()?.ok();
         }
@@ -170,19 +205,13 @@ async fn receive(sock: Arc<UdpSocket>, waiting: Arc<Waiting>, retired: Arc<Atomi
     let mut buf = vec![0u8; 65_535];
     loop {
         match tokio::time::timeout(Duration::from_millis(500), sock.recv(&mut buf)).await {
-            Ok(Ok(n)) if n >= 12 => {
-                let id = u16::from_be_bytes([buf[0], buf[1]]);
-                let tx = waiting.lock().expect("waiting lock").remove(&id);
-                if let Some(tx) = tx {
-                    let _ = tx.send(buf[..n].to_vec());
-                }
-            }
+            Ok(Ok(n)) if n >= 12 => waiting.deliver(buf[..n].to_vec()),
             Ok(Ok(_)) => {}
             // ICMP port unreachable and the like: the waiting queries time out.
             Ok(Err(_)) => {}
             Err(_) => {}
         }
-        if retired.load(Ordering::Relaxed) && waiting.lock().expect("waiting lock").is_empty() {
+        if retired.load(Ordering::Relaxed) && waiting.is_empty() {
             return;
         }
     }
@@ -294,8 +323,6 @@ mod tests {
             .as_ref()
             .unwrap()
             .waiting
-            .lock()
-            .unwrap()
             .is_empty());
     }
 }
