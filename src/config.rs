@@ -222,6 +222,11 @@ pub struct DnsConfig {
     /// CA certificates (PEM) DNS-over-TLS upstreams are checked against; default: the
     /// system's roots.
     pub tls_ca: Option<String>,
+    /// DNSSEC validation: "allow-downgrade" (validate while the upstreams carry DNSSEC),
+    /// "strict" (always; unprovable answers are SERVFAIL) or "off".
+    pub dnssec: String,
+    /// Trust anchors (DNSKEY records, zone-file form) instead of the built-in root keys.
+    pub trust_anchor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +252,8 @@ impl Default for DnsConfig {
             log_blocked_only: Vec::new(),
             log_days: 7,
             tls_ca: None,
+            dnssec: "allow-downgrade".into(),
+            trust_anchor: None,
         }
     }
 }

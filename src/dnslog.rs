@@ -52,6 +52,7 @@ pub fn result_name(o: &Outcome) -> &'static str {
         Outcome::NotImp => "notimp",
         Outcome::Refused => "refused",
         Outcome::ServFail => "servfail",
+        Outcome::Bogus => "bogus",
     }
 }
 

@@ -138,6 +138,34 @@ pub fn dns(out: &mut String) {
         "answers cached",
     );
     out.push_str(&format!("frontdesk_dns_cache_entries {}\n", r.cache_len()));
+    if let Some(v) = crate::commands::dns::validator() {
+        family(
+            out,
+            "frontdesk_dns_dnssec_validating",
+            "gauge",
+            "1 while forwarded answers are DNSSEC-validated (allow-downgrade: the upstreams carry DNSSEC)",
+        );
+        out.push_str(&format!(
+            "frontdesk_dns_dnssec_validating {}\n",
+            u8::from(r.validating())
+        ));
+        family(
+            out,
+            "frontdesk_dns_dnssec_answers_total",
+            "counter",
+            "forwarded answers by DNSSEC validation result (bogus ones got SERVFAIL)",
+        );
+        for (what, n) in [
+            ("secure", &v.counts.secure),
+            ("insecure", &v.counts.insecure),
+            ("bogus", &v.counts.bogus),
+        ] {
+            out.push_str(&format!(
+                "frontdesk_dns_dnssec_answers_total{{result=\"{what}\"}} {}\n",
+                n.load(Relaxed)
+            ));
+        }
+    }
     if let Some(log) = crate::dnslog::running() {
         family(
             out,

@@ -888,3 +888,292 @@ async fn dns_over_tls_upstream_is_unbound() {
     let _ = unbound.kill();
     let _ = unbound.wait();
 }
+
+/// DNSSEC validation against real signed data: a root zone of our own, made and signed here
+/// with BIND's `dnssec-keygen`/`dnssec-signzone` and served by unbound (with an unsigned
+/// delegation `plain.` it also serves). `[dns] trust_anchor` is our root's key-signing key,
+/// so the whole chain (trust anchor → DNSKEY set → RRSIGs, NSEC proofs) is checked the way
+/// the real root's would be:
+/// - signed answers get the AD bit; the signatures reach clients that set DO, only them;
+/// - a record changed after signing is bogus: SERVFAIL, logged; with CD the client gets it
+///   unchecked, and that does not leak into what other clients get;
+/// - a record whose signature was stripped is bogus too (not "insecure");
+/// - a signed NXDOMAIN is secure; names under the unsigned delegation resolve, without AD;
+/// - `/metrics` counts the results.
+///
+/// Then the same resolver against an upstream that carries no DNSSEC (the test's fake):
+/// `allow-downgrade` says so in the log and keeps resolving; `strict` refuses (SERVFAIL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnssec_validation_with_a_signed_root_served_by_unbound() {
+    if !require_tool("dig", "dnsutils")
+        || !require_tool("unbound", "unbound")
+        || !require_tool("dnssec-signzone", "bind9-utils")
+    {
+        return;
+    }
+    let env = Env::new(Db::Sqlite).await.unwrap();
+    env.run(&["init", "--site", "Lab", "--timezone", "UTC"])
+        .ok();
+    let dir = env.dir.path().to_path_buf();
+    std::fs::write(
+        env.path("root.zone"),
+        "$TTL 3600\n\
+         .        IN SOA ns.root. admin.root. 1 3600 600 86400 300\n\
+         .        IN NS ns.root.\n\
+         ns.root. IN A 127.0.0.1\n\
+         www.example. IN A 10.0.0.5\n\
+         evil.example. IN A 10.0.0.6\n\
+         stripped.example. IN A 10.0.0.8\n\
+         alias.example. IN CNAME www.example.\n\
+         plain.   IN NS ns.root.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.path("plain.zone"),
+        "$TTL 3600\n\
+         plain. IN SOA ns.root. admin.root. 1 3600 600 86400 300\n\
+         plain. IN NS ns.root.\n\
+         www.plain. IN A 10.0.0.7\n",
+    )
+    .unwrap();
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(&dir).output().expect("bind9-utils");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let ksk =
+        run(Command::new("dnssec-keygen").args(["-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "."]));
+    run(Command::new("dnssec-keygen").args(["-q", "-a", "ECDSAP256SHA256", "."]));
+    run(Command::new("dnssec-signzone").args([
+        "-q",
+        "-S",
+        "-K",
+        ".",
+        "-o",
+        ".",
+        "-O",
+        "full",
+        "-f",
+        "root.signed",
+        "root.zone",
+    ]));
+    // After signing: evil's address changes (its RRSIG no longer matches), stripped loses
+    // its RRSIG (what an attacker between us and the upstream would do).
+    let signed = std::fs::read_to_string(env.path("root.signed")).unwrap();
+    let tampered: String = signed
+        .lines()
+        .filter(|l| !(l.starts_with("stripped.example.") && l.contains("RRSIG")))
+        .map(|l| {
+            if l.starts_with("evil.example.") && l.trim_end().ends_with("10.0.0.6") {
+                l.replace("10.0.0.6", "10.0.0.66")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(signed.lines().count(), tampered.lines().count());
+    assert!(tampered.contains("10.0.0.66"));
+    std::fs::write(env.path("root.signed"), tampered + "\n").unwrap();
+    let anchor = std::fs::read_to_string(env.path(&format!("{ksk}.key"))).unwrap();
+    assert!(anchor.contains("DNSKEY 257"), "{anchor}");
+    std::fs::write(env.path("anchor.key"), &anchor).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let zone = |name: &str, file: &str| {
+        format!(
+            "auth-zone:\n  name: \"{name}\"\n  zonefile: \"{}\"\n  for-downstream: yes\n  for-upstream: yes\n  fallback-enabled: no\n",
+            env.path(file).display()
+        )
+    };
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1@{port}\n  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n{}{}",
+        zone(".", "root.signed"),
+        zone("plain.", "plain.zone"),
+        dir = dir.display(),
+    );
+    std::fs::write(env.path("unbound.conf"), conf).unwrap();
+    let mut unbound = Command::new("unbound")
+        .args(["-d", "-c"])
+        .arg(env.path("unbound.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unbound");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "unbound did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let start = |mode: &str, upstream: &str, ready: &str| {
+        let cfg = env.path(&format!("frontdesk-{mode}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[dns]\ndnssec = \"{mode}\"\ntrust_anchor = \"{}\"\n",
+                env.path("anchor.key").display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = env.cmd();
+        cmd.arg("--config").arg(&cfg).arg("serve");
+        listen_args(&mut cmd, "127.0.0.1:0");
+        cmd.args(["--dns", "127.0.0.1:0", "--dns-upstream", upstream]);
+        let server = Server::start(cmd);
+        // The DNS listener, the console and (when asked) the DNSSEC verdict, in any order.
+        let (mut dns_port, mut console, mut seen_ready) = (None, None, ready.is_empty());
+        let addr = |line: &str, key: &str| -> Option<String> {
+            line.split(key)
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .map(str::to_string)
+        };
+        while dns_port.is_none() || console.is_none() || !seen_ready {
+            let line = server
+                .wait_for(&[""], Duration::from_secs(30))
+                .unwrap_or_else(|| panic!("serve did not come up ({ready:?})"));
+            if line.contains("protective DNS listening") {
+                dns_port = addr(&line, "local=")
+                    .and_then(|a| a.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()));
+            } else if line.contains("operator console listening") {
+                console = addr(&line, "addr=");
+            } else if !ready.is_empty() && line.contains(ready) {
+                seen_ready = true;
+            }
+        }
+        (
+            server,
+            Dig {
+                port: dns_port.unwrap(),
+            },
+            console.unwrap(),
+        )
+    };
+    let flags = |text: &str| -> Vec<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(";; flags: "))
+            .and_then(|l| l.split(';').next())
+            .map(|f| f.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let up = format!("127.0.0.1:{port}");
+    let (server, dig, console) = start("allow-downgrade", &up, "answers are validated");
+
+    // Signed: AD, and RRSIGs only for a DO client.
+    let (status, a, text) = dig.ask("127.0.0.1", "www.example", &["+dnssec"]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(flags(&text).contains(&"ad".to_string()), "{text}");
+    assert!(a.iter().any(|l| l.ends_with("10.0.0.5")), "{text}");
+    assert!(text.contains("RRSIG"), "{text}");
+    let (status, a, text) = dig.ask("127.0.0.1", "www.example", &[]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(
+        flags(&text).contains(&"ad".to_string()),
+        "dig asks with AD: {text}"
+    );
+    assert!(!flags(&text).contains(&"aa".to_string()), "{text}");
+    assert_eq!(a.len(), 1, "no RRSIG without DO: {text}");
+    let (_, _, text) = dig.ask("127.0.0.1", "www.example", &["+noadflag"]);
+    assert!(
+        !flags(&text).contains(&"ad".to_string()),
+        "no AD unless asked: {text}"
+    );
+    let (status, a, text) = dig.ask("127.0.0.1", "alias.example", &[]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(flags(&text).contains(&"ad".to_string()), "{text}");
+    assert!(a.iter().any(|l| l.ends_with("10.0.0.5")), "{text}");
+
+    // Bogus: changed after signing, or signature stripped.
+    for name in ["evil.example", "stripped.example"] {
+        let (status, a, text) = dig.ask("127.0.0.1", name, &[]);
+        assert_eq!(status, "SERVFAIL", "{name}: {text}");
+        assert!(a.is_empty(), "{text}");
+    }
+    let log = server
+        .wait_for(
+            &["bogus answer", "stripped.example"],
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| server.drain());
+    assert!(
+        log.contains("bogus answer") && log.contains("why="),
+        "{log}"
+    );
+    // CD: the client checks for itself and gets the data; others still get SERVFAIL.
+    let (status, a, text) = dig.ask("127.0.0.1", "evil.example", &["+cd"]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(a.iter().any(|l| l.ends_with("10.0.0.66")), "{text}");
+    let (status, _, text) = dig.ask("127.0.0.1", "evil.example", &[]);
+    assert_eq!(
+        status, "SERVFAIL",
+        "a CD answer must not be cached for others: {text}"
+    );
+
+    // Proven non-existence; an unsigned delegation.
+    let (status, _, text) = dig.ask("127.0.0.1", "nope.example", &[]);
+    assert_eq!(status, "NXDOMAIN", "{text}");
+    assert!(flags(&text).contains(&"ad".to_string()), "{text}");
+    let (status, a, text) = dig.ask("127.0.0.1", "www.plain", &[]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(a.iter().any(|l| l.ends_with("10.0.0.7")), "{text}");
+    assert!(
+        !flags(&text).contains(&"ad".to_string()),
+        "insecure: no AD: {text}"
+    );
+    // Cached answers keep their verdict.
+    let (status, _, text) = dig.ask("127.0.0.1", "www.example", &[]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(flags(&text).contains(&"ad".to_string()), "{text}");
+
+    let (_, body) = http(&console, "GET", "/metrics", "localhost", "");
+    assert!(body.contains("frontdesk_dns_dnssec_validating 1"), "{body}");
+    let count = |what: &str| -> u64 {
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "frontdesk_dns_dnssec_answers_total{{result=\"{what}\"}} "
+                ))
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        count("bogus") >= 3 && count("secure") >= 3 && count("insecure") >= 1,
+        "{body}"
+    );
+    drop(server);
+
+    // An upstream that strips DNSSEC (the fake answers every A query, no signatures).
+    let (fake, _) = upstream();
+    let (server, dig, _) = start(
+        "allow-downgrade",
+        &fake.to_string(),
+        "answers are NOT validated",
+    );
+    let (status, a, text) = dig.ask("127.0.0.1", "www.example", &[]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(a.iter().any(|l| l.ends_with("192.0.2.7")), "{text}");
+    assert!(!flags(&text).contains(&"ad".to_string()), "{text}");
+    drop(server);
+    let (server, dig, _) = start("strict", &fake.to_string(), "");
+    let (status, _, text) = dig.ask("127.0.0.1", "www.example", &[]);
+    assert_eq!(
+        status, "SERVFAIL",
+        "strict refuses what it cannot validate: {text}"
+    );
+    drop(server);
+    let _ = unbound.kill();
+    let _ = unbound.wait();
+}

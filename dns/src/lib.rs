@@ -3,6 +3,7 @@
 //! resolver that forwards, caches and answers is built on hickory-dns around it.
 
 pub mod blocklist;
+pub mod dnssec;
 pub mod dot;
 pub mod policy;
 pub mod resolver;

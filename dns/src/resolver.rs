@@ -50,12 +50,17 @@ impl Default for Config {
 pub enum Outcome {
     Cached,
     Forwarded,
-    Blocked { list: String, domain: String },
+    Blocked {
+        list: String,
+        domain: String,
+    },
     Canary,
     FormErr,
     NotImp,
     Refused,
     ServFail,
+    /// DNSSEC validation failed: SERVFAIL.
+    Bogus,
 }
 
 /// A forwarded query waiting for upstream.
@@ -69,9 +74,22 @@ pub struct Pending {
     /// Largest UDP answer the client takes (512 without EDNS).
     max_udp: usize,
     pub qname: String,
+    /// Asked upstream with DO and CD; the answer goes through DNSSEC validation.
+    pub validate: bool,
+    /// The client set AD or DO: it may get the AD bit (RFC 6840 §5.7).
+    ad_ok: bool,
+    /// Keep the answer in the cache (not for a CD query while validating: the client's
+    /// "don't check" must not reach other clients).
+    store: bool,
 }
 
 impl Pending {
+    /// The question, for the validator.
+    pub fn query(&self) -> Option<Query> {
+        let name = hickory_proto::rr::Name::from_ascii(&self.qname).ok()?;
+        Some(Query::query(name, RecordType::from(self.key.qtype)))
+    }
+
     pub fn asked(&self) -> Asked {
         Asked {
             name: self.qname.clone(),
@@ -191,6 +209,8 @@ pub struct Resolver {
     config: Config,
     filter: RwLock<Arc<Filter>>,
     cache: Mutex<Cache>,
+    /// Misses go upstream with DO+CD and are validated (set by the DNSSEC watcher).
+    validating: std::sync::atomic::AtomicBool,
     pub stats: Stats,
 }
 
@@ -200,6 +220,7 @@ impl Resolver {
             config,
             filter: RwLock::new(Arc::new(filter)),
             cache: Mutex::default(),
+            validating: Default::default(),
             stats: Stats::default(),
         }
     }
@@ -211,6 +232,17 @@ impl Resolver {
 
     pub fn filter(&self) -> Arc<Filter> {
         self.filter.read().expect("filter lock").clone()
+    }
+
+    /// Turns DNSSEC validation of misses on or off; the cache starts over (its answers were
+    /// judged under the other setting).
+    pub fn set_validating(&self, on: bool) {
+        self.validating.store(on, Ordering::Relaxed);
+        *self.cache.lock().expect("cache lock") = Cache::default();
+    }
+
+    pub fn validating(&self) -> bool {
+        self.validating.load(Ordering::Relaxed)
     }
 
     pub fn cache_len(&self) -> usize {
@@ -240,7 +272,8 @@ impl Resolver {
         };
         let max_udp = if tcp { usize::MAX } else { q.max_udp };
         let question = &bytes[wire::HEADER..q.question_end - 4];
-        let answer = self.cached(&key, q.id, question, max_udp, now)?;
+        let ad_ok = bytes[3] & 0x20 != 0 || q.dnssec_ok;
+        let answer = self.cached(&key, q.id, question, max_udp, ad_ok, now)?;
         self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
         Some(Action::Answer(
             answer,
@@ -344,14 +377,22 @@ impl Resolver {
             Some((name, _, _)) => name.to_vec(),
             None => return self.error(id, ResponseCode::FormErr, Outcome::FormErr, &qname, qtype),
         };
-        if let Some(answer) = self.cached(&key, id, &question, max_udp, now) {
+        let ad_ok = msg.authentic_data() || dnssec_ok;
+        if let Some(answer) = self.cached(&key, id, &question, max_udp, ad_ok, now) {
             self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Action::Answer(answer, Outcome::Cached, asked());
         }
         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
         let upstream_id: u16 = rand::random();
-        let mut query = bytes.to_vec();
-        query[..2].copy_from_slice(&upstream_id.to_be_bytes());
+        let validating = self.validating();
+        let validate = validating && !msg.checking_disabled();
+        let query = if validate {
+            crate::dnssec::dnssec_query(q, upstream_id)
+        } else {
+            let mut query = bytes.to_vec();
+            query[..2].copy_from_slice(&upstream_id.to_be_bytes());
+            query
+        };
         Action::Forward {
             query,
             pending: Pending {
@@ -361,8 +402,54 @@ impl Resolver {
                 question,
                 max_udp,
                 qname,
+                validate,
+                ad_ok,
+                store: !validating || validate,
             },
         }
+    }
+
+    /// A validated miss: `answer` came back for the DO+CD query of `p` and the validator
+    /// judged it. Bogus → `None` (the client gets SERVFAIL). Otherwise the answer is
+    /// reshaped for the client (DNSSEC records only if it set DO, no OPT record if it sent
+    /// none, AD when secure), cached and returned.
+    pub fn validated(
+        &self,
+        p: &Pending,
+        answer: &[u8],
+        security: &crate::dnssec::Security,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
+        use crate::dnssec::Security;
+        if matches!(security, Security::Bogus(_)) {
+            return None;
+        }
+        let mut m = Message::from_vec(answer).ok()?;
+        if !p.key.dnssec_ok {
+            let asked = RecordType::from(p.key.qtype);
+            let keep = |r: &Record| {
+                let t = r.record_type();
+                t == asked || !matches!(t, RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3)
+            };
+            let answers: Vec<Record> = m.take_answers().into_iter().filter(keep).collect();
+            let authority: Vec<Record> = m.take_name_servers().into_iter().filter(keep).collect();
+            let additional: Vec<Record> = m.take_additionals().into_iter().filter(keep).collect();
+            m.insert_answers(answers);
+            m.insert_name_servers(authority);
+            m.insert_additionals(additional);
+        }
+        if p.key.edns {
+            if let Some(e) = m.extensions_mut().as_mut() {
+                e.set_dnssec_ok(p.key.dnssec_ok);
+            }
+        } else {
+            *m.extensions_mut() = None;
+        }
+        m.set_checking_disabled(false)
+            .set_authoritative(false)
+            .set_authentic_data(*security == Security::Secure);
+        let bytes = m.to_vec().ok()?;
+        self.upstream(p, &bytes, now)
     }
 
     /// Upstream's answer to a forwarded query: checked to be the answer to it, cached, and
@@ -379,7 +466,7 @@ impl Resolver {
         }
         let layout = wire::layout(answer)?;
         let rcode = wire::rcode(answer)?;
-        let cacheable = !wire::truncated(answer) && (rcode == 0 || rcode == 3);
+        let cacheable = p.store && !wire::truncated(answer) && (rcode == 0 || rcode == 3);
         if cacheable {
             let negative = rcode == 3 || layout.ttls.is_empty();
             let cap = if negative {
@@ -417,6 +504,9 @@ impl Resolver {
             }
         }
         let mut out = answer.to_vec();
+        if !p.ad_ok {
+            out[3] &= !0x20;
+        }
         out[..2].copy_from_slice(&p.client_id.to_be_bytes());
         out[wire::HEADER..wire::HEADER + p.question.len()].copy_from_slice(&p.question);
         Some(fit(out, layout.question_end, p.max_udp))
@@ -439,6 +529,7 @@ impl Resolver {
         id: u16,
         question: &[u8],
         max_udp: usize,
+        ad_ok: bool,
         now: Instant,
     ) -> Option<Vec<u8>> {
         let mut cache = self.cache.lock().expect("cache lock");
@@ -454,6 +545,9 @@ impl Resolver {
         drop(cache);
         let elapsed = age.as_secs() as u32;
         out[..2].copy_from_slice(&id.to_be_bytes());
+        if !ad_ok {
+            out[3] &= !0x20;
+        }
         out[wire::HEADER..wire::HEADER + question.len()].copy_from_slice(question);
         for (o, ttl) in ttls {
             out[o..o + 4].copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());

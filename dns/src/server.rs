@@ -67,13 +67,61 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-pub struct Server {
-    pub resolver: Arc<Resolver>,
-    pub upstreams: Vec<Upstream>,
-    pub clients: Arc<dyn ClientMap>,
-    pub observer: Option<Arc<Observer>>,
+/// The upstreams, asked in turn.
+pub struct Upstreams {
+    pub list: Vec<Upstream>,
     /// Per upstream try.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.list.fmt(f)
+    }
+}
+
+impl Upstreams {
+    /// One upstream's answer to `query`: over TCP when a UDP answer comes back truncated.
+    async fn ask_one(&self, up: &Upstream, query: &[u8], id: u16) -> Option<Vec<u8>> {
+        match up {
+            Upstream::Plain(addr, pool) => match pool.ask(query, id, self.timeout).await {
+                Some(a) if wire::truncated(&a) => ask_tcp(*addr, query, self.timeout * 2).await,
+                other => other,
+            },
+            // TCP underneath: never truncated; a first query may include the handshake.
+            Upstream::Tls(t) => t.ask(query, id, self.timeout * 2).await,
+        }
+    }
+}
+
+/// The upstreams as the DNSSEC validator asks them (its DNSKEY/DS lookups).
+struct Shared(Arc<Upstreams>);
+
+impl crate::dnssec::Exchange for Shared {
+    fn exchange(
+        &self,
+        query: Vec<u8>,
+        id: u16,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>> {
+        let ups = self.0.clone();
+        Box::pin(async move {
+            for up in &ups.list {
+                if let Some(a) = ups.ask_one(up, &query, id).await {
+                    return Some(a);
+                }
+            }
+            None
+        })
+    }
+}
+
+pub struct Server {
+    pub resolver: Arc<Resolver>,
+    pub upstreams: Arc<Upstreams>,
+    pub clients: Arc<dyn ClientMap>,
+    pub observer: Option<Arc<Observer>>,
+    /// DNSSEC validation of misses (when the resolver says it is on).
+    pub validator: Option<Arc<crate::dnssec::Validator>>,
     inflight: Semaphore,
 }
 
@@ -90,12 +138,34 @@ impl Server {
     ) -> Server {
         Server {
             resolver,
-            upstreams,
+            upstreams: Arc::new(Upstreams {
+                list: upstreams,
+                timeout: Duration::from_millis(1500),
+            }),
             clients,
             observer: None,
-            timeout: Duration::from_millis(1500),
+            validator: None,
             inflight: Semaphore::new(INFLIGHT),
         }
+    }
+
+    /// Validates misses per `mode` against `anchors`; `allow-downgrade` starts unvalidated
+    /// and turns validation on once the upstreams prove they carry DNSSEC.
+    pub fn with_dnssec(
+        mut self,
+        mode: crate::dnssec::Mode,
+        anchors: crate::dnssec::Anchors,
+    ) -> Server {
+        use crate::dnssec::{Mode, Validator};
+        if mode == Mode::Off {
+            return self;
+        }
+        let v = Validator::new(mode, anchors, Arc::new(Shared(self.upstreams.clone())));
+        self.resolver.set_validating(v.active());
+        let resolver = self.resolver.clone();
+        tokio::spawn(v.clone().watch(move |on| resolver.set_validating(on)));
+        self.validator = Some(v);
+        self
     }
 
     fn act(&self, bytes: &[u8], ip: IpAddr, tcp: bool) -> (Action, Who) {
@@ -171,13 +241,8 @@ impl Server {
                     permit.forget();
                     let (me, sock) = (self.clone(), sock.clone());
                     tokio::spawn(async move {
-                        let answer = me.forward(&query, &pending).await;
+                        let (answer, outcome) = me.forward(&query, &pending).await;
                         me.inflight.add_permits(1);
-                        let outcome = if answer.is_some() {
-                            Outcome::Forwarded
-                        } else {
-                            Outcome::ServFail
-                        };
                         me.observe(&who, &pending.asked(), &outcome);
                         let bytes = answer.unwrap_or_else(|| me.resolver.servfail(&pending));
                         let _ = sock.send_to(&bytes, from).await;
@@ -208,12 +273,7 @@ impl Server {
                     bytes
                 }
                 (Action::Forward { query, pending }, who) => {
-                    let answer = self.forward(&query, &pending).await;
-                    let outcome = if answer.is_some() {
-                        Outcome::Forwarded
-                    } else {
-                        Outcome::ServFail
-                    };
+                    let (answer, outcome) = self.forward(&query, &pending).await;
                     self.observe(&who, &pending.asked(), &outcome);
                     answer.unwrap_or_else(|| self.resolver.servfail(&pending))
                 }
@@ -230,42 +290,49 @@ impl Server {
         }
     }
 
-    /// Asks the upstreams in turn; over TCP when a UDP answer comes back truncated.
-    async fn forward(&self, query: &[u8], p: &Pending) -> Option<Vec<u8>> {
-        for up in &self.upstreams {
-            let answer = match up {
-                Upstream::Plain(addr, pool) => {
-                    match pool.ask(query, p.upstream_id, self.timeout).await {
-                        Some(a) if wire::truncated(&a) => self.ask_tcp(*addr, query).await,
-                        other => other,
-                    }
-                }
-                // TCP underneath: never truncated; a first query may include the handshake.
-                Upstream::Tls(t) => t.ask(query, p.upstream_id, self.timeout * 2).await,
+    /// Asks the upstreams in turn (the next one when an answer is not for this query);
+    /// validates the answer when `p` says so.
+    async fn forward(&self, query: &[u8], p: &Pending) -> (Option<Vec<u8>>, Outcome) {
+        for up in &self.upstreams.list {
+            let Some(a) = self.upstreams.ask_one(up, query, p.upstream_id).await else {
+                continue;
             };
-            if let Some(a) = answer {
-                if let Some(out) = self.resolver.upstream(p, &a, Instant::now()) {
-                    return Some(out);
+            let checked = match (&self.validator, p.validate) {
+                (Some(v), true)
+                    if wire::id(&a) == Some(p.upstream_id)
+                        && matches!(wire::rcode(&a), Some(0 | 3)) =>
+                {
+                    let Some(q) = p.query() else { continue };
+                    let security = v.validate(&q, a.clone()).await;
+                    if let crate::dnssec::Security::Bogus(why) = &security {
+                        warn!(name = %p.qname, qtype = %hickory_proto::rr::RecordType::from(p.asked().qtype), why = %why, "DNSSEC: bogus answer, client gets SERVFAIL");
+                        return (None, Outcome::Bogus);
+                    }
+                    self.resolver.validated(p, &a, &security, Instant::now())
                 }
+                _ => self.resolver.upstream(p, &a, Instant::now()),
+            };
+            if let Some(out) = checked {
+                return (Some(out), Outcome::Forwarded);
             }
         }
-        None
+        (None, Outcome::ServFail)
     }
+}
 
-    async fn ask_tcp(&self, up: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
-        let work = async {
-            let mut s = TcpStream::connect(up).await.ok()?;
-            let mut out = u16::try_from(query.len()).ok()?.to_be_bytes().to_vec();
-            out.extend(query);
-            s.write_all(&out).await.ok()?;
-            let mut len = [0u8; 2];
-            s.read_exact(&mut len).await.ok()?;
-            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            s.read_exact(&mut msg).await.ok()?;
-            Some(msg)
-        };
-        tokio::time::timeout(self.timeout * 2, work).await.ok()?
-    }
+async fn ask_tcp(up: SocketAddr, query: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let work = async {
+        let mut s = TcpStream::connect(up).await.ok()?;
+        let mut out = u16::try_from(query.len()).ok()?.to_be_bytes().to_vec();
+        out.extend(query);
+        s.write_all(&out).await.ok()?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.ok()?;
+        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut msg).await.ok()?;
+        Some(msg)
+    };
+    tokio::time::timeout(timeout, work).await.ok()?
 }
 
 /// Binds UDP and TCP on `addr` and serves.

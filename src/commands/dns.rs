@@ -477,6 +477,14 @@ pub fn blocks() -> std::sync::Arc<Blocks> {
     BLOCKS.get_or_init(Default::default).clone()
 }
 
+static VALIDATOR: std::sync::OnceLock<std::sync::Arc<frontdesk_dns::dnssec::Validator>> =
+    std::sync::OnceLock::new();
+
+/// The DNSSEC validator, when protective DNS runs with validation (for /metrics).
+pub fn validator() -> Option<std::sync::Arc<frontdesk_dns::dnssec::Validator>> {
+    VALIDATOR.get().cloned()
+}
+
 /// The running resolver, for reloads.
 pub struct Running {
     pub resolver: std::sync::Arc<frontdesk_dns::resolver::Resolver>,
@@ -594,7 +602,24 @@ pub async fn start(
             }
         });
     }
-    let mut server = frontdesk_dns::server::Server::new(resolver.clone(), ups, clients);
+    let mode: frontdesk_dns::dnssec::Mode = cfg
+        .dnssec
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("[dns] {e}"))?;
+    let anchors = match &cfg.trust_anchor {
+        None => frontdesk_dns::dnssec::Anchors::root(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("[dns] trust_anchor {path}"))?;
+            frontdesk_dns::dnssec::Anchors::parse(&text)
+                .map_err(|e| anyhow::anyhow!("[dns] trust_anchor {path}: {e}"))?
+        }
+    };
+    let mut server = frontdesk_dns::server::Server::new(resolver.clone(), ups, clients)
+        .with_dnssec(mode, anchors);
+    if let Some(v) = &server.validator {
+        let _ = VALIDATOR.set(v.clone());
+    }
     let log = crate::dnslog::QueryLog::start(cfg, store.clone());
     server.observer = Some(std::sync::Arc::new(move |seen: Seen<'_>| {
         let plan = seen.plan.unwrap_or("-");
