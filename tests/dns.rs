@@ -1085,6 +1085,13 @@ async fn dnssec_validation_with_a_signed_root_served_by_unbound() {
     );
     assert!(!flags(&text).contains(&"aa".to_string()), "{text}");
     assert_eq!(a.len(), 1, "no RRSIG without DO: {text}");
+    let (status, a, text) = dig.ask("127.0.0.1", "www.example", &["+noedns"]);
+    assert_eq!(status, "NOERROR", "{text}");
+    assert!(
+        !text.contains("OPT PSEUDOSECTION"),
+        "no OPT record without EDNS: {text}"
+    );
+    assert_eq!(a.len(), 1, "{text}");
     let (_, _, text) = dig.ask("127.0.0.1", "www.example", &["+noadflag"]);
     assert!(
         !flags(&text).contains(&"ad".to_string()),
