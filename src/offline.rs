@@ -241,15 +241,25 @@ pub fn read(path: &Path, key: &SecretKey) -> Result<Snapshot> {
 /// written in the background, at most once every `min_gap` (a burst of changes costs one
 /// write, and the last state is always written).
 pub struct Writer {
-    latest: tokio::sync::watch::Sender<Option<Arc<Snapshot>>>,
+    latest: Arc<Latest>,
+}
+
+/// The snapshot waiting to be written; the writer takes it, so a written snapshot (a copy
+/// of every member) is not kept in memory.
+#[derive(Default)]
+struct Latest {
+    snap: std::sync::Mutex<Option<Snapshot>>,
+    ready: tokio::sync::Notify,
 }
 
 impl Writer {
     pub fn start(path: PathBuf, key: SecretKey, min_gap: Duration) -> Writer {
-        let (tx, mut rx) = tokio::sync::watch::channel::<Option<Arc<Snapshot>>>(None);
+        let latest = Arc::new(Latest::default());
+        let shared = latest.clone();
         tokio::spawn(async move {
-            while rx.changed().await.is_ok() {
-                let Some(snap) = rx.borrow_and_update().clone() else {
+            loop {
+                shared.ready.notified().await;
+                let Some(snap) = shared.snap.lock().expect("snapshot lock").take() else {
                     continue;
                 };
                 let (path, key) = (path.clone(), key.clone());
@@ -267,14 +277,18 @@ impl Writer {
                     ),
                     Err(e) => tracing::warn!(error = %e, "offline entitlement cache writer failed"),
                 }
+                // The snapshot and its sealed copy were large and short-lived: hand the
+                // memory back rather than keep it mapped until the next reload.
+                frontdesk_radius::directory::release_free_memory();
                 tokio::time::sleep(min_gap).await;
             }
         });
-        Writer { latest: tx }
+        Writer { latest }
     }
 
     pub fn save(&self, snap: Snapshot) {
-        let _ = self.latest.send(Some(Arc::new(snap)));
+        *self.latest.snap.lock().expect("snapshot lock") = Some(snap);
+        self.latest.ready.notify_one();
     }
 }
 

@@ -396,6 +396,23 @@ impl Directory {
     }
 }
 
+/// glibc serves allocations above a *moving* threshold (128 KiB, raised up to 32 MiB each
+/// time a large mmapped block is freed) from the heap. Loading the directory frees large
+/// temporary buffers, so the directory's own large arrays were then placed on the heap above
+/// the temporaries, and the heap could not shrink below them: with 100,000 members the
+/// resident size stayed at 59-80 MB idle for ~15 MB of live data. A fixed 256 KiB threshold
+/// keeps every large block in its own mapping, returned on free: 40-44 MB idle, same
+/// throughput (BENCHMARKS.md). Nothing on the request path allocates that much. Call it
+/// first thing in `main`.
+pub fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets a glibc tunable; called at the start of main, before any thread
+    // exists, with a valid parameter and value.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 /// Returns freed heap to the operating system after a (re)load: building the index allocates
 /// the whole member table twice over (rows, then entries), and glibc keeps that memory mapped
 /// otherwise (measured: 164 MB idle RSS with 100k members).
