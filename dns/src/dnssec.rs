@@ -420,14 +420,49 @@ impl DnsHandle for Handle {
                 .first()
                 .cloned()
                 .ok_or_else(|| ProtoError::from("no question"))?;
-            if let Some(first) = &me.first {
-                if &first.0 == q.name() && first.1 == q.query_type() {
-                    return DnsResponse::from_buffer(first.2.clone());
+            let response = match &me.first {
+                Some(first) if &first.0 == q.name() && first.1 == q.query_type() => {
+                    DnsResponse::from_buffer(first.2.clone())?
                 }
-            }
-            me.v.ask(&q).await
+                _ => me.v.ask(&q).await?,
+            };
+            let mut msg = response.into_message();
+            drop_foreign_signatures(&mut msg);
+            DnsResponse::from_message(msg)
         }))
     }
+}
+
+/// RFC 4035 §5.3.1: an RRSIG's signer is the zone that holds the RRset, so the owner name or
+/// an ancestor (for a DS set, held by the parent zone, a proper ancestor). hickory-proto 0.25
+/// does not check this (a TODO in its handle): a record for any name, signed with the key of
+/// a zone the attacker holds, would verify. Such signatures are dropped before validation
+/// (the record is then unsigned, which must be proven insecure). Returns how many.
+fn drop_foreign_signatures(msg: &mut Message) -> usize {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    use hickory_proto::rr::RData;
+    let ok = |r: &Record| match r.data() {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
+            let signer = sig.signer_name();
+            signer.zone_of(r.name())
+                && !(sig.type_covered() == RecordType::DS && signer.eq_ignore_root(r.name()))
+        }
+        _ => true,
+    };
+    let mut dropped = 0;
+    let mut keep = |records: Vec<Record>| -> Vec<Record> {
+        let before = records.len();
+        let kept: Vec<Record> = records.into_iter().filter(|r| ok(r)).collect();
+        dropped += before - kept.len();
+        kept
+    };
+    let answers = keep(msg.take_answers());
+    let authority = keep(msg.take_name_servers());
+    let additional = keep(msg.take_additionals());
+    msg.insert_answers(answers);
+    msg.insert_name_servers(authority);
+    msg.insert_additionals(additional);
+    dropped
 }
 
 /// Does this validated DS answer prove an unsigned delegation at `x`?
@@ -543,6 +578,65 @@ mod tests {
         assert!(Anchors::parse("example.org. IN A 1.2.3.4").is_err());
         assert!(Anchors::parse("example.org. DNSKEY 257 3 x AAAA").is_err());
         assert!(Anchors::root().covers(&Name::from_ascii("anything.").unwrap()));
+    }
+
+    #[test]
+    fn signatures_from_outside_the_zone_are_dropped() {
+        use hickory_proto::dnssec::rdata::{DNSSECRData, DS, RRSIG};
+        use hickory_proto::dnssec::DigestType;
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::RData;
+        let n = |s: &str| Name::from_ascii(s).unwrap();
+        let sig = |owner: &str, covered: RecordType, signer: &str| {
+            Record::from_rdata(
+                n(owner),
+                300,
+                RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::new(
+                    covered,
+                    Algorithm::ECDSAP256SHA256,
+                    2,
+                    300,
+                    2_000_000_000,
+                    1_000_000_000,
+                    1,
+                    n(signer),
+                    vec![0; 64],
+                ))),
+            )
+        };
+        let mut m = Message::new();
+        m.add_answer(Record::from_rdata(
+            n("bank.test."),
+            300,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        m.add_answer(sig("bank.test.", RecordType::A, "evil.test.")); // another zone
+        m.add_answer(sig("bank.test.", RecordType::A, "test.")); // the parent zone: fine
+        m.add_answer(sig("bank.test.", RecordType::A, "BANK.test.")); // the zone itself
+        let ds = DS::new(
+            1,
+            Algorithm::ECDSAP256SHA256,
+            DigestType::SHA256,
+            vec![0; 32],
+        );
+        m.add_name_server(Record::from_rdata(
+            n("x.test."),
+            300,
+            RData::DNSSEC(DNSSECRData::DS(ds)),
+        ));
+        m.add_name_server(sig("x.test.", RecordType::DS, "x.test.")); // DS signed by the child
+        m.add_name_server(sig("x.test.", RecordType::DS, "X.Test.")); // in any case
+        m.add_name_server(sig("x.test.", RecordType::DS, "test.")); // by the parent: fine
+        m.add_additional(sig("x.test.", RecordType::NS, "a.x.test.")); // a descendant
+        assert_eq!(drop_foreign_signatures(&mut m), 4);
+        let signers: Vec<String> = m
+            .all_sections()
+            .filter_map(|r| match r.data() {
+                RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.signer_name().to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(signers, ["test.", "BANK.test.", "test."]);
     }
 
     #[test]
