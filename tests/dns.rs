@@ -805,33 +805,15 @@ async fn dns_over_tls_upstream_is_unbound() {
     std::fs::write(env.path("ca.pem"), ca.pem()).unwrap();
     std::fs::write(env.path("dot.pem"), leaf.pem()).unwrap();
     std::fs::write(env.path("dot.key"), key.serialize_pem()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = format!(
-        "server:\n  interface: 127.0.0.1@{port}\n  tls-port: {port}\n  tls-service-key: \"{key}\"\n  tls-service-pem: \"{pem}\"\n  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n  local-zone: \"dot.example.\" static\n  local-data: \"www.dot.example. 300 IN A 192.0.2.53\"\n",
-        key = env.path("dot.key").display(),
-        pem = env.path("dot.pem").display(),
-        dir = env.dir.path().display(),
+    let (mut unbound, port) = unbound(
+        &env,
+        &format!(
+            "  tls-service-key: \"{key}\"\n  tls-service-pem: \"{pem}\"\n  local-zone: \"dot.example.\" static\n  local-data: \"www.dot.example. 300 IN A 192.0.2.53\"\n",
+            key = env.path("dot.key").display(),
+            pem = env.path("dot.pem").display(),
+        ),
+        "",
     );
-    std::fs::write(env.path("unbound.conf"), conf).unwrap();
-    let mut unbound = Command::new("unbound")
-        .args(["-d", "-c"])
-        .arg(env.path("unbound.conf"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("unbound");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "unbound did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let cfg = env.path("frontdesk.toml");
     std::fs::write(
         &cfg,
@@ -983,39 +965,21 @@ async fn dnssec_validation_with_a_signed_root_served_by_unbound() {
     assert!(anchor.contains("DNSKEY 257"), "{anchor}");
     std::fs::write(env.path("anchor.key"), &anchor).unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let zone = |name: &str, file: &str| {
         format!(
             "auth-zone:\n  name: \"{name}\"\n  zonefile: \"{}\"\n  for-downstream: yes\n  for-upstream: yes\n  fallback-enabled: no\n",
             env.path(file).display()
         )
     };
-    let conf = format!(
-        "server:\n  interface: 127.0.0.1@{port}\n  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n{}{}",
-        zone(".", "root.signed"),
-        zone("plain.", "plain.zone"),
-        dir = dir.display(),
+    let (mut unbound, port) = unbound(
+        &env,
+        "",
+        &format!(
+            "{}{}",
+            zone(".", "root.signed"),
+            zone("plain.", "plain.zone")
+        ),
     );
-    std::fs::write(env.path("unbound.conf"), conf).unwrap();
-    let mut unbound = Command::new("unbound")
-        .args(["-d", "-c"])
-        .arg(env.path("unbound.conf"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("unbound");
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "unbound did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 
     let start = |mode: &str, upstream: &str, ready: &str| {
         let cfg = env.path(&format!("frontdesk-{mode}.toml"));
@@ -1183,4 +1147,42 @@ async fn dnssec_validation_with_a_signed_root_served_by_unbound() {
     drop(server);
     let _ = unbound.kill();
     let _ = unbound.wait();
+}
+
+/// unbound in the foreground on a free loopback port (plain DNS, and TLS on the same port when
+/// `server_extra` names a key and certificate), iterator only, `server_extra` lines under
+/// `server:`, then `tail` (e.g. `auth-zone:` blocks). Waits until it listens; the caller
+/// kills it.
+fn unbound(env: &Env, server_extra: &str, tail: &str) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tls = if server_extra.contains("tls-service-key") {
+        format!("  tls-port: {port}\n")
+    } else {
+        String::new()
+    };
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1@{port}\n{tls}  username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n{server_extra}{tail}",
+        dir = env.dir.path().display(),
+    );
+    std::fs::write(env.path("unbound.conf"), conf).unwrap();
+    let child = Command::new("unbound")
+        .args(["-d", "-c"])
+        .arg(env.path("unbound.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unbound");
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "unbound did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, port)
 }
