@@ -16,33 +16,37 @@ impl FromStr for MacAddr {
     type Err = MacParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let trimmed = s.trim();
-        let digits: Vec<u8> = trimmed
-            .bytes()
-            .filter(|b| !matches!(b, b':' | b'-' | b'.'))
-            .collect();
-        // Separators must sit where one of the common formats puts them: reject "a:abbccddeeff".
-        let seps: Vec<usize> = trimmed
-            .bytes()
-            .enumerate()
-            .filter(|(_, b)| matches!(b, b':' | b'-' | b'.'))
-            .map(|(i, _)| i)
-            .collect();
-        let layout_ok = match seps.len() {
+        MacAddr::parse(s).ok_or_else(|| MacParseError(s.to_string()))
+    }
+}
+
+impl MacAddr {
+    /// `FromStr` without allocating, also when the text is no MAC (the RADIUS hot path asks
+    /// this of every User-Name): 12 hex digits, bare or with separators (`:`, `-`, `.`)
+    /// exactly where one of the common formats puts them (reject "a:abbccddeeff").
+    pub fn parse(s: &str) -> Option<MacAddr> {
+        let mut out = [0u8; 6];
+        let (mut digits, mut seps, mut sep_at) = (0usize, 0usize, [0usize; 5]);
+        for (i, &b) in s.trim().as_bytes().iter().enumerate() {
+            if matches!(b, b':' | b'-' | b'.') {
+                *sep_at.get_mut(seps)? = i;
+                seps += 1;
+                continue;
+            }
+            let v = (b as char).to_digit(16)? as u8;
+            if digits == 12 {
+                return None;
+            }
+            out[digits / 2] = (out[digits / 2] << 4) | v;
+            digits += 1;
+        }
+        let layout_ok = match seps {
             0 => true,
-            5 => seps == [2, 5, 8, 11, 14],
-            2 => seps == [4, 9],
+            5 => sep_at == [2, 5, 8, 11, 14],
+            2 => sep_at[..2] == [4, 9],
             _ => false,
         };
-        if digits.len() != 12 || !layout_ok {
-            return Err(MacParseError(s.to_string()));
-        }
-        let mut out = [0u8; 6];
-        for (i, pair) in digits.chunks(2).enumerate() {
-            let text = std::str::from_utf8(pair).map_err(|_| MacParseError(s.to_string()))?;
-            out[i] = u8::from_str_radix(text, 16).map_err(|_| MacParseError(s.to_string()))?;
-        }
-        Ok(MacAddr(out))
+        (digits == 12 && layout_ok).then_some(MacAddr(out))
     }
 }
 
@@ -118,6 +122,38 @@ impl<'de> Deserialize<'de> for MacAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accepted_and_rejected_layouts() {
+        let mac = MacAddr([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]);
+        for ok in [
+            "aa:bb:cc:dd:ee:ff",
+            "AA-BB-CC-DD-EE-FF",
+            "aabb.ccdd.eeff",
+            "AABBCCDDEEFF",
+            " aa:bb:cc:dd:ee:ff\n",
+        ] {
+            assert_eq!(MacAddr::parse(ok), Some(mac), "{ok:?}");
+            assert_eq!(ok.parse::<MacAddr>(), Ok(mac), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "aabbccddeef",
+            "aabbccddeeff0",
+            "a:abbccddeeff",
+            "aa:bb:cc:dd:ee:fg",
+            "aa:bb:cc:dd:ee:ff:",
+            "aa:bb:cc:dd:ee:f",
+            "+a:bb:cc:dd:ee:ff",
+            "aa::bb:cc:dd:eeff",
+            "user0@bench.example",
+            "aabb.ccdd.eeff.",
+            "ää:bb:cc:dd:ee:ff",
+        ] {
+            assert_eq!(MacAddr::parse(bad), None, "{bad:?}");
+            assert_eq!(bad.parse::<MacAddr>(), Err(MacParseError(bad.to_string())));
+        }
+    }
 
     #[test]
     fn parses_every_common_format() {

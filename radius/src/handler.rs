@@ -371,7 +371,7 @@ fn mab_password_ok(cred: &Credential, user_name: &str, mac: MacAddr) -> bool {
     match cred {
         Credential::None => true,
         Credential::Pap(p) => {
-            p.is_empty() || std::str::from_utf8(p).is_ok_and(|p| p.parse::<MacAddr>() == Ok(mac))
+            p.is_empty() || std::str::from_utf8(p).is_ok_and(|p| MacAddr::parse(p) == Some(mac))
         }
         Credential::Chap {
             id,
@@ -433,7 +433,7 @@ fn access(
     let user_name = req.get_string(attr::USER_NAME).unwrap_or_default();
     let calling = req
         .get_string(attr::CALLING_STATION_ID)
-        .and_then(|s| s.parse::<MacAddr>().ok());
+        .and_then(|s| MacAddr::parse(&s));
     let ssid = req
         .get_string(attr::CALLED_STATION_ID)
         .and_then(|c| parse_called_station(&c).1);
@@ -448,7 +448,7 @@ fn access(
         .get_string(attr::CALLED_STATION_ID)
         .map(|c| parse_called_station(&c))
         .unwrap_or((None, None));
-    let station = calling.or_else(|| user_name.parse().ok());
+    let station = calling.or_else(|| MacAddr::parse(&user_name));
     if let Some(handshake) = psk::from_request(req, station, called) {
         let (verdict, label) = psk_handshake(handshake, nas, dir, sessions, now);
         return finish(
@@ -555,9 +555,7 @@ fn access(
             };
             // Identity PSK, MAC-bound mode: a MAC-auth request on an SSID with passphrases.
             let psk_ssid = ssid.as_deref().filter(|s| dir.psk_ssid(s));
-            let mab_mac = user_name
-                .parse::<MacAddr>()
-                .ok()
+            let mab_mac = MacAddr::parse(&user_name)
                 .filter(|m| psk_ssid.is_some() || dir.device(m).is_some());
             if let (Some(mac), Some(s)) = (mab_mac, psk_ssid) {
                 if mab_ok(mac) {
@@ -609,7 +607,7 @@ fn access(
     // A passphrase device is learned by its MAC, from User-Name if the AP sends no
     // Calling-Station-Id.
     let mac = match verdict.psk {
-        Some(_) => calling.or_else(|| user_name.parse().ok()),
+        Some(_) => calling.or_else(|| MacAddr::parse(&user_name)),
         None => calling,
     };
     finish(
@@ -1218,12 +1216,12 @@ fn accounting(
     let user_name = req.get_string(attr::USER_NAME).unwrap_or_default();
     let mac = req
         .get_string(attr::CALLING_STATION_ID)
-        .and_then(|s| s.parse().ok());
+        .and_then(|s| MacAddr::parse(&s));
     let member_id = dir
         .member_by_username(&user_name)
         .map(|m| m.id.to_owned())
         .or_else(|| {
-            let device = dir.device(&user_name.parse().ok()?)?;
+            let device = dir.device(&MacAddr::parse(&user_name)?)?;
             device.member_id.clone()
         });
     let octets = |lo: u8, hi: u8| -> i64 {
