@@ -51,7 +51,8 @@ echo "== Frontdesk on 127.0.0.1:$fd"
 export FRONTDESK_DATABASE_URL="sqlite:$work/fd.db" STATE_DIRECTORY="$work"
 "$bin" init --site Bench --timezone UTC >/dev/null
 "$bin" dns blocklist add --name big --source "$work/block.hosts" >/dev/null
-printf '[dns]\nlog = "%s"\n' "${FD_DNS_LOG:-off}" > "$work/fd.toml"
+# state_dir: backups, spool and outbox go to the scratch directory, not the checkout.
+printf 'state_dir = "%s"\n[dns]\nlog = "%s"\n' "$work" "${FD_DNS_LOG:-off}" > "$work/fd.toml"
 RUST_LOG=warn "$bin" --config "$work/fd.toml" serve --radius-auth 127.0.0.1:0 --radius-acct 127.0.0.1:0 --http 127.0.0.1:0 \
     --portal 127.0.0.1:0 --dns "127.0.0.1:$fd" --dns-upstream "127.0.0.1:$up" 2>"$work/fd.log" &
 pids+=($!)

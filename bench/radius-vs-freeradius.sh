@@ -168,8 +168,8 @@ fr_pid=$!
 echo "== Frontdesk"
 db="sqlite:$work/frontdesk.db"
 # FreeRADIUS has no per-client rate limit by default; lift Frontdesk's (20k/s) for a fair run.
-printf '[radius]\nnas_rate_limit = 0\n[eap]\nserver_name = "radius.bench"\ncert_file = "%s"\nkey_file = "%s"\nca_file = "%s"\n' \
-    "$work/server.pem" "$work/server.key" "$work/ca.pem" > "$work/frontdesk.toml"
+printf 'state_dir = "%s"\n[radius]\nnas_rate_limit = 0\n[eap]\nserver_name = "radius.bench"\ncert_file = "%s"\nkey_file = "%s"\nca_file = "%s"\n' \
+    "$work" "$work/server.pem" "$work/server.key" "$work/ca.pem" > "$work/frontdesk.toml"
 $fd --database "$db" init --site Bench --timezone UTC >/dev/null
 $fd --database "$db" member import --csv "$work/users.csv" >/dev/null
 $fd --database "$db" nas add --name localhost --address 127.0.0.1 --secret testing123 >/dev/null
