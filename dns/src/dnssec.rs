@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -154,7 +154,6 @@ pub struct Counts {
 pub struct Validator {
     mode: Mode,
     anchors: Anchors,
-    active: AtomicBool,
     up: Arc<dyn Exchange>,
     /// Answers to the validator's own queries (DNSKEY, DS), by name and type.
     cache: Mutex<HashMap<(Name, RecordType), Cached>>,
@@ -177,7 +176,6 @@ impl Validator {
     pub fn new(mode: Mode, anchors: Anchors, up: Arc<dyn Exchange>) -> Arc<Validator> {
         Arc::new(Validator {
             mode,
-            active: AtomicBool::new(mode == Mode::Strict),
             anchors,
             up,
             cache: Mutex::new(HashMap::new()),
@@ -185,17 +183,10 @@ impl Validator {
         })
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    /// Are answers being validated now?
-    pub fn active(&self) -> bool {
-        self.active.load(Ordering::Relaxed)
-    }
-
-    pub fn anchors(&self) -> &Anchors {
-        &self.anchors
+    /// Whether misses are validated from the start (`strict`); `allow-downgrade` waits for
+    /// [`Validator::watch`] to find the upstreams able.
+    pub fn validates_from_start(&self) -> bool {
+        self.mode == Mode::Strict
     }
 
     /// Checks `answer` (the upstream's answer to `query`, asked with DO and CD).
@@ -320,16 +311,19 @@ impl Validator {
         }
     }
 
-    /// `allow-downgrade`: probes now and every 10 minutes, turning validation on or off;
-    /// `on_change(active)` runs when it flips (the answer cache is emptied there).
+    /// `allow-downgrade`: probes now and every 10 minutes (every minute while off), turning
+    /// validation on or off; the verdict is logged and `on_change(on)` runs at the first
+    /// probe and whenever it flips (the answer cache is emptied there, so not on every probe).
     pub async fn watch(self: Arc<Self>, on_change: impl Fn(bool) + Send + 'static) {
         if self.mode != Mode::AllowDowngrade {
             return;
         }
+        let mut was: Option<bool> = None;
         loop {
             let result = self.probe().await;
             let now = result.is_ok();
-            if now != self.active.swap(now, Ordering::Relaxed) || !now {
+            if was != Some(now) {
+                was = Some(now);
                 match &result {
                     Ok(()) => tracing::info!(
                         zone = %self.anchors.zones[0],

@@ -161,7 +161,7 @@ impl Server {
             return self;
         }
         let v = Validator::new(mode, anchors, Arc::new(Shared(self.upstreams.clone())));
-        self.resolver.set_validating(v.active());
+        self.resolver.set_validating(v.validates_from_start());
         let resolver = self.resolver.clone();
         tokio::spawn(v.clone().watch(move |on| resolver.set_validating(on)));
         self.validator = Some(v);
