@@ -443,16 +443,21 @@ fn drop_foreign_signatures(msg: &mut Message) -> usize {
         }
         _ => true,
     };
+    retain_records(msg, ok)
+}
+
+/// Keeps the answer, authority and additional records `keep` accepts; returns how many went.
+pub(crate) fn retain_records(msg: &mut Message, keep: impl Fn(&Record) -> bool) -> usize {
     let mut dropped = 0;
-    let mut keep = |records: Vec<Record>| -> Vec<Record> {
+    let mut filter = |records: Vec<Record>| -> Vec<Record> {
         let before = records.len();
-        let kept: Vec<Record> = records.into_iter().filter(|r| ok(r)).collect();
+        let kept: Vec<Record> = records.into_iter().filter(|r| keep(r)).collect();
         dropped += before - kept.len();
         kept
     };
-    let answers = keep(msg.take_answers());
-    let authority = keep(msg.take_name_servers());
-    let additional = keep(msg.take_additionals());
+    let answers = filter(msg.take_answers());
+    let authority = filter(msg.take_name_servers());
+    let additional = filter(msg.take_additionals());
     msg.insert_answers(answers);
     msg.insert_name_servers(authority);
     msg.insert_additionals(additional);

@@ -427,16 +427,10 @@ impl Resolver {
         let mut m = Message::from_vec(answer).ok()?;
         if !p.key.dnssec_ok {
             let asked = RecordType::from(p.key.qtype);
-            let keep = |r: &Record| {
+            crate::dnssec::retain_records(&mut m, |r| {
                 let t = r.record_type();
                 t == asked || !matches!(t, RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3)
-            };
-            let answers: Vec<Record> = m.take_answers().into_iter().filter(keep).collect();
-            let authority: Vec<Record> = m.take_name_servers().into_iter().filter(keep).collect();
-            let additional: Vec<Record> = m.take_additionals().into_iter().filter(keep).collect();
-            m.insert_answers(answers);
-            m.insert_name_servers(authority);
-            m.insert_additionals(additional);
+            });
         }
         if p.key.edns {
             if let Some(e) = m.extensions_mut().as_mut() {

@@ -81,6 +81,16 @@ impl std::fmt::Debug for Upstreams {
 }
 
 impl Upstreams {
+    /// The first answer from the upstreams asked in turn.
+    async fn ask(&self, query: &[u8], id: u16) -> Option<Vec<u8>> {
+        for up in &self.list {
+            if let Some(a) = self.ask_one(up, query, id).await {
+                return Some(a);
+            }
+        }
+        None
+    }
+
     /// One upstream's answer to `query`: over TCP when a UDP answer comes back truncated.
     async fn ask_one(&self, up: &Upstream, query: &[u8], id: u16) -> Option<Vec<u8>> {
         match up {
@@ -104,14 +114,7 @@ impl crate::dnssec::Exchange for Shared {
         id: u16,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>> {
         let ups = self.0.clone();
-        Box::pin(async move {
-            for up in &ups.list {
-                if let Some(a) = ups.ask_one(up, &query, id).await {
-                    return Some(a);
-                }
-            }
-            None
-        })
+        Box::pin(async move { ups.ask(&query, id).await })
     }
 }
 
@@ -305,7 +308,7 @@ impl Server {
                     let Some(q) = p.query() else { continue };
                     let security = v.validate(&q, a.clone()).await;
                     if let crate::dnssec::Security::Bogus(why) = &security {
-                        warn!(name = %p.qname, qtype = %hickory_proto::rr::RecordType::from(p.asked().qtype), why = %why, "DNSSEC: bogus answer, client gets SERVFAIL");
+                        warn!(name = %p.qname, qtype = %q.query_type(), why = %why, "DNSSEC: bogus answer, client gets SERVFAIL");
                         return (None, Outcome::Bogus);
                     }
                     self.resolver.validated(p, &a, &security, Instant::now())
