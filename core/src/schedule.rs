@@ -51,14 +51,20 @@ impl Span {
 pub fn merge(mut spans: Vec<Span>) -> Vec<Span> {
     spans.retain(|s| s.start < s.end);
     spans.sort_by_key(|s| s.start);
-    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
-    for s in spans {
-        match out.last_mut() {
+    // In place: this runs several times for every RADIUS request.
+    let mut kept = 0usize;
+    for i in 0..spans.len() {
+        let s = spans[i];
+        match kept.checked_sub(1).map(|k| &mut spans[k]) {
             Some(last) if s.start <= last.end => last.end = last.end.max(s.end),
-            _ => out.push(s),
+            _ => {
+                spans[kept] = s;
+                kept += 1;
+            }
         }
     }
-    out
+    spans.truncate(kept);
+    spans
 }
 
 /// Intersection of two merged span lists.

@@ -7,7 +7,7 @@ use crate::directory::Pick;
 use crate::directory::{Directory, MemberRef};
 use crate::eap::{self, EapServer, Step};
 use crate::nas::{parse_called_station, profile, VlanStyle};
-use crate::packet::{self, Code, Packet};
+use crate::packet::{self, Code, Packet, PacketRef};
 use crate::psk;
 use chrono::{DateTime, Utc};
 use frontdesk_core::decide::{decide, Decision, Reason, Resource, Subject};
@@ -16,6 +16,7 @@ use frontdesk_core::store::radius::{AccountingRecord, AcctStatus};
 use frontdesk_core::MacAddr;
 use md5::{Digest, Md5};
 use rand::Rng;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
@@ -215,7 +216,7 @@ pub fn handle(
     let Some(nas) = dir.nas_for(src.ip()) else {
         return drop(DropCause::UnknownNas, None);
     };
-    let Ok(req) = Packet::decode(raw) else {
+    let Ok(req) = PacketRef::parse(raw) else {
         return drop(DropCause::Malformed, Some(nas));
     };
     let raw = &raw[..u16::from_be_bytes([raw[2], raw[3]]) as usize];
@@ -265,7 +266,7 @@ pub fn handle(
 
 /// A response skeleton: Message-Authenticator first (BlastRADIUS guidance), then Proxy-State
 /// copied in order (RFC 2865 §5.33); callers add the rest.
-fn reply_to(req: &Packet, code: Code) -> Packet {
+fn reply_to(req: &PacketRef<'_>, code: Code) -> Packet {
     let mut resp = Packet::new(code, req.identifier, [0; 16]);
     // Accounting-Response to an Accounting-Request carries none: RFC 2866 has no use for it,
     // and peers disagree on its computation (FreeRADIUS zeroes the authenticator there).
@@ -280,7 +281,7 @@ fn reply_to(req: &Packet, code: Code) -> Packet {
 
 fn reply(
     nas: &Nas,
-    req: &Packet,
+    req: &PacketRef<'_>,
     resp: Packet,
     auth: Option<Box<AuthEvent>>,
     accounting: Option<Box<AccountingRecord>>,
@@ -314,7 +315,7 @@ enum Credential {
     None,
 }
 
-fn credential(req: &Packet, secret: &[u8]) -> Option<Credential> {
+fn credential(req: &PacketRef<'_>, secret: &[u8]) -> Option<Credential> {
     if req.has(attr::EAP_MESSAGE) {
         return Some(Credential::Eap);
     }
@@ -422,7 +423,7 @@ fn deny<'a>(method: Method, member: Option<MemberRef<'a>>, reason: Reason) -> Ve
 }
 
 fn access(
-    req: &Packet,
+    req: &PacketRef<'_>,
     nas: &Nas,
     dir: &Directory,
     sessions: &dyn Sessions,
@@ -434,9 +435,11 @@ fn access(
     let calling = req
         .get_string(attr::CALLING_STATION_ID)
         .and_then(|s| MacAddr::parse(&s));
-    let ssid = req
+    let called = req
         .get_string(attr::CALLED_STATION_ID)
-        .and_then(|c| parse_called_station(&c).1);
+        .map(|c| parse_called_station(&c))
+        .unwrap_or((None, None));
+    let ssid = called.1.clone();
     let resource = Resource::Wifi {
         ssid: ssid.as_deref(),
     };
@@ -444,10 +447,6 @@ fn access(
     let mut user_name = user_name;
 
     // Identity PSK, unbound mode: the AP forwarded a 4-way handshake.
-    let called = req
-        .get_string(attr::CALLED_STATION_ID)
-        .map(|c| parse_called_station(&c))
-        .unwrap_or((None, None));
     let station = calling.or_else(|| MacAddr::parse(&user_name));
     if let Some(handshake) = psk::from_request(req, station, called) {
         let (verdict, label) = psk_handshake(handshake, nas, dir, sessions, now);
@@ -616,7 +615,7 @@ fn access(
 }
 
 /// The EAP identifier a final Success/Failure must carry: the one of the Response it answers.
-fn eap_id(req: &Packet) -> u8 {
+fn eap_id(req: &PacketRef<'_>) -> u8 {
     req.get(attr::EAP_MESSAGE)
         .and_then(|m| m.get(1).copied())
         .unwrap_or(0)
@@ -625,7 +624,7 @@ fn eap_id(req: &Packet) -> u8 {
 /// Device limit, auth event, and the Access-Accept or Access-Reject for a verdict.
 #[allow(clippy::too_many_arguments)]
 fn finish(
-    req: &Packet,
+    req: &PacketRef<'_>,
     nas: &Nas,
     dir: &Directory,
     sessions: &dyn Sessions,
@@ -731,11 +730,11 @@ fn finish(
             attr::TUNNEL_MEDIUM_TYPE,
             tagged(attr::TUNNEL_MEDIUM_IEEE_802),
         );
-        let mut group = Vec::new();
+        let mut group = Vec::with_capacity(6);
         if tag != 0 {
             group.push(tag);
         }
-        group.extend(vlan.to_string().as_bytes());
+        write!(group, "{vlan}").expect("writing to a Vec");
         resp.add(attr::TUNNEL_PRIVATE_GROUP_ID, group);
         if prof.vlan_style == VlanStyle::TunnelAndMikrotik {
             resp.add_vsa(
@@ -756,7 +755,7 @@ fn finish(
     );
     resp.add_u32(attr::TERMINATION_ACTION, attr::TERMINATION_RADIUS_REQUEST);
     resp.add_u32(attr::ACCT_INTERIM_INTERVAL, prof.acct_interim_interval);
-    resp.add(attr::CLASS, class_token(decision.vlan).into_bytes());
+    resp.add(attr::CLASS, class_token(decision.vlan));
     if let Some(p) = verdict.psk {
         add_passphrase(&mut resp, dir, p, prof, secret, &req.authenticator);
     }
@@ -1161,12 +1160,18 @@ fn session_timeout(
 
 /// Class (RFC 2865 §5.25): opaque to the NAS, which must echo it in accounting. It carries the
 /// VLAN the session was given, so a later plan change can tell that the session must move.
-fn class_token(vlan: Option<u16>) -> String {
+fn class_token(vlan: Option<u16>) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b: [u8; 8] = rand::thread_rng().gen();
-    match vlan {
-        Some(v) => format!("fd1:{}:v{v}", hex::encode(b)),
-        None => format!("fd1:{}", hex::encode(b)),
+    let mut token = Vec::with_capacity(28);
+    token.extend(b"fd1:");
+    for x in b {
+        token.extend([HEX[usize::from(x >> 4)], HEX[usize::from(x & 15)]]);
     }
+    if let Some(v) = vlan {
+        write!(token, ":v{v}").expect("writing to a Vec");
+    }
+    token
 }
 
 /// The VLAN our Class token says the session was given.
@@ -1194,7 +1199,7 @@ fn reject_text(r: Reason) -> &'static str {
 }
 
 fn accounting(
-    req: &Packet,
+    req: &PacketRef<'_>,
     nas: &Nas,
     src: SocketAddr,
     dir: &Directory,

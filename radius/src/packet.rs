@@ -83,19 +83,25 @@ impl Code {
     }
 }
 
+/// An attribute; its value owned (`Vec<u8>`, to build packets) or borrowed from the datagram
+/// (`&[u8]`, a request decoded in place).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attribute {
+pub struct Attribute<V = Vec<u8>> {
     pub typ: u8,
-    pub value: Vec<u8>,
+    pub value: V,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Packet {
+pub struct Packet<V = Vec<u8>> {
     pub code: Code,
     pub identifier: u8,
     pub authenticator: [u8; 16],
-    pub attributes: Vec<Attribute>,
+    pub attributes: Vec<Attribute<V>>,
 }
+
+/// A request decoded in place ([`Packet::parse`]): its attribute values borrow the datagram, so
+/// decoding allocates only the attribute list. The server's request path reads these.
+pub type PacketRef<'a> = Packet<&'a [u8]>;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
 pub enum DecodeError {
@@ -119,18 +125,9 @@ pub enum EncodeError {
     TooLong(usize),
 }
 
-impl Packet {
-    pub fn new(code: Code, identifier: u8, authenticator: [u8; 16]) -> Packet {
-        Packet {
-            code,
-            identifier,
-            authenticator,
-            attributes: Vec::new(),
-        }
-    }
-
-    /// Decodes a datagram. Octets beyond the Length field are padding and ignored (RFC 2865 §3).
-    pub fn decode(buf: &[u8]) -> Result<Packet, DecodeError> {
+impl<'a> Packet<&'a [u8]> {
+    /// Decodes a datagram in place. Octets beyond the Length field are padding and ignored (RFC 2865 §3).
+    pub fn parse(buf: &'a [u8]) -> Result<PacketRef<'a>, DecodeError> {
         if buf.len() < HEADER_LEN {
             return Err(DecodeError::TooShort(buf.len()));
         }
@@ -144,7 +141,14 @@ impl Packet {
                 datagram: buf.len(),
             });
         }
-        let mut attributes = Vec::new();
+        // Counted first (a plain scan of the lengths) so the list is allocated once.
+        let mut count = 0;
+        let mut i = HEADER_LEN;
+        while i + 2 <= len && buf[i + 1] >= 2 {
+            count += 1;
+            i += buf[i + 1] as usize;
+        }
+        let mut attributes = Vec::with_capacity(count);
         let mut i = HEADER_LEN;
         while i < len {
             if i + 2 > len {
@@ -159,7 +163,7 @@ impl Packet {
             }
             attributes.push(Attribute {
                 typ: buf[i],
-                value: buf[i + 2..i + alen].to_vec(),
+                value: &buf[i + 2..i + alen],
             });
             i += alen;
         }
@@ -172,21 +176,79 @@ impl Packet {
             attributes,
         })
     }
+}
 
+impl Packet {
+    pub fn new(code: Code, identifier: u8, authenticator: [u8; 16]) -> Packet {
+        Packet {
+            code,
+            identifier,
+            authenticator,
+            // Room for a typical reply without regrowing.
+            attributes: Vec::with_capacity(12),
+        }
+    }
+
+    /// Decodes a datagram. Octets beyond the Length field are padding and ignored (RFC 2865 §3).
+    pub fn decode(buf: &[u8]) -> Result<Packet, DecodeError> {
+        let p = PacketRef::parse(buf)?;
+        Ok(Packet {
+            code: p.code,
+            identifier: p.identifier,
+            authenticator: p.authenticator,
+            attributes: p
+                .attributes
+                .into_iter()
+                .map(|a| Attribute {
+                    typ: a.typ,
+                    value: a.value.to_vec(),
+                })
+                .collect(),
+        })
+    }
+
+    pub fn add(&mut self, typ: u8, value: impl Into<Vec<u8>>) {
+        self.attributes.push(Attribute {
+            typ,
+            value: value.into(),
+        });
+    }
+
+    pub fn add_u32(&mut self, typ: u8, v: u32) {
+        self.add(typ, v.to_be_bytes().to_vec());
+    }
+
+    pub fn add_vsa(&mut self, vendor: u32, typ: u8, value: &[u8]) {
+        let mut v = vendor.to_be_bytes().to_vec();
+        v.push(typ);
+        v.push(value.len() as u8 + 2);
+        v.extend(value);
+        self.add(attr::VENDOR_SPECIFIC, v);
+    }
+}
+
+/// Reading (and encoding) works the same on owned and borrowed packets.
+impl<V: AsRef<[u8]>> Packet<V> {
     /// Encodes with the authenticator as it is (no signing).
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::with_capacity(64);
+        let size = HEADER_LEN
+            + self
+                .attributes
+                .iter()
+                .map(|a| a.value.as_ref().len() + 2)
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(size.min(MAX_PACKET_LEN + 255));
         out.push(self.code.to_u8());
         out.push(self.identifier);
         out.extend([0, 0]);
         out.extend(self.authenticator);
         for a in &self.attributes {
-            if a.value.len() > 253 {
+            if a.value.as_ref().len() > 253 {
                 return Err(EncodeError::AttributeTooLong(a.typ));
             }
             out.push(a.typ);
-            out.push(a.value.len() as u8 + 2);
-            out.extend(&a.value);
+            out.push(a.value.as_ref().len() as u8 + 2);
+            out.extend(a.value.as_ref());
         }
         if out.len() > MAX_PACKET_LEN {
             return Err(EncodeError::TooLong(out.len()));
@@ -200,7 +262,7 @@ impl Packet {
         self.attributes
             .iter()
             .find(|a| a.typ == typ)
-            .map(|a| a.value.as_slice())
+            .map(|a| a.value.as_ref())
     }
 
     pub fn has(&self, typ: u8) -> bool {
@@ -211,7 +273,7 @@ impl Packet {
         self.attributes
             .iter()
             .filter(move |a| a.typ == typ)
-            .map(|a| a.value.as_slice())
+            .map(|a| a.value.as_ref())
     }
 
     pub fn get_string(&self, typ: u8) -> Option<String> {
@@ -223,17 +285,6 @@ impl Packet {
         self.get(typ)
             .and_then(|v| v.try_into().ok())
             .map(u32::from_be_bytes)
-    }
-
-    pub fn add(&mut self, typ: u8, value: impl Into<Vec<u8>>) {
-        self.attributes.push(Attribute {
-            typ,
-            value: value.into(),
-        });
-    }
-
-    pub fn add_u32(&mut self, typ: u8, v: u32) {
-        self.add(typ, v.to_be_bytes().to_vec());
     }
 
     /// Every vendor sub-attribute: (vendor id, vendor type, value). A Vendor-Specific
@@ -262,14 +313,6 @@ impl Packet {
             .find(|(v, t, _)| *v == vendor && *t == typ)
             .map(|(_, _, val)| val)
     }
-
-    pub fn add_vsa(&mut self, vendor: u32, typ: u8, value: &[u8]) {
-        let mut v = vendor.to_be_bytes().to_vec();
-        v.push(typ);
-        v.push(value.len() as u8 + 2);
-        v.extend(value);
-        self.add(attr::VENDOR_SPECIFIC, v);
-    }
 }
 
 type HmacMd5 = Hmac<Md5>;
@@ -291,28 +334,68 @@ fn message_authenticator_offset(raw: &[u8]) -> Option<usize> {
     None
 }
 
-fn hmac_md5(secret: &[u8], data: &[u8]) -> [u8; 16] {
-    let mut mac = HmacMd5::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(data);
+/// HMAC-MD5 over `parts` in order. The keyed state (the MD5 of the key's inner and outer
+/// pads) is kept per thread for the last few secrets: a NAS's every request and reply would
+/// otherwise hash the same two pad blocks again (two of the five MD5 blocks of a typical
+/// Message-Authenticator).
+fn hmac_md5(secret: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    use std::cell::RefCell;
+    const KEPT: usize = 8;
+    thread_local! {
+        static KEYED: RefCell<Vec<(Vec<u8>, HmacMd5)>> = const { RefCell::new(Vec::new()) };
+    }
+    let mut mac = KEYED.with(|k| {
+        let mut k = k.borrow_mut();
+        // Constant time over the secret's octets: the cache must not tell secrets apart by
+        // timing either.
+        if let Some(i) = k
+            .iter()
+            .position(|(s, _)| s.len() == secret.len() && bool::from(s.ct_eq(secret)))
+        {
+            return k[i].1.clone();
+        }
+        let mac = HmacMd5::new_from_slice(secret).expect("HMAC takes any key length");
+        if k.len() == KEPT {
+            k.remove(0);
+        }
+        k.push((secret.to_vec(), mac.clone()));
+        mac
+    });
+    for p in parts {
+        mac.update(p);
+    }
     mac.finalize().into_bytes().into()
 }
 
-/// Checks a request's Message-Authenticator (RFC 3579 §3.2). `None`: the request has none.
-/// `raw` must be the received packet trimmed to its Length field.
 pub fn verify_request_message_authenticator(raw: &[u8], secret: &[u8]) -> Option<bool> {
     let off = message_authenticator_offset(raw)?;
-    let mut copy = raw.to_vec();
-    let received: [u8; 16] = copy[off..off + 16].try_into().expect("16 octets");
-    copy[off..off + 16].fill(0);
-    if Code::from_u8(copy[0]).authenticator_is_digest() {
-        copy[4..20].fill(0);
+    let received: [u8; 16] = raw[off..off + 16].try_into().expect("16 octets");
+    // The packet as signed: the Message-Authenticator's value zeroed (and, for requests whose
+    // authenticator is a digest, the authenticator too), hashed in pieces without a copy.
+    let len = (u16::from_be_bytes([raw[2], raw[3]]) as usize).min(raw.len());
+    if off + 16 > len {
+        // Runs past the Length field: not a signature over this packet.
+        return Some(false);
     }
-    let expected = hmac_md5(secret, &copy);
+    let header: &[u8] = if Code::from_u8(raw[0]).authenticator_is_digest() {
+        &raw[..4]
+    } else {
+        &raw[..HEADER_LEN]
+    };
+    let zeros: &[u8] = if header.len() == 4 { &[0; 16] } else { &[] };
+    let expected = hmac_md5(
+        secret,
+        &[
+            header,
+            zeros,
+            &raw[HEADER_LEN..off],
+            &[0; 16],
+            &raw[off + 16..len],
+        ],
+    );
     Some(bool::from(expected.ct_eq(&received)))
 }
 
-/// Accounting-Request / CoA / Disconnect Request Authenticator check (RFC 2866 §3):
-/// MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret).
 pub fn verify_digest_request_authenticator(raw: &[u8], secret: &[u8]) -> bool {
     if raw.len() < HEADER_LEN {
         return false;
@@ -335,18 +418,13 @@ fn sign(
     secret: &[u8],
     digest: bool,
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut p = p.clone();
-    p.authenticator = authenticator;
-    for a in p
-        .attributes
-        .iter_mut()
-        .filter(|a| a.typ == attr::MESSAGE_AUTHENTICATOR)
-    {
-        a.value = vec![0; 16];
-    }
+    // Encoded as given, then the authenticator and a zeroed Message-Authenticator put in place
+    // (no copy of the packet's attributes).
     let mut raw = p.encode()?;
+    raw[4..20].copy_from_slice(&authenticator);
     if let Some(off) = message_authenticator_offset(&raw) {
-        let mac = hmac_md5(secret, &raw);
+        raw[off..off + 16].fill(0);
+        let mac = hmac_md5(secret, &[&raw]);
         raw[off..off + 16].copy_from_slice(&mac);
     }
     if digest {
@@ -359,9 +437,6 @@ fn sign(
     Ok(raw)
 }
 
-/// Encodes a response to a request with `request_authenticator`: Message-Authenticator (if the
-/// packet carries one, its value is computed here) and the Response Authenticator
-/// MD5(Code+ID+Length+RequestAuth+Attributes+Secret) (RFC 2865 §3).
 pub fn encode_response(
     resp: &Packet,
     request_authenticator: &[u8; 16],
@@ -400,7 +475,7 @@ pub fn verify_response(raw: &[u8], request_authenticator: &[u8; 16], secret: &[u
         Some(off) => {
             let received: [u8; 16] = copy[off..off + 16].try_into().expect("16");
             copy[off..off + 16].fill(0);
-            bool::from(hmac_md5(secret, &copy).ct_eq(&received))
+            bool::from(hmac_md5(secret, &[&copy]).ct_eq(&received))
         }
     }
 }

@@ -103,8 +103,8 @@ fn mac6(v: &[u8]) -> Option<MacAddr> {
 
 /// Finds a forwarded handshake in the request: `None` when it carries none (an ordinary
 /// request), `Some(Err)` when it carries a malformed one.
-pub fn from_request(
-    req: &Packet,
+pub fn from_request<V: AsRef<[u8]>>(
+    req: &Packet<V>,
     station: Option<MacAddr>,
     called: (Option<MacAddr>, Option<String>),
 ) -> Option<Result<Handshake, Bad>> {

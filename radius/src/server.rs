@@ -89,12 +89,16 @@ impl DupCache {
     /// about a millisecond, which stalled the worker doing it and showed as p99 latency.
     fn expire_one(&self) {
         let i = self.next_sweep.fetch_add(1, Ordering::Relaxed) % self.shards.len();
-        let now = Instant::now();
+        // One cutoff instant for the sweep: comparing instants is cheaper than computing
+        // each entry's age.
+        let Some(cutoff) = Instant::now().checked_sub(DUP_TTL) else {
+            return;
+        };
         {
             let mut m = self.shards[i].lock().expect("dup cache lock");
             m.retain(|_, v| match v {
                 DupState::InFlight => true,
-                DupState::Done(_, at) => now.saturating_duration_since(*at) < DUP_TTL,
+                DupState::Done(_, at) => *at > cutoff,
             });
             // A storm grows the table; give the memory back once it has passed.
             if m.capacity() > 64 && m.len() < m.capacity() / 8 {
@@ -178,10 +182,55 @@ impl MethodStats {
 /// no shared lock.
 #[derive(Default)]
 struct LocalStats {
-    add: HashMap<(i64, &'static str), i64>,
-    set: HashMap<(i64, &'static str), i64>,
-    ssids: HashMap<i64, Vec<(String, i64)>>,
-    auth: HashMap<&'static str, MethodStats>,
+    add: HashMap<(i64, &'static str), i64, Quick>,
+    set: HashMap<(i64, &'static str), i64, Quick>,
+    ssids: HashMap<i64, Vec<(String, i64)>, Quick>,
+    auth: HashMap<&'static str, MethodStats, Quick>,
+}
+
+/// A fast unkeyed hash for the worker's own counter maps, touched about ten times per request:
+/// their keys are our own (NAS ids from the database, counter names from the code), so the
+/// flooding resistance of the default SipHash buys nothing there. Maps keyed by what a request
+/// carries (the duplicate cache, the member index) keep a keyed hash.
+type Quick = std::hash::BuildHasherDefault<QuickHasher>;
+
+#[derive(Default)]
+struct QuickHasher(u64);
+
+impl QuickHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for QuickHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, v: u8) {
+        self.mix(u64::from(v));
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.mix(v as u64);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.mix(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl LocalStats {
@@ -964,7 +1013,7 @@ fn worker(sock: Arc<UdpSocket>, port: Port, shared: Arc<Shared>) {
                         // The scheduler wakes then (earlier than planned, if need be).
                         shared.alarm.at(until);
                     }
-                    log_auth(&mut stats, &shared, &ev, started.elapsed());
+                    log_auth(&mut stats, &shared, *ev, started.elapsed());
                 }
                 if let Err(e) = sock.send_to(&bytes, src) {
                     debug!(%src, error = %e, "RADIUS send failed");
@@ -1027,7 +1076,7 @@ fn count_drop(
     debug!(%src, cause = cause.as_str(), "RADIUS request dropped");
 }
 
-fn log_auth(stats: &mut LocalStats, shared: &Shared, ev: &AuthEvent, elapsed: Duration) {
+fn log_auth(stats: &mut LocalStats, shared: &Shared, ev: AuthEvent, elapsed: Duration) {
     let latency_us = elapsed.as_micros() as i64;
     // One structured event per decision; never the password.
     info!(
@@ -1050,11 +1099,11 @@ fn log_auth(stats: &mut LocalStats, shared: &Shared, ev: &AuthEvent, elapsed: Du
     let entry = AuthLogEntry {
         at: frontdesk_core::clock::now(),
         nas_id: Some(ev.nas_id),
-        user_name: ev.user_name.clone(),
+        user_name: ev.user_name,
         mac: ev.mac.map(|m| m.to_string()),
         method: ev.method.as_str().into(),
         accepted: ev.accepted,
-        reason: ev.reason.clone(),
+        reason: ev.reason,
         vlan: ev.vlan,
         latency_us,
     };

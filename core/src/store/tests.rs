@@ -1094,6 +1094,45 @@ async fn auth_log_filters(store: &Store) {
 }
 both!(auth_log, auth_log_filters);
 
+/// Batches of any size go in whole, in order, through the three statement shapes.
+async fn auth_log_batches_of_any_size(store: &Store) {
+    use crate::store::radius::{AuthLogEntry, AuthLogFilter};
+    let s = ready(store).await;
+    let entry = |i: usize| AuthLogEntry {
+        at: chrono::Utc::now(),
+        nas_id: Some(1),
+        user_name: format!("user{i}@example.com"),
+        mac: (i % 2 == 0).then(|| format!("aa-bb-cc-00-00-{:02x}", i % 256)),
+        method: "pap".into(),
+        accepted: i % 3 != 0,
+        reason: if i % 3 == 0 { "bad-password" } else { "ok" }.into(),
+        vlan: (i % 3 != 0).then_some(10),
+        latency_us: i as i64,
+    };
+    let mut written = 0;
+    for size in [1, 9, 10, 11, 100, 123, 250] {
+        let batch: Vec<AuthLogEntry> = (written..written + size).map(entry).collect();
+        s.record_auth_log(&batch).await.unwrap();
+        written += size;
+    }
+    let all = s
+        .auth_log_search(&AuthLogFilter::default(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), written);
+    // Newest first: the rows are in the order given, every field intact.
+    for (row, i) in all.iter().zip((0..written).rev()) {
+        let e = entry(i);
+        assert_eq!(row.user_name, e.user_name);
+        assert_eq!(row.mac, e.mac);
+        assert_eq!(row.accepted, e.accepted);
+        assert_eq!(row.reason, e.reason);
+        assert_eq!(row.vlan, e.vlan);
+        assert_eq!(row.latency_us, e.latency_us);
+    }
+}
+both!(auth_log_batches, auth_log_batches_of_any_size);
+
 async fn self_service_links_sessions_and_devices(store: &Store) {
     let s = ready(store).await;
     let today = chrono::Utc::now().date_naive();

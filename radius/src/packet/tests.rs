@@ -84,6 +84,70 @@ fn message_authenticator_round_trip() {
 }
 
 #[test]
+fn message_authenticator_ignores_padding_and_refuses_overruns() {
+    let mut req = Packet::new(Code::AccessRequest, 7, [3; 16]);
+    req.add(attr::USER_NAME, b"ada".to_vec());
+    req.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    let raw = encode_request(&req, b"s3cret").unwrap();
+    // Octets after the Length field are padding (RFC 2865 §3), not signed.
+    let mut padded = raw.clone();
+    padded.extend([0xAA; 7]);
+    assert_eq!(
+        verify_request_message_authenticator(&padded, b"s3cret"),
+        Some(true)
+    );
+    // A Length that cuts through the Message-Authenticator: never valid, never a panic.
+    let mut cut = raw.clone();
+    let short = (raw.len() - 4) as u16;
+    cut[2..4].copy_from_slice(&short.to_be_bytes());
+    assert_ne!(
+        verify_request_message_authenticator(&cut, b"s3cret"),
+        Some(true)
+    );
+}
+
+/// The per-thread cache of keyed HMAC states: more secrets than it keeps, in turns, each
+/// verifying only with its own secret.
+#[test]
+fn keyed_hmac_cache_keeps_secrets_apart() {
+    let secrets: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("secret-{i}").into_bytes())
+        .collect();
+    let signed: Vec<Vec<u8>> = secrets
+        .iter()
+        .map(|s| {
+            let mut req = Packet::new(Code::AccessRequest, 1, [9; 16]);
+            req.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+            encode_request(&req, s).unwrap()
+        })
+        .collect();
+    for round in 0..3 {
+        for (i, raw) in signed.iter().enumerate() {
+            for (j, s) in secrets.iter().enumerate().skip(round).step_by(7) {
+                assert_eq!(
+                    verify_request_message_authenticator(raw, s),
+                    Some(i == j),
+                    "packet {i}, secret {j}"
+                );
+            }
+        }
+    }
+    // A secret longer than an MD5 block is hashed first (RFC 2104 §2).
+    let long = vec![0x5a; 100];
+    let mut req = Packet::new(Code::AccessRequest, 1, [9; 16]);
+    req.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+    let raw = encode_request(&req, &long).unwrap();
+    assert_eq!(
+        verify_request_message_authenticator(&raw, &long),
+        Some(true)
+    );
+    assert_eq!(
+        verify_request_message_authenticator(&raw, &long[..99]),
+        Some(false)
+    );
+}
+
+#[test]
 fn vendor_attributes() {
     let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
     p.add_vsa(
@@ -180,6 +244,33 @@ proptest! {
     fn encode_decode_round_trip(p in arb_packet()) {
         let raw = p.encode().unwrap();
         prop_assert_eq!(Packet::decode(&raw).unwrap(), p);
+    }
+
+    /// The in-place parse and the owning decode agree, and verification on the raw bytes
+    /// matches an HMAC over a zeroed copy computed the plain way.
+    #[test]
+    fn parse_agrees_with_decode_and_signatures_verify(p in arb_packet(), secret in prop::collection::vec(any::<u8>(), 1..80)) {
+        let mut p = p;
+        p.attributes.retain(|a| a.typ != attr::MESSAGE_AUTHENTICATOR);
+        p.attributes.insert(0, Attribute { typ: attr::MESSAGE_AUTHENTICATOR, value: vec![0; 16] });
+        let Ok(raw) = encode_request(&p, &secret) else { return Ok(()) };
+        let parsed = PacketRef::parse(&raw).unwrap();
+        let decoded = Packet::decode(&raw).unwrap();
+        prop_assert_eq!(parsed.attributes.len(), decoded.attributes.len());
+        for (a, b) in parsed.attributes.iter().zip(&decoded.attributes) {
+            prop_assert_eq!(a.typ, b.typ);
+            prop_assert_eq!(a.value, b.value.as_slice());
+        }
+        let mut zeroed = raw.clone();
+        zeroed[22..38].fill(0);
+        if p.code.authenticator_is_digest() {
+            zeroed[4..20].fill(0);
+        }
+        let mut mac = <hmac::Hmac<md5::Md5> as hmac::Mac>::new_from_slice(&secret).unwrap();
+        hmac::Mac::update(&mut mac, &zeroed);
+        let expected: [u8; 16] = hmac::Mac::finalize(mac).into_bytes().into();
+        prop_assert_eq!(&raw[22..38], &expected[..]);
+        prop_assert_eq!(verify_request_message_authenticator(&raw, &secret), Some(true));
     }
 
     #[test]
