@@ -26,6 +26,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// A UDP echo server: answers every datagram with itself, one blocking thread. The floor
+    /// of what any RADIUS server can reach on this machine (the generator counts its answers
+    /// as invalid but times them), for the benchmark's latency comparison.
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:18124")]
+        listen: SocketAddr,
+    },
     /// Load a RADIUS server with PAP logins.
     Radius {
         /// Server address.
@@ -375,7 +382,20 @@ fn run_spinning(job: Job) -> Result<Vec<u32>> {
     Ok(latencies)
 }
 
+fn echo(listen: SocketAddr) -> Result<()> {
+    let sock = std::net::UdpSocket::bind(listen).with_context(|| format!("bind {listen}"))?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf)?;
+        sock.send_to(&buf[..n], from)?;
+    }
+}
+
 fn main() -> Result<()> {
+    let cmd = Cli::parse().cmd;
+    if let Cmd::Echo { listen } = cmd {
+        return echo(listen);
+    }
     let Cmd::Radius {
         target,
         secret,
@@ -388,7 +408,10 @@ fn main() -> Result<()> {
         spin,
         label,
         json,
-    } = Cli::parse().cmd;
+    } = cmd
+    else {
+        unreachable!("echo returned above")
+    };
     let users = Arc::new(load_users(&users)?);
     let client = Arc::new(Client {
         target,
