@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 1 {
         if let Ok(mut p) = frontdesk_radius::Packet::decode(&raw) {
             p.attributes.retain(|a| a.typ != 80);
-            p.attributes.insert(0, frontdesk_radius::packet::Attribute { typ: 80, value: vec![0; 16] });
+            p.attributes.insert(0, frontdesk_radius::packet::Attribute { typ: 80, value: vec![0; 16].into() });
             if let Ok(signed) = frontdesk_radius::packet::encode_request(&p, b"secret") {
                 raw = signed;
             }

@@ -271,10 +271,10 @@ fn reply_to(req: &PacketRef<'_>, code: Code) -> Packet {
     // Accounting-Response to an Accounting-Request carries none: RFC 2866 has no use for it,
     // and peers disagree on its computation (FreeRADIUS zeroes the authenticator there).
     if !(code == Code::AccountingResponse && req.code == Code::AccountingRequest) {
-        resp.add(attr::MESSAGE_AUTHENTICATOR, vec![0; 16]);
+        resp.add(attr::MESSAGE_AUTHENTICATOR, [0u8; 16]);
     }
     for ps in req.all(attr::PROXY_STATE) {
-        resp.add(attr::PROXY_STATE, ps.to_vec());
+        resp.add(attr::PROXY_STATE, ps);
     }
     resp
 }
@@ -638,7 +638,7 @@ fn finish(
     let secret = nas.secret.as_bytes();
     let catalog = dir.catalog();
     // Device limit: distinct MACs online, a roam of a known MAC is not a new device.
-    let mut decision = verdict.decision.clone();
+    let mut decision = verdict.decision;
     let mut evict = None;
     // MAC-authenticated devices and passphrase devices (limited by the passphrase's own
     // device count) do not use up a member's plan device limit.
@@ -722,7 +722,7 @@ fn finish(
         let tagged = |v: u32| {
             let mut b = v.to_be_bytes();
             b[0] = tag;
-            b.to_vec()
+            b
         };
         // RFC 2868 §3.1/3.2: tag in the first octet; RFC 3580 §3.31: group id as ASCII decimal.
         resp.add(attr::TUNNEL_TYPE, tagged(attr::TUNNEL_TYPE_VLAN));
@@ -730,12 +730,13 @@ fn finish(
             attr::TUNNEL_MEDIUM_TYPE,
             tagged(attr::TUNNEL_MEDIUM_IEEE_802),
         );
-        let mut group = Vec::with_capacity(6);
-        if tag != 0 {
-            group.push(tag);
-        }
-        write!(group, "{vlan}").expect("writing to a Vec");
-        resp.add(attr::TUNNEL_PRIVATE_GROUP_ID, group);
+        let mut group = [0u8; 6];
+        let start = usize::from(tag != 0);
+        group[0] = tag;
+        let mut digits = &mut group[start..];
+        write!(digits, "{vlan}").expect("a u16 fits in 5 octets");
+        let end = 6 - digits.len();
+        resp.add(attr::TUNNEL_PRIVATE_GROUP_ID, &group[..end]);
         if prof.vlan_style == VlanStyle::TunnelAndMikrotik {
             resp.add_vsa(
                 vendor::MIKROTIK,
@@ -1160,18 +1161,22 @@ fn session_timeout(
 
 /// Class (RFC 2865 §5.25): opaque to the NAS, which must echo it in accounting. It carries the
 /// VLAN the session was given, so a later plan change can tell that the session must move.
-fn class_token(vlan: Option<u16>) -> Vec<u8> {
+fn class_token(vlan: Option<u16>) -> packet::Value {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b: [u8; 8] = rand::thread_rng().gen();
-    let mut token = Vec::with_capacity(28);
-    token.extend(b"fd1:");
-    for x in b {
-        token.extend([HEX[usize::from(x >> 4)], HEX[usize::from(x & 15)]]);
+    // "fd1:" + 16 hex digits + ":v" + at most 5 digits: 27 octets, built on the stack.
+    let mut token = [0u8; 27];
+    token[..4].copy_from_slice(b"fd1:");
+    for (i, x) in b.into_iter().enumerate() {
+        token[4 + 2 * i] = HEX[usize::from(x >> 4)];
+        token[5 + 2 * i] = HEX[usize::from(x & 15)];
     }
+    let mut rest = &mut token[20..];
     if let Some(v) = vlan {
-        write!(token, ":v{v}").expect("writing to a Vec");
+        write!(rest, ":v{v}").expect("fits: 7 octets left");
     }
-    token
+    let end = 27 - rest.len();
+    packet::Value::from(&token[..end])
 }
 
 /// The VLAN our Class token says the session was given.

@@ -83,20 +83,118 @@ impl Code {
     }
 }
 
-/// An attribute; its value owned (`Vec<u8>`, to build packets) or borrowed from the datagram
+/// An attribute; its value owned ([`Value`], to build packets) or borrowed from the datagram
 /// (`&[u8]`, a request decoded in place).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attribute<V = Vec<u8>> {
+pub struct Attribute<V = Value> {
     pub typ: u8,
     pub value: V,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Packet<V = Vec<u8>> {
+pub struct Packet<V = Value> {
     pub code: Code,
     pub identifier: u8,
     pub authenticator: [u8; 16],
     pub attributes: Vec<Attribute<V>>,
+}
+
+/// Values up to this many octets are stored in the attribute itself (every attribute of a
+/// typical Access-Accept: VLAN, timers, Class, Message-Authenticator).
+const INLINE: usize = 30;
+
+/// An owned attribute value: short ones inline, longer ones (EAP, MPPE keys) on the heap, so a
+/// reply costs one allocation for its attribute list instead of one per attribute.
+#[derive(Clone)]
+pub enum Value {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Inline { len, buf } => &buf[..usize::from(*len)],
+            Value::Heap(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Value {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Value {
+        if v.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..v.len()].copy_from_slice(v);
+            Value::Inline {
+                len: v.len() as u8,
+                buf,
+            }
+        } else {
+            Value::Heap(v.to_vec())
+        }
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Value {
+        if v.len() <= INLINE {
+            Value::from(v.as_slice())
+        } else {
+            Value::Heap(v)
+        }
+    }
+}
+
+impl<const N: usize> From<[u8; N]> for Value {
+    fn from(v: [u8; N]) -> Value {
+        Value::from(&v[..])
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Value {
+    fn from(v: &[u8; N]) -> Value {
+        Value::from(&v[..])
+    }
+}
+
+impl From<&Vec<u8>> for Value {
+    fn from(v: &Vec<u8>) -> Value {
+        Value::from(v.as_slice())
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Value {}
+
+impl PartialEq<[u8]> for Value {
+    fn eq(&self, other: &[u8]) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<Vec<u8>> for Value {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 /// A request decoded in place ([`Packet::parse`]): its attribute values borrow the datagram, so
@@ -201,13 +299,13 @@ impl Packet {
                 .into_iter()
                 .map(|a| Attribute {
                     typ: a.typ,
-                    value: a.value.to_vec(),
+                    value: Value::from(a.value),
                 })
                 .collect(),
         })
     }
 
-    pub fn add(&mut self, typ: u8, value: impl Into<Vec<u8>>) {
+    pub fn add(&mut self, typ: u8, value: impl Into<Value>) {
         self.attributes.push(Attribute {
             typ,
             value: value.into(),
@@ -215,15 +313,25 @@ impl Packet {
     }
 
     pub fn add_u32(&mut self, typ: u8, v: u32) {
-        self.add(typ, v.to_be_bytes().to_vec());
+        self.add(typ, v.to_be_bytes());
     }
 
     pub fn add_vsa(&mut self, vendor: u32, typ: u8, value: &[u8]) {
-        let mut v = vendor.to_be_bytes().to_vec();
-        v.push(typ);
-        v.push(value.len() as u8 + 2);
-        v.extend(value);
-        self.add(attr::VENDOR_SPECIFIC, v);
+        // Built on the stack: a short VSA stays inline, a too-long one fails at encode.
+        let mut v = [0u8; 6 + 255];
+        let n = 6 + value.len().min(255);
+        v[..4].copy_from_slice(&vendor.to_be_bytes());
+        v[4] = typ;
+        v[5] = (value.len() as u8).wrapping_add(2);
+        v[6..n].copy_from_slice(&value[..n - 6]);
+        if value.len() > 255 {
+            // Kept whole so encoding reports the oversized attribute.
+            let mut long = v[..6].to_vec();
+            long.extend(value);
+            self.add(attr::VENDOR_SPECIFIC, long);
+        } else {
+            self.add(attr::VENDOR_SPECIFIC, &v[..n]);
+        }
     }
 }
 

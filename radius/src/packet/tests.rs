@@ -148,6 +148,30 @@ fn keyed_hmac_cache_keeps_secrets_apart() {
 }
 
 #[test]
+fn values_inline_and_on_the_heap() {
+    for n in [0, 1, 29, 30, 31, 253] {
+        let bytes: Vec<u8> = (0..n).map(|i| i as u8).collect();
+        let a = Value::from(bytes.clone());
+        let b = Value::from(bytes.as_slice());
+        assert_eq!(&*a, bytes.as_slice());
+        assert_eq!(a, b);
+        assert_eq!(matches!(a, Value::Inline { .. }), n <= 30, "{n} octets");
+        let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
+        p.add(attr::CLASS, a);
+        let raw = p.encode().unwrap();
+        assert_eq!(
+            Packet::decode(&raw).unwrap().get(attr::CLASS),
+            Some(&bytes[..])
+        );
+    }
+    assert_ne!(Value::from([1u8, 2]), Value::from([1u8, 2, 0]));
+    // A VSA longer than an attribute can carry is kept whole and refused at encode.
+    let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
+    p.add_vsa(attr::vendor::MICROSOFT, 1, &[7; 300]);
+    assert!(p.encode().is_err());
+}
+
+#[test]
 fn vendor_attributes() {
     let mut p = Packet::new(Code::AccessAccept, 1, [0; 16]);
     p.add_vsa(
@@ -234,7 +258,10 @@ fn arb_packet() -> impl Strategy<Value = Packet> {
             authenticator: auth,
             attributes: attrs
                 .into_iter()
-                .map(|(typ, value)| Attribute { typ, value })
+                .map(|(typ, value)| Attribute {
+                    typ,
+                    value: value.into(),
+                })
                 .collect(),
         })
 }
@@ -252,14 +279,14 @@ proptest! {
     fn parse_agrees_with_decode_and_signatures_verify(p in arb_packet(), secret in prop::collection::vec(any::<u8>(), 1..80)) {
         let mut p = p;
         p.attributes.retain(|a| a.typ != attr::MESSAGE_AUTHENTICATOR);
-        p.attributes.insert(0, Attribute { typ: attr::MESSAGE_AUTHENTICATOR, value: vec![0; 16] });
+        p.attributes.insert(0, Attribute { typ: attr::MESSAGE_AUTHENTICATOR, value: vec![0; 16].into() });
         let Ok(raw) = encode_request(&p, &secret) else { return Ok(()) };
         let parsed = PacketRef::parse(&raw).unwrap();
         let decoded = Packet::decode(&raw).unwrap();
         prop_assert_eq!(parsed.attributes.len(), decoded.attributes.len());
         for (a, b) in parsed.attributes.iter().zip(&decoded.attributes) {
             prop_assert_eq!(a.typ, b.typ);
-            prop_assert_eq!(a.value, b.value.as_slice());
+            prop_assert_eq!(a.value, &*b.value);
         }
         let mut zeroed = raw.clone();
         zeroed[22..38].fill(0);
