@@ -435,11 +435,10 @@ fn access(
     let calling = req
         .get_string(attr::CALLING_STATION_ID)
         .and_then(|s| MacAddr::parse(&s));
-    let called = req
+    let (ap, ssid) = req
         .get_string(attr::CALLED_STATION_ID)
         .map(|c| parse_called_station(&c))
         .unwrap_or((None, None));
-    let ssid = called.1.clone();
     let resource = Resource::Wifi {
         ssid: ssid.as_deref(),
     };
@@ -448,7 +447,7 @@ fn access(
 
     // Identity PSK, unbound mode: the AP forwarded a 4-way handshake.
     let station = calling.or_else(|| MacAddr::parse(&user_name));
-    if let Some(handshake) = psk::from_request(req, station, called) {
+    if let Some(handshake) = psk::from_request(req, station, (ap, ssid.as_deref())) {
         let (verdict, label) = psk_handshake(handshake, nas, dir, sessions, now);
         return finish(
             req, nas, dir, sessions, cfg, now, user_name, station, verdict, label,

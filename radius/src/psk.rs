@@ -106,7 +106,7 @@ fn mac6(v: &[u8]) -> Option<MacAddr> {
 pub fn from_request<V: AsRef<[u8]>>(
     req: &Packet<V>,
     station: Option<MacAddr>,
-    called: (Option<MacAddr>, Option<String>),
+    called: (Option<MacAddr>, Option<&str>),
 ) -> Option<Result<Handshake, Bad>> {
     let mut anonce = None;
     let mut frame = None;
@@ -162,7 +162,7 @@ pub fn from_request<V: AsRef<[u8]>>(
         check_message2(frame)?;
         Ok(Handshake {
             shape,
-            ssid: ssid.or(called.1),
+            ssid: ssid.or_else(|| called.1.map(str::to_owned)),
             ap: ap.or(called.0).ok_or(Bad::MissingField("AP MAC"))?,
             station: sta.or(station).ok_or(Bad::MissingField("station MAC"))?,
             anonce,

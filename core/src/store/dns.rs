@@ -458,18 +458,12 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for chunk in batch.chunks(250) {
-            let mut sql = String::from(
-                "INSERT INTO dns_log (at, client, plan, member, name, qtype, result, list) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let p: Vec<String> = (1..=8).map(|k| self.placeholder(i * 8 + k)).collect();
-                sql.push_str(&format!("({})", p.join(",")));
-            }
-            let mut q = sqlx::query(&sql);
+        static ROWS: super::RowInsert = super::RowInsert::new(
+            "INSERT INTO dns_log (at, client, plan, member, name, qtype, result, list) VALUES ",
+            8,
+        );
+        for (sql, chunk) in ROWS.chunks(self, batch) {
+            let mut q = sqlx::query(sql);
             for e in chunk {
                 q = q
                     .bind(e.at.timestamp())

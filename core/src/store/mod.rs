@@ -490,5 +490,66 @@ pub(crate) fn dup(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreE
     }
 }
 
+/// Multi-row INSERTs for the logs written at protocol rates (auth log, DNS query log): a
+/// batch goes in chunks of 100, then 10, then 1 rows, so each table has only three statement
+/// texts per backend, built once, and every statement comes from the prepared-statement cache
+/// (a batch's odd remainder used to be a new text, parsed again, every batch).
+pub(crate) struct RowInsert {
+    head: &'static str,
+    columns: usize,
+    /// Per backend (SQLite, PostgreSQL): the statement for each chunk size.
+    sql: [std::sync::OnceLock<[String; 3]>; 2],
+}
+
+impl RowInsert {
+    const CHUNKS: [usize; 3] = [100, 10, 1];
+
+    /// `head` is the statement up to and including `VALUES `.
+    pub(crate) const fn new(head: &'static str, columns: usize) -> RowInsert {
+        RowInsert {
+            head,
+            columns,
+            sql: [std::sync::OnceLock::new(), std::sync::OnceLock::new()],
+        }
+    }
+
+    /// `rows` in chunks, each with its statement.
+    pub(crate) fn chunks<'a, T>(
+        &'a self,
+        store: &Store,
+        mut rows: &'a [T],
+    ) -> impl Iterator<Item = (&'a str, &'a [T])> {
+        let slot = match store.backend {
+            Backend::Sqlite => 0,
+            Backend::Postgres => 1,
+        };
+        let sql = self.sql[slot].get_or_init(|| {
+            Self::CHUNKS.map(|n| {
+                let mut sql = String::from(self.head);
+                for i in 0..n {
+                    sql.push_str(if i > 0 { ",(" } else { "(" });
+                    for k in 1..=self.columns {
+                        if k > 1 {
+                            sql.push(',');
+                        }
+                        sql.push_str(&store.placeholder(i * self.columns + k));
+                    }
+                    sql.push(')');
+                }
+                sql
+            })
+        });
+        std::iter::from_fn(move || {
+            let (shape, n) = Self::CHUNKS
+                .into_iter()
+                .enumerate()
+                .find(|&(_, n)| rows.len() >= n)?;
+            let (chunk, rest) = rows.split_at(n);
+            rows = rest;
+            Some((sql[shape].as_str(), chunk))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

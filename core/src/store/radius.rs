@@ -260,45 +260,12 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        // Multi-row inserts of 100, then 10, then 1 rows: three statement shapes only, so every
-        // statement comes from the prepared-statement cache instead of being parsed again for
-        // each batch's odd remainder.
-        const SHAPES: [usize; 3] = [100, 10, 1];
-        static SQLITE: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
-        static POSTGRES: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
-        let shapes = match self.backend {
-            super::Backend::Sqlite => &SQLITE,
-            super::Backend::Postgres => &POSTGRES,
-        }
-        .get_or_init(|| {
-            SHAPES.map(|n| {
-                let mut sql = String::from(
-                    "INSERT INTO auth_log (at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us) VALUES ",
-                );
-                for i in 0..n {
-                    sql.push_str(if i > 0 { ",(" } else { "(" });
-                    for k in 1..=9 {
-                        if k > 1 {
-                            sql.push(',');
-                        }
-                        sql.push_str(&self.placeholder(i * 9 + k));
-                    }
-                    sql.push(')');
-                }
-                sql
-            })
-        });
-        let mut rest = batch;
-        while !rest.is_empty() {
-            let (shape, n) = SHAPES
-                .into_iter()
-                .enumerate()
-                .find(|&(_, n)| rest.len() >= n)
-                .expect("1 always fits");
-            let (chunk, tail) = rest.split_at(n);
-            rest = tail;
-            let sql = &shapes[shape];
-            let mut q = sqlx::query(sql.as_str());
+        static ROWS: super::RowInsert = super::RowInsert::new(
+            "INSERT INTO auth_log (at, nas_id, user_name, mac, method, accepted, reason, vlan, latency_us) VALUES ",
+            9,
+        );
+        for (sql, chunk) in ROWS.chunks(self, batch) {
+            let mut q = sqlx::query(sql);
             for e in chunk {
                 q = q
                     .bind(e.at.timestamp())
